@@ -1,1 +1,139 @@
-//! placeholder
+//! Key providers: where KEKs and the JWT signing key live.
+//!
+//! The [`KeyProvider`] trait is the whole boundary between Strongroom and its
+//! keys. Callers hand it a DEK and a context AAD and get back an opaque wrapped
+//! blob (and the reverse); they never see a KEK. Back-ends:
+//!
+//! - [`soft::SoftProvider::memory`]: keys in process memory; a restart loses them.
+//! - [`soft::SoftProvider::open_file`]: the embedded default, a keyring file sealed
+//!   by a root key kept apart from the database.
+//!
+//! HSM and cloud back-ends implement the same trait.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod metered;
+pub mod root_key;
+pub mod soft;
+
+use std::fmt;
+
+use async_trait::async_trait;
+use strongroom_core::VaultId;
+use strongroom_crypto::Dek;
+
+pub use metered::Metered;
+
+/// A provider's handle on one vault's KEK (all its versions). Opaque to callers.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct KekRef(pub String);
+
+impl fmt::Debug for KekRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KekRef({})", self.0)
+    }
+}
+
+/// A DEK wrapped under one version of a KEK.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WrappedDek {
+    /// Which KEK version wrapped it.
+    pub kek_version: u32,
+    /// The provider's ciphertext of the DEK.
+    pub blob: Vec<u8>,
+}
+
+impl fmt::Debug for WrappedDek {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "WrappedDek(v{}, {} bytes)", self.kek_version, self.blob.len())
+    }
+}
+
+/// The public half of the JWT signing key.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct SigningPublicKey {
+    /// Key id: published in the JWKS and set in every JWT header.
+    pub kid: String,
+    /// The raw 32-byte Ed25519 public key.
+    pub ed25519: [u8; 32],
+}
+
+/// How a provider is doing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProviderHealth {
+    /// Serving.
+    Healthy,
+    /// Serving, with a problem worth attention.
+    Degraded(String),
+    /// Not serving.
+    Unavailable(String),
+}
+
+/// Errors from a key provider.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KmsError {
+    /// The KEK (or version) does not exist, or was destroyed.
+    #[error("key not found")]
+    KeyNotFound,
+    /// Unwrapping failed authentication: wrong key, wrong context or tampering.
+    #[error("unwrap failed")]
+    Integrity,
+    /// The provider can't be reached right now.
+    #[error("key provider unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else.
+    #[error("key provider error: {0}")]
+    Internal(String),
+}
+
+impl From<KmsError> for strongroom_core::Error {
+    fn from(e: KmsError) -> Self {
+        use strongroom_core::Error;
+        match e {
+            // A missing key means the stored row can't be opened: to the caller
+            // that is the same opaque failure as tampering.
+            KmsError::KeyNotFound | KmsError::Integrity => Error::Integrity,
+            KmsError::Unavailable(m) => Error::Unavailable(format!("key provider unavailable: {m}")),
+            KmsError::Internal(m) => Error::Internal(format!("key provider: {m}")),
+        }
+    }
+}
+
+/// The key-provider boundary. Object safe; every back-end implements it.
+#[async_trait]
+pub trait KeyProvider: Send + Sync + 'static {
+    /// A short name: `memory`, `file`, `pkcs11`, `gcp`.
+    fn name(&self) -> &'static str;
+
+    /// Creates a new non-exportable KEK for a vault.
+    async fn create_kek(&self, vault_id: &VaultId) -> Result<KekRef, KmsError>;
+
+    /// Wraps a DEK under the KEK's newest version, bound to `aad`.
+    async fn wrap(&self, kek: &KekRef, dek: &Dek, aad: &[u8]) -> Result<WrappedDek, KmsError>;
+
+    /// Unwraps a DEK; fails closed on any mismatch of key, version, blob or AAD.
+    async fn unwrap(&self, kek: &KekRef, wrapped: &WrappedDek, aad: &[u8]) -> Result<Dek, KmsError>;
+
+    /// Adds a KEK version; new wraps use it, old versions still unwrap.
+    /// Returns the new version number.
+    async fn rotate_kek(&self, kek: &KekRef) -> Result<u32, KmsError>;
+
+    /// Destroys every version of the KEK (crypto-shredding).
+    async fn destroy_kek(&self, kek: &KekRef) -> Result<(), KmsError>;
+
+    /// Signs a message with the Ed25519 JWT key, inside the provider.
+    async fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, KmsError>;
+
+    /// The public half of the signing key.
+    fn signing_public_key(&self) -> SigningPublicKey;
+
+    /// Whether the provider can serve.
+    async fn health(&self) -> ProviderHealth;
+}
+
+/// The key id for an Ed25519 public key: the first 16 hex digits of its SHA-256.
+pub fn kid_for(public: &[u8; 32]) -> String {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, public);
+    hex::encode(&d.as_ref()[..8])
+}

@@ -1,0 +1,361 @@
+//! Software key providers: `memory` and `file`.
+//!
+//! Both keep KEKs as AES-256 keys and wrap DEKs with AES-256-GCM under a random
+//! nonce and the caller's context AAD; the wrapped blob is `nonce || ct || tag`.
+//! `file` additionally persists the keyring — every KEK version and the Ed25519
+//! signing key — in one file sealed by the [`RootKey`], written atomically
+//! (temporary file, fsync, rename, fsync of the directory) with mode 0600.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use async_trait::async_trait;
+use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use strongroom_core::VaultId;
+use strongroom_crypto::aad::AadBuilder;
+use strongroom_crypto::{Dek, envelope};
+use zeroize::Zeroizing;
+
+use crate::root_key::RootKey;
+use crate::{KekRef, KeyProvider, KmsError, ProviderHealth, SigningPublicKey, WrappedDek, kid_for};
+
+const FILE_MAGIC: &[u8; 10] = b"SRKEYRING1";
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+/// One KEK: its versions in order (version n at index n-1).
+#[derive(Clone)]
+struct Kek {
+    versions: Vec<Zeroizing<[u8; 32]>>,
+}
+
+#[derive(Clone)]
+struct Keyring {
+    keks: BTreeMap<String, Kek>,
+    signing_pkcs8: Zeroizing<Vec<u8>>,
+}
+
+/// The on-disk (inside the seal) form of the keyring.
+#[derive(Serialize, Deserialize)]
+struct KeyringFile {
+    format: u32,
+    signing_pkcs8: String,
+    keks: BTreeMap<String, Vec<String>>,
+}
+
+impl Keyring {
+    fn new() -> Result<Self, KmsError> {
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let doc = Ed25519KeyPair::generate_pkcs8(&rng)
+            .map_err(|_| KmsError::Internal("generating the signing key".into()))?;
+        Ok(Keyring { keks: BTreeMap::new(), signing_pkcs8: Zeroizing::new(doc.as_ref().to_vec()) })
+    }
+
+    fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
+        let file = KeyringFile {
+            format: 1,
+            signing_pkcs8: B64.encode(&self.signing_pkcs8[..]),
+            keks: self
+                .keks
+                .iter()
+                .map(|(id, k)| (id.clone(), k.versions.iter().map(|v| B64.encode(&v[..])).collect()))
+                .collect(),
+        };
+        let out = Zeroizing::new(serde_json::to_vec(&file).expect("keyring serializes"));
+        // The base64 strings inside `file` held key material too.
+        let KeyringFile { signing_pkcs8, keks, .. } = file;
+        drop(Zeroizing::new(signing_pkcs8));
+        for (_, vs) in keks {
+            for v in vs {
+                drop(Zeroizing::new(v));
+            }
+        }
+        out
+    }
+
+    fn from_bytes(bytes: &[u8]) -> Result<Self, KmsError> {
+        let corrupt = || KmsError::Internal("the keyring file is corrupt".into());
+        let file: KeyringFile = serde_json::from_slice(bytes).map_err(|_| corrupt())?;
+        if file.format != 1 {
+            return Err(KmsError::Internal(format!("unsupported keyring format {}", file.format)));
+        }
+        let signing_pkcs8 = Zeroizing::new(B64.decode(&file.signing_pkcs8).map_err(|_| corrupt())?);
+        let mut keks = BTreeMap::new();
+        for (id, versions) in &file.keks {
+            let mut vs = Vec::with_capacity(versions.len());
+            for v in versions {
+                let raw = Zeroizing::new(B64.decode(v).map_err(|_| corrupt())?);
+                let arr: [u8; 32] = raw.as_slice().try_into().map_err(|_| corrupt())?;
+                vs.push(Zeroizing::new(arr));
+            }
+            keks.insert(id.clone(), Kek { versions: vs });
+        }
+        drop(Zeroizing::new(file.signing_pkcs8));
+        Ok(Keyring { keks, signing_pkcs8 })
+    }
+}
+
+struct FileStore {
+    path: PathBuf,
+    root: RootKey,
+}
+
+fn keyring_aad() -> Vec<u8> {
+    AadBuilder::new("strongroom/keyring").u64(1).finish()
+}
+
+impl FileStore {
+    fn load(&self) -> Result<Option<Keyring>, KmsError> {
+        let data = match fs::read(&self.path) {
+            Ok(d) => d,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(KmsError::Unavailable(format!("reading keyring: {e}"))),
+        };
+        crate::root_key::warn_if_loose(&self.path);
+        if data.len() < FILE_MAGIC.len() || &data[..FILE_MAGIC.len()] != FILE_MAGIC {
+            return Err(KmsError::Internal("the keyring file is not a Strongroom keyring".into()));
+        }
+        let sealed = envelope::split_blob(&data[FILE_MAGIC.len()..])
+            .map_err(|_| KmsError::Internal("the keyring file is truncated".into()))?;
+        let plain = envelope::open(self.root.bytes(), &sealed, &keyring_aad()).map_err(|_| {
+            KmsError::Internal("the keyring can't be opened with this root key (wrong key, or a damaged file)".into())
+        })?;
+        Keyring::from_bytes(plain.expose()).map(Some)
+    }
+
+    fn save(&self, ring: &Keyring) -> Result<(), KmsError> {
+        let plain = ring.to_bytes();
+        let sealed = envelope::seal(self.root.bytes(), &plain, &keyring_aad());
+        let mut out = FILE_MAGIC.to_vec();
+        out.extend_from_slice(&sealed.to_blob());
+        let tmp = self.path.with_extension("tmp");
+        let io = |e: std::io::Error| KmsError::Unavailable(format!("writing keyring: {e}"));
+        let _ = fs::remove_file(&tmp);
+        let mut f = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp).map_err(io)?;
+        f.write_all(&out).map_err(io)?;
+        f.sync_all().map_err(io)?;
+        fs::rename(&tmp, &self.path).map_err(io)?;
+        sync_parent(&self.path);
+        Ok(())
+    }
+}
+
+/// Fsyncs the directory holding `path`, so a rename or create is durable.
+pub(crate) fn sync_parent(path: &Path) {
+    if let Some(dir) = path.parent() {
+        if let Ok(d) = fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+}
+
+/// The `memory` and `file` key providers.
+pub struct SoftProvider {
+    name: &'static str,
+    ring: RwLock<Keyring>,
+    signer: Ed25519KeyPair,
+    public: SigningPublicKey,
+    file: Option<Arc<FileStore>>,
+    /// Serializes keyring changes so two writers never persist stale copies.
+    write_lock: tokio::sync::Mutex<()>,
+}
+
+impl SoftProvider {
+    /// Keys in process memory only. Everything is lost when the process exits.
+    pub fn memory() -> Result<Self, KmsError> {
+        Self::build("memory", Keyring::new()?, None)
+    }
+
+    /// Opens (or creates) the keyring file at `path`, sealed by `root`.
+    pub fn open_file(path: impl Into<PathBuf>, root: RootKey) -> Result<Self, KmsError> {
+        let store = Arc::new(FileStore { path: path.into(), root });
+        let ring = match store.load()? {
+            Some(r) => r,
+            None => {
+                let r = Keyring::new()?;
+                store.save(&r)?;
+                r
+            }
+        };
+        Self::build("file", ring, Some(store))
+    }
+
+    fn build(name: &'static str, ring: Keyring, file: Option<Arc<FileStore>>) -> Result<Self, KmsError> {
+        let signer = Ed25519KeyPair::from_pkcs8(&ring.signing_pkcs8)
+            .map_err(|_| KmsError::Internal("the signing key in the keyring is invalid".into()))?;
+        let mut ed25519 = [0u8; 32];
+        ed25519.copy_from_slice(signer.public_key().as_ref());
+        let public = SigningPublicKey { kid: kid_for(&ed25519), ed25519 };
+        Ok(SoftProvider {
+            name,
+            ring: RwLock::new(ring),
+            signer,
+            public,
+            file,
+            write_lock: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// Applies `change` to a copy of the keyring, persists it (for `file`), and
+    /// only then makes it current: a failed write changes nothing.
+    async fn mutate<T>(&self, change: impl FnOnce(&mut Keyring) -> Result<T, KmsError>) -> Result<T, KmsError> {
+        let _guard = self.write_lock.lock().await;
+        let mut next = self.ring.read().expect("keyring lock").clone();
+        let out = change(&mut next)?;
+        if let Some(file) = &self.file {
+            let file = file.clone();
+            let snapshot = next.clone();
+            tokio::task::spawn_blocking(move || file.save(&snapshot))
+                .await
+                .map_err(|e| KmsError::Internal(format!("keyring writer: {e}")))??;
+        }
+        *self.ring.write().expect("keyring lock") = next;
+        Ok(out)
+    }
+
+    fn with_version<T>(&self, kek: &KekRef, version: Option<u32>, f: impl FnOnce(u32, &[u8; 32]) -> T) -> Result<T, KmsError> {
+        let ring = self.ring.read().expect("keyring lock");
+        let k = ring.keks.get(&kek.0).ok_or(KmsError::KeyNotFound)?;
+        let v = version.unwrap_or(k.versions.len() as u32);
+        let key = v
+            .checked_sub(1)
+            .and_then(|i| k.versions.get(i as usize))
+            .ok_or(KmsError::KeyNotFound)?;
+        Ok(f(v, key))
+    }
+}
+
+fn new_key() -> Zeroizing<[u8; 32]> {
+    let mut k = Zeroizing::new([0u8; 32]);
+    strongroom_crypto::random::fill(&mut k[..]);
+    k
+}
+
+#[async_trait]
+impl KeyProvider for SoftProvider {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    async fn create_kek(&self, vault_id: &VaultId) -> Result<KekRef, KmsError> {
+        // A random suffix keeps a re-created vault id from ever reusing a KEK.
+        let id = format!("vault-{vault_id}-{}", hex::encode(strongroom_crypto::random::bytes(4)));
+        self.mutate(|ring| {
+            ring.keks.insert(id.clone(), Kek { versions: vec![new_key()] });
+            Ok(())
+        })
+        .await?;
+        Ok(KekRef(id))
+    }
+
+    async fn wrap(&self, kek: &KekRef, dek: &Dek, aad: &[u8]) -> Result<WrappedDek, KmsError> {
+        self.with_version(kek, None, |v, key| WrappedDek {
+            kek_version: v,
+            blob: envelope::seal(key, dek.expose(), aad).to_blob(),
+        })
+    }
+
+    async fn unwrap(&self, kek: &KekRef, wrapped: &WrappedDek, aad: &[u8]) -> Result<Dek, KmsError> {
+        let sealed = envelope::split_blob(&wrapped.blob).map_err(|_| KmsError::Integrity)?;
+        let plain = self
+            .with_version(kek, Some(wrapped.kek_version), |_, key| envelope::open(key, &sealed, aad))?
+            .map_err(|_| KmsError::Integrity)?;
+        Dek::from_slice(plain.expose()).map_err(|_| KmsError::Integrity)
+    }
+
+    async fn rotate_kek(&self, kek: &KekRef) -> Result<u32, KmsError> {
+        self.mutate(|ring| {
+            let k = ring.keks.get_mut(&kek.0).ok_or(KmsError::KeyNotFound)?;
+            k.versions.push(new_key());
+            Ok(k.versions.len() as u32)
+        })
+        .await
+    }
+
+    async fn destroy_kek(&self, kek: &KekRef) -> Result<(), KmsError> {
+        self.mutate(|ring| {
+            // Dropping the entry zeroizes every version.
+            ring.keks.remove(&kek.0).map(|_| ()).ok_or(KmsError::KeyNotFound)
+        })
+        .await
+    }
+
+    async fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, KmsError> {
+        Ok(self.signer.sign(msg).as_ref().to_vec())
+    }
+
+    fn signing_public_key(&self) -> SigningPublicKey {
+        self.public.clone()
+    }
+
+    async fn health(&self) -> ProviderHealth {
+        ProviderHealth::Healthy
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn exercise(p: &SoftProvider) -> (KekRef, WrappedDek, Dek) {
+        let kek = p.create_kek(&VaultId::new()).await.unwrap();
+        let dek = Dek::generate();
+        let w = p.wrap(&kek, &dek, b"ctx").await.unwrap();
+        assert_eq!(w.kek_version, 1);
+        assert!(!w.blob.windows(32).any(|win| win == dek.expose()));
+        assert_eq!(p.unwrap(&kek, &w, b"ctx").await.unwrap().expose(), dek.expose());
+        assert!(matches!(p.unwrap(&kek, &w, b"other").await, Err(KmsError::Integrity)));
+        (kek, w, dek)
+    }
+
+    #[tokio::test]
+    async fn memory_wraps_rotates_and_destroys() {
+        let p = SoftProvider::memory().unwrap();
+        let (kek, w1, dek) = exercise(&p).await;
+        assert_eq!(p.rotate_kek(&kek).await.unwrap(), 2);
+        let w2 = p.wrap(&kek, &dek, b"ctx").await.unwrap();
+        assert_eq!(w2.kek_version, 2);
+        assert_eq!(p.unwrap(&kek, &w1, b"ctx").await.unwrap().expose(), dek.expose());
+        let mut wrong_version = w1.clone();
+        wrong_version.kek_version = 2;
+        assert!(p.unwrap(&kek, &wrong_version, b"ctx").await.is_err());
+        p.destroy_kek(&kek).await.unwrap();
+        assert!(matches!(p.unwrap(&kek, &w1, b"ctx").await, Err(KmsError::KeyNotFound)));
+    }
+
+    #[tokio::test]
+    async fn file_keyring_survives_reopen_and_needs_the_root_key() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keyring");
+        let root_hex = "11".repeat(32);
+        let (kek, w, dek, public) = {
+            let p = SoftProvider::open_file(&path, RootKey::parse(&root_hex).unwrap()).unwrap();
+            let (kek, w, dek) = exercise(&p).await;
+            (kek, w, dek, p.signing_public_key())
+        };
+        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        let raw = fs::read(&path).unwrap();
+        assert!(!raw.windows(32).any(|win| win == dek.expose()));
+        let p = SoftProvider::open_file(&path, RootKey::parse(&root_hex).unwrap()).unwrap();
+        assert_eq!(p.signing_public_key(), public);
+        assert_eq!(p.unwrap(&kek, &w, b"ctx").await.unwrap().expose(), dek.expose());
+        let wrong = SoftProvider::open_file(&path, RootKey::parse(&"22".repeat(32)).unwrap());
+        assert!(wrong.is_err());
+    }
+
+    #[tokio::test]
+    async fn signatures_verify_with_the_published_key() {
+        use aws_lc_rs::signature::{ED25519, UnparsedPublicKey};
+        let p = SoftProvider::memory().unwrap();
+        let sig = p.sign(b"message").await.unwrap();
+        let pk = p.signing_public_key();
+        UnparsedPublicKey::new(&ED25519, pk.ed25519).verify(b"message", &sig).unwrap();
+        assert!(UnparsedPublicKey::new(&ED25519, pk.ed25519).verify(b"messagf", &sig).is_err());
+    }
+}
