@@ -106,14 +106,33 @@ mod tests {
         let (owner, _) = user(org, Role::Owner);
         let (member, _) = user(org, Role::Member);
         let (stranger, _) = user(OrgId::new(), Role::Owner);
-        let v = VaultFacts { id: crate::VaultId::new(), org_id: org, created_by: creator_s };
-        assert_eq!(authorize(&creator, &v, Action::Read, None), Ok(PolicyDecision::VaultCreator));
-        assert_eq!(authorize(&owner, &v, Action::Write, None), Ok(PolicyDecision::OrgOwner));
-        assert!(matches!(authorize(&member, &v, Action::Read, None), Err(Error::Forbidden(_))));
-        assert!(matches!(authorize(&stranger, &v, Action::Read, None), Err(Error::NotFound(_))));
+        let v = VaultFacts {
+            id: crate::VaultId::new(),
+            org_id: org,
+            created_by: creator_s,
+        };
+        assert_eq!(
+            authorize(&creator, &v, Action::Read, None),
+            Ok(PolicyDecision::VaultCreator)
+        );
+        assert_eq!(
+            authorize(&owner, &v, Action::Write, None),
+            Ok(PolicyDecision::OrgOwner)
+        );
+        assert!(matches!(
+            authorize(&member, &v, Action::Read, None),
+            Err(Error::Forbidden(_))
+        ));
+        assert!(matches!(
+            authorize(&stranger, &v, Action::Read, None),
+            Err(Error::NotFound(_))
+        ));
         let mut bound = creator.clone();
         bound.vault_ids = vec![crate::VaultId::new()];
-        assert!(matches!(authorize(&bound, &v, Action::Read, None), Err(Error::Forbidden(_))));
+        assert!(matches!(
+            authorize(&bound, &v, Action::Read, None),
+            Err(Error::Forbidden(_))
+        ));
         bound.vault_ids.push(v.id);
         assert!(authorize(&bound, &v, Action::Read, None).is_ok());
     }

@@ -135,7 +135,13 @@ mod tests {
 
     #[test]
     fn accepts_1claw_paths() {
-        for p in ["a", "prod/db/password", "api-keys/stripe_live", "A1/b-2/C_3", "x/y"] {
+        for p in [
+            "a",
+            "prod/db/password",
+            "api-keys/stripe_live",
+            "A1/b-2/C_3",
+            "x/y",
+        ] {
             assert_eq!(SecretPath::parse(p).unwrap().as_str(), p);
         }
     }
@@ -152,9 +158,17 @@ mod tests {
 
     #[test]
     fn decodes_each_segment_and_refuses_encoded_separators() {
-        assert_eq!(SecretPath::from_url_encoded("a/b%2Dc").unwrap().as_str(), "a/b-c");
-        for raw in ["a%2Fb", "a%2fb", "%2e%2e/a", "a/%2E%2E", "a/%2e", "a%00b", "a/%ff", "a/%"] {
-            assert!(SecretPath::from_url_encoded(raw).is_err(), "{raw:?} should be rejected");
+        assert_eq!(
+            SecretPath::from_url_encoded("a/b%2Dc").unwrap().as_str(),
+            "a/b-c"
+        );
+        for raw in [
+            "a%2Fb", "a%2fb", "%2e%2e/a", "a/%2E%2E", "a/%2e", "a%00b", "a/%ff", "a/%",
+        ] {
+            assert!(
+                SecretPath::from_url_encoded(raw).is_err(),
+                "{raw:?} should be rejected"
+            );
         }
     }
 

@@ -55,7 +55,11 @@ pub fn seal(raw_key: &[u8; 32], plaintext: &[u8], aad: &[u8]) -> Sealed {
         .expect("AES-GCM seal of an in-memory buffer");
     let mut t = [0u8; TAG_LEN];
     t.copy_from_slice(tag.as_ref());
-    Sealed { iv, ciphertext: buf, tag: t }
+    Sealed {
+        iv,
+        ciphertext: buf,
+        tag: t,
+    }
 }
 
 /// Decrypts and authenticates. Any failure is the opaque [`OpenError`].
@@ -64,7 +68,11 @@ pub fn open(raw_key: &[u8; 32], sealed: &Sealed, aad: &[u8]) -> Result<SecretByt
     buf.extend_from_slice(&sealed.ciphertext);
     buf.extend_from_slice(&sealed.tag);
     let len = key(raw_key)
-        .open_in_place(Nonce::assume_unique_for_key(sealed.iv), Aad::from(aad), &mut buf)
+        .open_in_place(
+            Nonce::assume_unique_for_key(sealed.iv),
+            Aad::from(aad),
+            &mut buf,
+        )
         .map_err(|_| OpenError)?
         .len();
     buf.truncate(len);
@@ -133,7 +141,11 @@ mod tests {
     use crate::Dek;
 
     fn ctx(path: &str, version: u64) -> SecretContext<'_> {
-        SecretContext { vault_id: "v1", path, version }
+        SecretContext {
+            vault_id: "v1",
+            path,
+            version,
+        }
     }
 
     #[test]
@@ -150,10 +162,22 @@ mod tests {
         let dek = Dek::generate();
         let aad = secret_aad(ctx("a/b", 1));
         let s = seal(dek.expose(), b"hello", &aad);
-        assert_eq!(open(dek.expose(), &s, &secret_aad(ctx("a/c", 1))).unwrap_err(), OpenError);
-        assert_eq!(open(dek.expose(), &s, &secret_aad(ctx("a/b", 2))).unwrap_err(), OpenError);
-        assert_eq!(open(dek.expose(), &s, &dek_wrap_aad(ctx("a/b", 1))).unwrap_err(), OpenError);
-        assert_eq!(open(Dek::generate().expose(), &s, &aad).unwrap_err(), OpenError);
+        assert_eq!(
+            open(dek.expose(), &s, &secret_aad(ctx("a/c", 1))).unwrap_err(),
+            OpenError
+        );
+        assert_eq!(
+            open(dek.expose(), &s, &secret_aad(ctx("a/b", 2))).unwrap_err(),
+            OpenError
+        );
+        assert_eq!(
+            open(dek.expose(), &s, &dek_wrap_aad(ctx("a/b", 1))).unwrap_err(),
+            OpenError
+        );
+        assert_eq!(
+            open(Dek::generate().expose(), &s, &aad).unwrap_err(),
+            OpenError
+        );
         let mut t = s.clone();
         t.ciphertext[0] ^= 1;
         assert_eq!(open(dek.expose(), &t, &aad).unwrap_err(), OpenError);

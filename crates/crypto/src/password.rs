@@ -14,7 +14,10 @@ pub struct PasswordParams {
 
 impl Default for PasswordParams {
     fn default() -> Self {
-        PasswordParams { m_cost: Params::DEFAULT_M_COST, t_cost: Params::DEFAULT_T_COST }
+        PasswordParams {
+            m_cost: Params::DEFAULT_M_COST,
+            t_cost: Params::DEFAULT_T_COST,
+        }
     }
 }
 
@@ -52,7 +55,10 @@ mod tests {
 
     #[test]
     fn hashes_and_verifies() {
-        let p = PasswordParams { m_cost: 256, t_cost: 1 };
+        let p = PasswordParams {
+            m_cost: 256,
+            t_cost: 1,
+        };
         let h = hash("correct horse", p);
         assert!(h.starts_with("$argon2id$"));
         assert!(!h.contains("correct horse"));

@@ -45,7 +45,12 @@ pub struct WrappedDek {
 
 impl fmt::Debug for WrappedDek {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "WrappedDek(v{}, {} bytes)", self.kek_version, self.blob.len())
+        write!(
+            f,
+            "WrappedDek(v{}, {} bytes)",
+            self.kek_version,
+            self.blob.len()
+        )
     }
 }
 
@@ -94,7 +99,9 @@ impl From<KmsError> for strongroom_core::Error {
             // A missing key means the stored row can't be opened: to the caller
             // that is the same opaque failure as tampering.
             KmsError::KeyNotFound | KmsError::Integrity => Error::Integrity,
-            KmsError::Unavailable(m) => Error::Unavailable(format!("key provider unavailable: {m}")),
+            KmsError::Unavailable(m) => {
+                Error::Unavailable(format!("key provider unavailable: {m}"))
+            }
             KmsError::Internal(m) => Error::Internal(format!("key provider: {m}")),
         }
     }
@@ -113,7 +120,8 @@ pub trait KeyProvider: Send + Sync + 'static {
     async fn wrap(&self, kek: &KekRef, dek: &Dek, aad: &[u8]) -> Result<WrappedDek, KmsError>;
 
     /// Unwraps a DEK; fails closed on any mismatch of key, version, blob or AAD.
-    async fn unwrap(&self, kek: &KekRef, wrapped: &WrappedDek, aad: &[u8]) -> Result<Dek, KmsError>;
+    async fn unwrap(&self, kek: &KekRef, wrapped: &WrappedDek, aad: &[u8])
+    -> Result<Dek, KmsError>;
 
     /// Adds a KEK version; new wraps use it, old versions still unwrap.
     /// Returns the new version number.

@@ -21,7 +21,8 @@ fn record<T>(op: &'static str, start: Instant, r: &Result<T, KmsError>) {
         Err(KmsError::Internal(_)) => "error",
     };
     metrics::counter!("strongroom_kms_calls_total", "op" => op, "outcome" => outcome).increment(1);
-    metrics::histogram!("strongroom_kms_call_seconds", "op" => op).record(start.elapsed().as_secs_f64());
+    metrics::histogram!("strongroom_kms_call_seconds", "op" => op)
+        .record(start.elapsed().as_secs_f64());
 }
 
 macro_rules! timed {
@@ -44,7 +45,12 @@ impl<P: KeyProvider + ?Sized> KeyProvider for Metered<P> {
     async fn wrap(&self, kek: &KekRef, dek: &Dek, aad: &[u8]) -> Result<WrappedDek, KmsError> {
         timed!("wrap", self.0.wrap(kek, dek, aad).await)
     }
-    async fn unwrap(&self, kek: &KekRef, wrapped: &WrappedDek, aad: &[u8]) -> Result<Dek, KmsError> {
+    async fn unwrap(
+        &self,
+        kek: &KekRef,
+        wrapped: &WrappedDek,
+        aad: &[u8],
+    ) -> Result<Dek, KmsError> {
         timed!("unwrap", self.0.unwrap(kek, wrapped, aad).await)
     }
     async fn rotate_kek(&self, kek: &KekRef) -> Result<u32, KmsError> {

@@ -35,15 +35,17 @@ impl RootKey {
     /// Parses 64 hex digits or base64 (standard or URL-safe, padded or not) of 32 bytes.
     pub fn parse(text: &str) -> Result<Self, KmsError> {
         let t = text.trim();
-        let bytes = Zeroizing::new(if t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()) {
-            hex::decode(t).map_err(|_| bad())?
-        } else {
-            let t = t.trim_end_matches('=');
-            base64::engine::general_purpose::STANDARD_NO_PAD
-                .decode(t)
-                .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(t))
-                .map_err(|_| bad())?
-        });
+        let bytes = Zeroizing::new(
+            if t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()) {
+                hex::decode(t).map_err(|_| bad())?
+            } else {
+                let t = t.trim_end_matches('=');
+                base64::engine::general_purpose::STANDARD_NO_PAD
+                    .decode(t)
+                    .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(t))
+                    .map_err(|_| bad())?
+            },
+        );
         let arr: [u8; 32] = bytes.as_slice().try_into().map_err(|_| bad())?;
         Ok(RootKey(Zeroizing::new(arr)))
     }
@@ -68,7 +70,12 @@ impl RootKey {
                     .create_new(true)
                     .mode(0o600)
                     .open(path)
-                    .map_err(|e| KmsError::Internal(format!("creating root key file {}: {e}", path.display())))?;
+                    .map_err(|e| {
+                        KmsError::Internal(format!(
+                            "creating root key file {}: {e}",
+                            path.display()
+                        ))
+                    })?;
                 f.write_all(text.as_bytes())
                     .and_then(|_| f.write_all(b"\n"))
                     .and_then(|_| f.sync_all())
@@ -76,7 +83,10 @@ impl RootKey {
                 crate::soft::sync_parent(path);
                 Ok((key, true))
             }
-            Err(e) => Err(KmsError::Internal(format!("reading root key file {}: {e}", path.display()))),
+            Err(e) => Err(KmsError::Internal(format!(
+                "reading root key file {}: {e}",
+                path.display()
+            ))),
         }
     }
 
@@ -107,7 +117,9 @@ mod tests {
     fn parses_hex_and_base64_and_rejects_others() {
         let hexed = "00".repeat(32);
         assert!(RootKey::parse(&hexed).is_ok());
-        assert!(RootKey::parse(&base64::engine::general_purpose::STANDARD.encode([7u8; 32])).is_ok());
+        assert!(
+            RootKey::parse(&base64::engine::general_purpose::STANDARD.encode([7u8; 32])).is_ok()
+        );
         assert!(RootKey::parse("short").is_err());
         assert!(RootKey::parse(&"00".repeat(31)).is_err());
     }
@@ -119,7 +131,10 @@ mod tests {
         let p = dir.path().join("root.key");
         let (a, created) = RootKey::load_or_create(None, &p).unwrap();
         assert!(created);
-        assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         let (b, created) = RootKey::load_or_create(None, &p).unwrap();
         assert!(!created);
         assert_eq!(a.bytes(), b.bytes());

@@ -53,7 +53,10 @@ impl Keyring {
         let rng = aws_lc_rs::rand::SystemRandom::new();
         let doc = Ed25519KeyPair::generate_pkcs8(&rng)
             .map_err(|_| KmsError::Internal("generating the signing key".into()))?;
-        Ok(Keyring { keks: BTreeMap::new(), signing_pkcs8: Zeroizing::new(doc.as_ref().to_vec()) })
+        Ok(Keyring {
+            keks: BTreeMap::new(),
+            signing_pkcs8: Zeroizing::new(doc.as_ref().to_vec()),
+        })
     }
 
     fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
@@ -63,12 +66,21 @@ impl Keyring {
             keks: self
                 .keks
                 .iter()
-                .map(|(id, k)| (id.clone(), k.versions.iter().map(|v| B64.encode(&v[..])).collect()))
+                .map(|(id, k)| {
+                    (
+                        id.clone(),
+                        k.versions.iter().map(|v| B64.encode(&v[..])).collect(),
+                    )
+                })
                 .collect(),
         };
         let out = Zeroizing::new(serde_json::to_vec(&file).expect("keyring serializes"));
         // The base64 strings inside `file` held key material too.
-        let KeyringFile { signing_pkcs8, keks, .. } = file;
+        let KeyringFile {
+            signing_pkcs8,
+            keks,
+            ..
+        } = file;
         drop(Zeroizing::new(signing_pkcs8));
         for (_, vs) in keks {
             for v in vs {
@@ -82,7 +94,10 @@ impl Keyring {
         let corrupt = || KmsError::Internal("the keyring file is corrupt".into());
         let file: KeyringFile = serde_json::from_slice(bytes).map_err(|_| corrupt())?;
         if file.format != 1 {
-            return Err(KmsError::Internal(format!("unsupported keyring format {}", file.format)));
+            return Err(KmsError::Internal(format!(
+                "unsupported keyring format {}",
+                file.format
+            )));
         }
         let signing_pkcs8 = Zeroizing::new(B64.decode(&file.signing_pkcs8).map_err(|_| corrupt())?);
         let mut keks = BTreeMap::new();
@@ -96,7 +111,10 @@ impl Keyring {
             keks.insert(id.clone(), Kek { versions: vs });
         }
         drop(Zeroizing::new(file.signing_pkcs8));
-        Ok(Keyring { keks, signing_pkcs8 })
+        Ok(Keyring {
+            keks,
+            signing_pkcs8,
+        })
     }
 }
 
@@ -118,12 +136,17 @@ impl FileStore {
         };
         crate::root_key::warn_if_loose(&self.path);
         if data.len() < FILE_MAGIC.len() || &data[..FILE_MAGIC.len()] != FILE_MAGIC {
-            return Err(KmsError::Internal("the keyring file is not a Strongroom keyring".into()));
+            return Err(KmsError::Internal(
+                "the keyring file is not a Strongroom keyring".into(),
+            ));
         }
         let sealed = envelope::split_blob(&data[FILE_MAGIC.len()..])
             .map_err(|_| KmsError::Internal("the keyring file is truncated".into()))?;
         let plain = envelope::open(self.root.bytes(), &sealed, &keyring_aad()).map_err(|_| {
-            KmsError::Internal("the keyring can't be opened with this root key (wrong key, or a damaged file)".into())
+            KmsError::Internal(
+                "the keyring can't be opened with this root key (wrong key, or a damaged file)"
+                    .into(),
+            )
         })?;
         Keyring::from_bytes(plain.expose()).map(Some)
     }
@@ -136,7 +159,12 @@ impl FileStore {
         let tmp = self.path.with_extension("tmp");
         let io = |e: std::io::Error| KmsError::Unavailable(format!("writing keyring: {e}"));
         let _ = fs::remove_file(&tmp);
-        let mut f = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp).map_err(io)?;
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(io)?;
         f.write_all(&out).map_err(io)?;
         f.sync_all().map_err(io)?;
         fs::rename(&tmp, &self.path).map_err(io)?;
@@ -173,7 +201,10 @@ impl SoftProvider {
 
     /// Opens (or creates) the keyring file at `path`, sealed by `root`.
     pub fn open_file(path: impl Into<PathBuf>, root: RootKey) -> Result<Self, KmsError> {
-        let store = Arc::new(FileStore { path: path.into(), root });
+        let store = Arc::new(FileStore {
+            path: path.into(),
+            root,
+        });
         let ring = match store.load()? {
             Some(r) => r,
             None => {
@@ -185,12 +216,19 @@ impl SoftProvider {
         Self::build("file", ring, Some(store))
     }
 
-    fn build(name: &'static str, ring: Keyring, file: Option<Arc<FileStore>>) -> Result<Self, KmsError> {
+    fn build(
+        name: &'static str,
+        ring: Keyring,
+        file: Option<Arc<FileStore>>,
+    ) -> Result<Self, KmsError> {
         let signer = Ed25519KeyPair::from_pkcs8(&ring.signing_pkcs8)
             .map_err(|_| KmsError::Internal("the signing key in the keyring is invalid".into()))?;
         let mut ed25519 = [0u8; 32];
         ed25519.copy_from_slice(signer.public_key().as_ref());
-        let public = SigningPublicKey { kid: kid_for(&ed25519), ed25519 };
+        let public = SigningPublicKey {
+            kid: kid_for(&ed25519),
+            ed25519,
+        };
         Ok(SoftProvider {
             name,
             ring: RwLock::new(ring),
@@ -203,7 +241,10 @@ impl SoftProvider {
 
     /// Applies `change` to a copy of the keyring, persists it (for `file`), and
     /// only then makes it current: a failed write changes nothing.
-    async fn mutate<T>(&self, change: impl FnOnce(&mut Keyring) -> Result<T, KmsError>) -> Result<T, KmsError> {
+    async fn mutate<T>(
+        &self,
+        change: impl FnOnce(&mut Keyring) -> Result<T, KmsError>,
+    ) -> Result<T, KmsError> {
         let _guard = self.write_lock.lock().await;
         let mut next = self.ring.read().expect("keyring lock").clone();
         let out = change(&mut next)?;
@@ -218,7 +259,12 @@ impl SoftProvider {
         Ok(out)
     }
 
-    fn with_version<T>(&self, kek: &KekRef, version: Option<u32>, f: impl FnOnce(u32, &[u8; 32]) -> T) -> Result<T, KmsError> {
+    fn with_version<T>(
+        &self,
+        kek: &KekRef,
+        version: Option<u32>,
+        f: impl FnOnce(u32, &[u8; 32]) -> T,
+    ) -> Result<T, KmsError> {
         let ring = self.ring.read().expect("keyring lock");
         let k = ring.keks.get(&kek.0).ok_or(KmsError::KeyNotFound)?;
         let v = version.unwrap_or(k.versions.len() as u32);
@@ -244,9 +290,17 @@ impl KeyProvider for SoftProvider {
 
     async fn create_kek(&self, vault_id: &VaultId) -> Result<KekRef, KmsError> {
         // A random suffix keeps a re-created vault id from ever reusing a KEK.
-        let id = format!("vault-{vault_id}-{}", hex::encode(strongroom_crypto::random::bytes(4)));
+        let id = format!(
+            "vault-{vault_id}-{}",
+            hex::encode(strongroom_crypto::random::bytes(4))
+        );
         self.mutate(|ring| {
-            ring.keks.insert(id.clone(), Kek { versions: vec![new_key()] });
+            ring.keks.insert(
+                id.clone(),
+                Kek {
+                    versions: vec![new_key()],
+                },
+            );
             Ok(())
         })
         .await?;
@@ -260,10 +314,17 @@ impl KeyProvider for SoftProvider {
         })
     }
 
-    async fn unwrap(&self, kek: &KekRef, wrapped: &WrappedDek, aad: &[u8]) -> Result<Dek, KmsError> {
+    async fn unwrap(
+        &self,
+        kek: &KekRef,
+        wrapped: &WrappedDek,
+        aad: &[u8],
+    ) -> Result<Dek, KmsError> {
         let sealed = envelope::split_blob(&wrapped.blob).map_err(|_| KmsError::Integrity)?;
         let plain = self
-            .with_version(kek, Some(wrapped.kek_version), |_, key| envelope::open(key, &sealed, aad))?
+            .with_version(kek, Some(wrapped.kek_version), |_, key| {
+                envelope::open(key, &sealed, aad)
+            })?
             .map_err(|_| KmsError::Integrity)?;
         Dek::from_slice(plain.expose()).map_err(|_| KmsError::Integrity)
     }
@@ -280,7 +341,10 @@ impl KeyProvider for SoftProvider {
     async fn destroy_kek(&self, kek: &KekRef) -> Result<(), KmsError> {
         self.mutate(|ring| {
             // Dropping the entry zeroizes every version.
-            ring.keks.remove(&kek.0).map(|_| ()).ok_or(KmsError::KeyNotFound)
+            ring.keks
+                .remove(&kek.0)
+                .map(|_| ())
+                .ok_or(KmsError::KeyNotFound)
         })
         .await
     }
@@ -308,8 +372,14 @@ mod tests {
         let w = p.wrap(&kek, &dek, b"ctx").await.unwrap();
         assert_eq!(w.kek_version, 1);
         assert!(!w.blob.windows(32).any(|win| win == dek.expose()));
-        assert_eq!(p.unwrap(&kek, &w, b"ctx").await.unwrap().expose(), dek.expose());
-        assert!(matches!(p.unwrap(&kek, &w, b"other").await, Err(KmsError::Integrity)));
+        assert_eq!(
+            p.unwrap(&kek, &w, b"ctx").await.unwrap().expose(),
+            dek.expose()
+        );
+        assert!(matches!(
+            p.unwrap(&kek, &w, b"other").await,
+            Err(KmsError::Integrity)
+        ));
         (kek, w, dek)
     }
 
@@ -320,12 +390,18 @@ mod tests {
         assert_eq!(p.rotate_kek(&kek).await.unwrap(), 2);
         let w2 = p.wrap(&kek, &dek, b"ctx").await.unwrap();
         assert_eq!(w2.kek_version, 2);
-        assert_eq!(p.unwrap(&kek, &w1, b"ctx").await.unwrap().expose(), dek.expose());
+        assert_eq!(
+            p.unwrap(&kek, &w1, b"ctx").await.unwrap().expose(),
+            dek.expose()
+        );
         let mut wrong_version = w1.clone();
         wrong_version.kek_version = 2;
         assert!(p.unwrap(&kek, &wrong_version, b"ctx").await.is_err());
         p.destroy_kek(&kek).await.unwrap();
-        assert!(matches!(p.unwrap(&kek, &w1, b"ctx").await, Err(KmsError::KeyNotFound)));
+        assert!(matches!(
+            p.unwrap(&kek, &w1, b"ctx").await,
+            Err(KmsError::KeyNotFound)
+        ));
     }
 
     #[tokio::test]
@@ -339,12 +415,18 @@ mod tests {
             let (kek, w, dek) = exercise(&p).await;
             (kek, w, dek, p.signing_public_key())
         };
-        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         let raw = fs::read(&path).unwrap();
         assert!(!raw.windows(32).any(|win| win == dek.expose()));
         let p = SoftProvider::open_file(&path, RootKey::parse(&root_hex).unwrap()).unwrap();
         assert_eq!(p.signing_public_key(), public);
-        assert_eq!(p.unwrap(&kek, &w, b"ctx").await.unwrap().expose(), dek.expose());
+        assert_eq!(
+            p.unwrap(&kek, &w, b"ctx").await.unwrap().expose(),
+            dek.expose()
+        );
         let wrong = SoftProvider::open_file(&path, RootKey::parse(&"22".repeat(32)).unwrap());
         assert!(wrong.is_err());
     }
@@ -355,7 +437,13 @@ mod tests {
         let p = SoftProvider::memory().unwrap();
         let sig = p.sign(b"message").await.unwrap();
         let pk = p.signing_public_key();
-        UnparsedPublicKey::new(&ED25519, pk.ed25519).verify(b"message", &sig).unwrap();
-        assert!(UnparsedPublicKey::new(&ED25519, pk.ed25519).verify(b"messagf", &sig).is_err());
+        UnparsedPublicKey::new(&ED25519, pk.ed25519)
+            .verify(b"message", &sig)
+            .unwrap();
+        assert!(
+            UnparsedPublicKey::new(&ED25519, pk.ed25519)
+                .verify(b"messagf", &sig)
+                .is_err()
+        );
     }
 }

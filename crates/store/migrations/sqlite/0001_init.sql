@@ -1,0 +1,80 @@
+-- Strongroom schema, SQLite flavour. Times are microseconds since the Unix
+-- epoch (UTC); ids are hyphenated UUID text; subjects are "user:<uuid>" or
+-- "agent:<uuid>".
+
+CREATE TABLE orgs (
+    id          TEXT PRIMARY KEY,
+    name        TEXT NOT NULL,
+    created_at  INTEGER NOT NULL
+);
+
+CREATE TABLE users (
+    id             TEXT PRIMARY KEY,
+    org_id         TEXT NOT NULL REFERENCES orgs(id),
+    email          TEXT NOT NULL UNIQUE,
+    display_name   TEXT,
+    password_hash  TEXT NOT NULL,
+    role           TEXT NOT NULL,
+    created_at     INTEGER NOT NULL
+);
+
+CREATE TABLE vaults (
+    id               TEXT PRIMARY KEY,
+    org_id           TEXT NOT NULL REFERENCES orgs(id),
+    name             TEXT NOT NULL,
+    description      TEXT NOT NULL,
+    kek_ref          TEXT NOT NULL,
+    created_by       TEXT NOT NULL,
+    created_at       INTEGER NOT NULL
+);
+CREATE INDEX vaults_org ON vaults(org_id);
+
+-- One row per (vault, path): the head of the version chain.
+CREATE TABLE secrets (
+    id              TEXT PRIMARY KEY,
+    vault_id        TEXT NOT NULL REFERENCES vaults(id),
+    path            TEXT NOT NULL,
+    latest_version  INTEGER NOT NULL,
+    deleted_at      INTEGER,
+    created_at      INTEGER NOT NULL,
+    updated_at      INTEGER NOT NULL,
+    UNIQUE (vault_id, path)
+);
+
+-- One row per version: the envelope and its metadata. Never a plaintext.
+CREATE TABLE secret_versions (
+    secret_id         TEXT NOT NULL REFERENCES secrets(id),
+    version           INTEGER NOT NULL,
+    vault_id          TEXT NOT NULL,
+    path              TEXT NOT NULL,
+    type              TEXT NOT NULL,
+    metadata          TEXT NOT NULL,
+    expires_at        INTEGER,
+    max_access_count  INTEGER,
+    access_count      INTEGER NOT NULL DEFAULT 0,
+    disabled          INTEGER NOT NULL DEFAULT 0,
+    envelope_version  INTEGER NOT NULL,
+    ciphertext        BLOB NOT NULL,
+    iv                BLOB NOT NULL,
+    auth_tag          BLOB NOT NULL,
+    wrapped_dek       BLOB NOT NULL,
+    kek_version       INTEGER NOT NULL,
+    created_by        TEXT NOT NULL,
+    created_at        INTEGER NOT NULL,
+    PRIMARY KEY (secret_id, version)
+) WITHOUT ROWID;
+
+CREATE TABLE audit_events (
+    seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+    id             TEXT NOT NULL UNIQUE,
+    org_id         TEXT NOT NULL,
+    actor_type     TEXT NOT NULL,
+    actor_id       TEXT NOT NULL,
+    action         TEXT NOT NULL,
+    resource_type  TEXT NOT NULL,
+    resource_id    TEXT NOT NULL,
+    details        TEXT NOT NULL,
+    ip_address     TEXT,
+    created_at     INTEGER NOT NULL
+);
+CREATE INDEX audit_events_org ON audit_events(org_id, seq);

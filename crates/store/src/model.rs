@@ -1,0 +1,200 @@
+//! Row types exchanged with a [`crate::Store`].
+
+use serde_json::Value;
+use strongroom_core::{OrgId, Role, SecretId, SecretPath, Subject, UserId, VaultId};
+use time::OffsetDateTime;
+
+/// An organisation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrgRow {
+    /// Id.
+    pub id: OrgId,
+    /// Display name.
+    pub name: String,
+    /// Creation time.
+    pub created_at: OffsetDateTime,
+}
+
+/// A human user. `password_hash` is an Argon2id PHC string.
+#[derive(Clone, PartialEq)]
+pub struct UserRow {
+    /// Id.
+    pub id: UserId,
+    /// Organisation.
+    pub org_id: OrgId,
+    /// Lower-cased email.
+    pub email: String,
+    /// Optional display name.
+    pub display_name: Option<String>,
+    /// Argon2id PHC string.
+    pub password_hash: String,
+    /// Role in the organisation.
+    pub role: Role,
+    /// Creation time.
+    pub created_at: OffsetDateTime,
+}
+
+impl std::fmt::Debug for UserRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserRow")
+            .field("id", &self.id)
+            .field("org_id", &self.org_id)
+            .field("role", &self.role)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A vault.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VaultRow {
+    /// Id.
+    pub id: VaultId,
+    /// Organisation.
+    pub org_id: OrgId,
+    /// Name.
+    pub name: String,
+    /// Description (may be empty).
+    pub description: String,
+    /// The key provider's handle on the vault's KEK.
+    pub kek_ref: String,
+    /// Creator.
+    pub created_by: Subject,
+    /// Creation time.
+    pub created_at: OffsetDateTime,
+}
+
+/// The head of a path's version chain.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SecretHead {
+    /// The secret's id (stable across versions).
+    pub id: SecretId,
+    /// The newest version number.
+    pub latest_version: u32,
+    /// Whether the secret is soft-deleted.
+    pub deleted: bool,
+}
+
+/// A version to append.
+#[derive(Clone)]
+pub struct NewSecretVersion {
+    /// The secret's id: existing, or new when `expected_latest` is 0.
+    pub secret_id: SecretId,
+    /// Vault.
+    pub vault_id: VaultId,
+    /// Path.
+    pub path: SecretPath,
+    /// The version number (`expected_latest + 1`).
+    pub version: u32,
+    /// The head this version must follow.
+    pub expected_latest: u32,
+    /// Secret type.
+    pub secret_type: String,
+    /// Client metadata (JSON object).
+    pub metadata: Value,
+    /// Expiry.
+    pub expires_at: Option<OffsetDateTime>,
+    /// Maximum reads of this version.
+    pub max_access_count: Option<i64>,
+    /// The envelope.
+    pub envelope: Envelope,
+    /// Author.
+    pub created_by: Subject,
+    /// Creation time.
+    pub created_at: OffsetDateTime,
+}
+
+/// What is stored of a sealed value: enough to decrypt with the provider's help.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Envelope {
+    /// Format version.
+    pub envelope_version: u32,
+    /// AES-GCM ciphertext.
+    pub ciphertext: Vec<u8>,
+    /// 96-bit nonce.
+    pub iv: Vec<u8>,
+    /// GCM tag.
+    pub auth_tag: Vec<u8>,
+    /// The DEK wrapped by the vault KEK.
+    pub wrapped_dek: Vec<u8>,
+    /// Which KEK version wrapped it.
+    pub kek_version: u32,
+}
+
+impl std::fmt::Debug for Envelope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Envelope(v{}, kek v{}, {} bytes)",
+            self.envelope_version,
+            self.kek_version,
+            self.ciphertext.len()
+        )
+    }
+}
+
+/// A stored version, with its envelope.
+#[derive(Debug, Clone)]
+pub struct VersionRow {
+    /// Metadata.
+    pub meta: SecretMeta,
+    /// Whether the whole secret is soft-deleted.
+    pub secret_deleted: bool,
+    /// Reads so far.
+    pub access_count: i64,
+    /// Maximum reads.
+    pub max_access_count: Option<i64>,
+    /// The envelope.
+    pub envelope: Envelope,
+}
+
+/// A version's metadata: what listings return. No value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SecretMeta {
+    /// The secret's id.
+    pub id: SecretId,
+    /// Vault.
+    pub vault_id: VaultId,
+    /// Path.
+    pub path: SecretPath,
+    /// Version number.
+    pub version: u32,
+    /// Type.
+    pub secret_type: String,
+    /// Client metadata.
+    pub metadata: Value,
+    /// Expiry.
+    pub expires_at: Option<OffsetDateTime>,
+    /// Whether this version is disabled.
+    pub disabled: bool,
+    /// Author (`user:<id>` / `agent:<id>`).
+    pub created_by: String,
+    /// Creation time.
+    pub created_at: OffsetDateTime,
+}
+
+/// An audit event as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredAuditEvent {
+    /// Position in the store's log.
+    pub seq: i64,
+    /// Event id.
+    pub id: String,
+    /// Organisation.
+    pub org_id: String,
+    /// `user`, `agent` or `anonymous`.
+    pub actor_type: String,
+    /// Actor uuid (or empty).
+    pub actor_id: String,
+    /// Action.
+    pub action: String,
+    /// Resource kind.
+    pub resource_type: String,
+    /// Resource id.
+    pub resource_id: String,
+    /// Details (JSON).
+    pub details: Value,
+    /// Client address.
+    pub ip_address: Option<String>,
+    /// Time.
+    pub created_at: OffsetDateTime,
+}
