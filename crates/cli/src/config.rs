@@ -1,0 +1,181 @@
+//! Configuration: command-line flags, their `STRONGROOM_*` environment
+//! equivalents, and an optional `strongroom.toml`, in that order of precedence.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use serde::Deserialize;
+
+/// `strongroom serve` flags.
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "STRONGROOM_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Directory for the database, the keyring and the root key.
+    #[arg(long, env = "STRONGROOM_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Development mode: in-memory keys and a temporary database. Everything is
+    /// lost when the server stops.
+    #[arg(long, env = "STRONGROOM_DEV")]
+    pub dev: bool,
+    /// Configuration file (default: ./strongroom.toml if it exists).
+    #[arg(long, env = "STRONGROOM_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// TLS certificate chain (PEM).
+    #[arg(long, env = "STRONGROOM_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, env = "STRONGROOM_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve plain HTTP on a non-loopback address (only behind a TLS-terminating proxy).
+    #[arg(long, env = "STRONGROOM_ALLOW_PLAIN_HTTP")]
+    pub allow_plain_http: bool,
+    /// Key provider: `file` (default) or `memory`.
+    #[arg(long, env = "STRONGROOM_KMS_PROVIDER")]
+    pub kms_provider: Option<String>,
+    /// Let anyone sign up and get their own organisation (default: only the first).
+    #[arg(long, env = "STRONGROOM_OPEN_SIGNUP")]
+    pub open_signup: bool,
+    /// Log format: `text` or `json`.
+    #[arg(long, env = "STRONGROOM_LOG_FORMAT")]
+    pub log_format: Option<String>,
+}
+
+/// The file's shape. Every field is optional.
+#[derive(Deserialize, Default, Debug)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    allow_plain_http: Option<bool>,
+    #[serde(default)]
+    tls: FileTls,
+    #[serde(default)]
+    auth: FileAuth,
+    #[serde(default)]
+    kms: FileKms,
+    #[serde(default)]
+    log: FileLog,
+}
+
+#[derive(Deserialize, Default, Debug)]
+#[serde(deny_unknown_fields)]
+struct FileTls {
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+}
+
+#[derive(Deserialize, Default, Debug)]
+#[serde(deny_unknown_fields)]
+struct FileAuth {
+    open_signup: Option<bool>,
+    user_token_ttl_secs: Option<u64>,
+}
+
+#[derive(Deserialize, Default, Debug)]
+#[serde(deny_unknown_fields)]
+struct FileKms {
+    provider: Option<String>,
+    root_key_file: Option<PathBuf>,
+    keyring_file: Option<PathBuf>,
+}
+
+#[derive(Deserialize, Default, Debug)]
+#[serde(deny_unknown_fields)]
+struct FileLog {
+    format: Option<String>,
+}
+
+/// Which key provider to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Provider {
+    /// Process memory.
+    Memory,
+    /// Sealed keyring file.
+    File {
+        /// The keyring.
+        keyring: PathBuf,
+        /// The root key file (unless `STRONGROOM_ROOT_KEY` is set).
+        root_key_file: PathBuf,
+    },
+}
+
+/// The resolved configuration.
+#[derive(Debug)]
+pub struct Config {
+    pub listen: SocketAddr,
+    /// `None` in dev mode: a temporary directory is used.
+    pub data_dir: Option<PathBuf>,
+    pub tls: Option<(PathBuf, PathBuf)>,
+    pub allow_plain_http: bool,
+    pub provider: Provider,
+    pub open_signup: bool,
+    pub user_token_ttl_secs: u64,
+    pub json_logs: bool,
+    pub dev: bool,
+}
+
+impl Config {
+    pub fn resolve(args: ServeArgs) -> anyhow::Result<Self> {
+        let file = load_file(args.config.as_deref())?;
+        let listen = args.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:8443".parse().expect("literal"));
+        let data_dir = args.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("./strongroom-data"));
+        let tls = match (args.tls_cert.or(file.tls.cert), args.tls_key.or(file.tls.key)) {
+            (Some(c), Some(k)) => Some((c, k)),
+            (None, None) => None,
+            _ => bail!("TLS needs both a certificate and a key"),
+        };
+        let provider_name = if args.dev {
+            "memory".to_owned()
+        } else {
+            args.kms_provider.or(file.kms.provider).unwrap_or_else(|| "file".into())
+        };
+        let provider = match provider_name.as_str() {
+            "memory" => Provider::Memory,
+            "file" => Provider::File {
+                keyring: file.kms.keyring_file.unwrap_or_else(|| data_dir.join("keyring.sealed")),
+                root_key_file: file.kms.root_key_file.unwrap_or_else(|| data_dir.join("root.key")),
+            },
+            other => bail!("unknown key provider {other:?}: expected \"file\" or \"memory\""),
+        };
+        let log_format = args.log_format.or(file.log.format).unwrap_or_else(|| "text".into());
+        let json_logs = match log_format.as_str() {
+            "json" => true,
+            "text" => false,
+            other => bail!("unknown log format {other:?}: expected \"text\" or \"json\""),
+        };
+        let ttl = file.auth.user_token_ttl_secs.unwrap_or(900);
+        if !(60..=86_400).contains(&ttl) {
+            bail!("auth.user_token_ttl_secs must be between 60 and 86400");
+        }
+        Ok(Config {
+            listen,
+            data_dir: if args.dev { None } else { Some(data_dir) },
+            tls,
+            allow_plain_http: args.allow_plain_http || file.allow_plain_http.unwrap_or(false),
+            provider,
+            open_signup: args.open_signup || file.auth.open_signup.unwrap_or(false),
+            user_token_ttl_secs: ttl,
+            json_logs,
+            dev: args.dev,
+        })
+    }
+}
+
+fn load_file(explicit: Option<&std::path::Path>) -> anyhow::Result<FileConfig> {
+    let path = match explicit {
+        Some(p) => p.to_path_buf(),
+        None => {
+            let p = PathBuf::from("strongroom.toml");
+            if !p.exists() {
+                return Ok(FileConfig::default());
+            }
+            p
+        }
+    };
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}

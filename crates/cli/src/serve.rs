@@ -1,0 +1,149 @@
+//! `strongroom serve`: wires the store, the key provider, the engine and the
+//! HTTP server, and shuts down gracefully on SIGINT or SIGTERM.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use strongroom_engine::{Engine, EngineConfig};
+use strongroom_kms::root_key::RootKey;
+use strongroom_kms::soft::SoftProvider;
+use strongroom_kms::{KeyProvider, Metered};
+use strongroom_server::{AppState, install_metrics, router};
+use strongroom_store::SignupGate;
+use strongroom_store::sqlite::SqliteStore;
+
+use crate::config::{Config, Provider};
+
+fn init_logging(json: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("STRONGROOM_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    use std::io::IsTerminal;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    if json {
+        builder.json().flatten_event(true).with_current_span(true).init();
+    } else {
+        builder.init();
+    }
+}
+
+pub async fn run(cfg: Config) -> anyhow::Result<()> {
+    init_logging(cfg.json_logs);
+    if cfg.tls.is_none() && !cfg.listen.ip().is_loopback() && !cfg.allow_plain_http {
+        bail!(
+            "refusing to serve plain HTTP on {}: pass --tls-cert/--tls-key, or --allow-plain-http when a TLS proxy sits in front",
+            cfg.listen
+        );
+    }
+    if cfg.tls.is_none() && !cfg.listen.ip().is_loopback() {
+        tracing::warn!(listen = %cfg.listen, "serving PLAIN HTTP on a non-loopback address: tokens and secrets cross the network unencrypted unless a TLS proxy sits in front");
+    }
+
+    // In dev mode the data lives in a temporary directory removed on exit.
+    let _dev_dir;
+    let data_dir = match &cfg.data_dir {
+        Some(d) => d.clone(),
+        None => {
+            let t = tempfile::Builder::new().prefix("strongroom-dev-").tempdir()?;
+            let p = t.path().to_path_buf();
+            _dev_dir = t;
+            p
+        }
+    };
+    create_private_dir(&data_dir)?;
+    if cfg.dev {
+        eprintln!(
+            "\n  *** DEVELOPMENT MODE ***\n  Keys are held in memory and the database is in {}.\n  EVERYTHING (vaults, secrets, accounts) VANISHES WHEN THE SERVER STOPS.\n",
+            data_dir.display()
+        );
+    }
+
+    let kms: Arc<dyn KeyProvider> = match &cfg.provider {
+        Provider::Memory => {
+            if !cfg.dev {
+                tracing::warn!("the memory key provider loses every key on restart: stored secrets become unreadable");
+            }
+            Arc::new(Metered(Box::new(SoftProvider::memory()?)))
+        }
+        Provider::File { keyring, root_key_file } => {
+            let env = std::env::var("STRONGROOM_ROOT_KEY").ok();
+            let (root, created) = RootKey::load_or_create(env.as_deref(), root_key_file)?;
+            if created {
+                tracing::warn!(file = %root_key_file.display(), "generated a new root key; back it up and keep it apart from the data directory");
+            }
+            Arc::new(Metered(Box::new(SoftProvider::open_file(keyring, root)?)))
+        }
+    };
+    let store = Arc::new(SqliteStore::open(&data_dir.join("strongroom.db")).await.context("opening the database")?);
+    let engine = Arc::new(Engine::new(
+        store.clone(),
+        kms.clone(),
+        EngineConfig {
+            user_token_ttl: Duration::from_secs(cfg.user_token_ttl_secs),
+            signup: if cfg.open_signup { SignupGate::Open } else { SignupGate::FirstOnly },
+            ..Default::default()
+        },
+    ));
+    let app = router(AppState { engine, metrics: install_metrics() })
+        .into_make_service_with_connect_info::<SocketAddr>();
+
+    let handle = axum_server::Handle::new();
+    tokio::spawn(shutdown_on_signal(handle.clone()));
+    let scheme = if cfg.tls.is_some() { "https" } else { "http" };
+    {
+        // Log the bound address (it differs from --listen when the port is 0).
+        let handle = handle.clone();
+        let provider = kms.name();
+        let data_dir = data_dir.display().to_string();
+        tokio::spawn(async move {
+            if let Some(addr) = handle.listening().await {
+                tracing::info!(provider, data_dir, "strongroom listening on {scheme}://{addr}");
+            }
+        });
+    }
+    match &cfg.tls {
+        Some((cert, key)) => {
+            let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+                .await
+                .context("loading the TLS certificate and key")?;
+            axum_server::bind_rustls(cfg.listen, tls).handle(handle).serve(app).await?;
+        }
+        None => {
+            axum_server::bind(cfg.listen).handle(handle).serve(app).await?;
+        }
+    }
+    store.close().await;
+    tracing::info!("strongroom stopped");
+    Ok(())
+}
+
+fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("creating {}", dir.display()))?;
+    } else if let Ok(m) = std::fs::metadata(dir) {
+        if m.permissions().mode() & 0o077 != 0 {
+            tracing::warn!(dir = %dir.display(), "the data directory is accessible to group or others; chmod 700 it");
+        }
+    }
+    Ok(())
+}
+
+async fn shutdown_on_signal(handle: axum_server::Handle<SocketAddr>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+    handle.graceful_shutdown(Some(Duration::from_secs(30)));
+}

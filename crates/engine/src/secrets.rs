@@ -1,0 +1,322 @@
+//! Secret use cases: the envelope on the way in and out.
+//!
+//! Write: a fresh DEK seals the value (AAD = vault, path, version); the provider
+//! wraps the DEK under the vault KEK with a wrap AAD over the same context; the
+//! store appends the version with a compare-and-set on the head, retrying with a
+//! fresh DEK if another writer took the number.
+//!
+//! Read: the row is checked (deleted, disabled, expired, over-count), the DEK
+//! unwrapped and the payload opened with the AAD of the place it was read from
+//! — so a row copied anywhere else fails — then the read is counted and audited
+//! in one commit before the value is returned.
+
+use serde_json::{Value, json};
+use strongroom_core::audit::{Actor, AuditRecord};
+use strongroom_core::authz::Action;
+use strongroom_core::secret::{Charset, ROTATE_LENGTH, parse_secret_type};
+use strongroom_core::time_util::now;
+use strongroom_core::{Error, GoneReason, Principal, Result, SecretId, SecretPath, VaultId};
+use strongroom_crypto::envelope::{self, ENVELOPE_VERSION, SecretContext};
+use strongroom_crypto::{Dek, SecretBytes};
+use strongroom_kms::{KekRef, WrappedDek};
+use strongroom_store::{Envelope, NewSecretVersion, SecretMeta, StoreError, VaultRow, VersionRow};
+use time::OffsetDateTime;
+
+use crate::{Engine, ip_of};
+
+/// How many times a write retries after losing a version race.
+const WRITE_ATTEMPTS: usize = 8;
+/// The largest metadata object accepted, serialized.
+const MAX_METADATA_BYTES: usize = 64 * 1024;
+
+/// A new secret version.
+pub struct PutSecret {
+    /// The value.
+    pub value: SecretBytes,
+    /// Type (validated; default `generic`).
+    pub secret_type: Option<String>,
+    /// Client metadata: a JSON object.
+    pub metadata: Option<Value>,
+    /// Expiry.
+    pub expires_at: Option<OffsetDateTime>,
+    /// Maximum reads.
+    pub max_access_count: Option<i64>,
+}
+
+/// A decrypted value with its metadata.
+#[derive(Debug)]
+pub struct SecretValue {
+    /// Metadata of the version read.
+    pub meta: SecretMeta,
+    /// The plaintext.
+    pub value: SecretBytes,
+}
+
+fn ctx<'a>(vault_id: &'a str, path: &'a SecretPath, version: u32) -> SecretContext<'a> {
+    SecretContext { vault_id, path: path.as_str(), version: version as u64 }
+}
+
+impl Engine {
+    /// Stores a new version of `path`.
+    pub async fn put_secret(&self, who: &Principal, vault_id: VaultId, path: &SecretPath, input: PutSecret) -> Result<SecretMeta> {
+        let (vault, decision) = self.vault_for(who, vault_id, Action::Write, Some(path)).await?;
+        let secret_type = parse_secret_type(input.secret_type.as_deref())?;
+        let metadata = match input.metadata {
+            None | Some(Value::Null) => json!({}),
+            Some(v @ Value::Object(_)) => v,
+            Some(_) => return Err(Error::invalid("metadata must be a JSON object")),
+        };
+        if metadata.to_string().len() > MAX_METADATA_BYTES {
+            return Err(Error::invalid("metadata is larger than 64 KiB"));
+        }
+        if let Some(n) = input.max_access_count {
+            if n < 1 {
+                return Err(Error::invalid("max_access_count must be at least 1"));
+            }
+        }
+        self.write_version(who, &vault, path, &input.value, secret_type, metadata, input.expires_at, input.max_access_count, "secret.write", decision.as_str())
+            .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn write_version(
+        &self,
+        who: &Principal,
+        vault: &VaultRow,
+        path: &SecretPath,
+        value: &SecretBytes,
+        secret_type: String,
+        metadata: Value,
+        expires_at: Option<OffsetDateTime>,
+        max_access_count: Option<i64>,
+        action: &str,
+        decision: &str,
+    ) -> Result<SecretMeta> {
+        let vault_id = vault.id.to_string();
+        let kek = KekRef(vault.kek_ref.clone());
+        for _ in 0..WRITE_ATTEMPTS {
+            let head = self.store.secret_head(vault.id, path).await?;
+            let (secret_id, expected) = head.map(|h| (h.id, h.latest_version)).unwrap_or((SecretId::new(), 0));
+            let version = expected.checked_add(1).ok_or_else(|| Error::Conflict("version numbers exhausted".into()))?;
+            let c = ctx(&vault_id, path, version);
+            let dek = Dek::generate();
+            let sealed = envelope::seal(dek.expose(), value.expose(), &envelope::secret_aad(c));
+            let wrapped = self.kms.wrap(&kek, &dek, &envelope::dek_wrap_aad(c)).await?;
+            drop(dek);
+            let created_at = now();
+            let row = NewSecretVersion {
+                secret_id,
+                vault_id: vault.id,
+                path: path.clone(),
+                version,
+                expected_latest: expected,
+                secret_type: secret_type.clone(),
+                metadata: metadata.clone(),
+                expires_at,
+                max_access_count,
+                envelope: Envelope {
+                    envelope_version: ENVELOPE_VERSION,
+                    ciphertext: sealed.ciphertext,
+                    iv: sealed.iv.to_vec(),
+                    auth_tag: sealed.tag.to_vec(),
+                    wrapped_dek: wrapped.blob,
+                    kek_version: wrapped.kek_version,
+                },
+                created_by: who.subject,
+                created_at,
+            };
+            let audit = AuditRecord::new(
+                who.org_id,
+                Actor::Subject(who.subject),
+                action,
+                "secret",
+                secret_id.to_string(),
+                json!({"vault_id": vault_id, "path": path.as_str(), "version": version, "decision": decision}),
+                ip_of(who),
+            );
+            match self.store.insert_version(&row, &audit).await {
+                Ok(()) => {
+                    return Ok(SecretMeta {
+                        id: secret_id,
+                        vault_id: vault.id,
+                        path: path.clone(),
+                        version,
+                        secret_type,
+                        metadata,
+                        expires_at,
+                        disabled: false,
+                        created_by: who.subject.to_string(),
+                        created_at,
+                    });
+                }
+                Err(StoreError::Conflict(_)) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Error::Conflict("too many concurrent writes to this secret; try again".into()))
+    }
+
+    /// Reads and decrypts the latest version (or `version`) of `path`.
+    pub async fn read_secret(&self, who: &Principal, vault_id: VaultId, path: &SecretPath, version: Option<u32>) -> Result<SecretValue> {
+        let (vault, decision) = self.vault_for(who, vault_id, Action::Read, Some(path)).await?;
+        let row = self.store.version(vault.id, path, version).await?.ok_or_else(|| match version {
+            None => Error::not_found("secret not found"),
+            Some(_) => Error::not_found("secret version not found"),
+        })?;
+        check_readable(&row)?;
+        let value = self.open(&vault, &row, who).await?;
+        let audit = AuditRecord::new(
+            who.org_id,
+            Actor::Subject(who.subject),
+            "secret.read",
+            "secret",
+            row.meta.id.to_string(),
+            json!({"vault_id": vault.id.to_string(), "path": path.as_str(), "version": row.meta.version, "decision": decision.as_str()}),
+            ip_of(who),
+        );
+        if !self.store.record_read(row.meta.id, row.meta.version, &audit).await? {
+            return Err(Error::Gone(GoneReason::AccessLimitReached));
+        }
+        Ok(SecretValue { meta: row.meta, value })
+    }
+
+    /// Unwraps the DEK and opens the payload, bound to where the row was read from.
+    async fn open(&self, vault: &VaultRow, row: &VersionRow, who: &Principal) -> Result<SecretBytes> {
+        let vault_id = vault.id.to_string();
+        let c = ctx(&vault_id, &row.meta.path, row.meta.version);
+        let result = async {
+            let e = &row.envelope;
+            if e.envelope_version != ENVELOPE_VERSION {
+                return Err(Error::Integrity);
+            }
+            let wrapped = WrappedDek { kek_version: e.kek_version, blob: e.wrapped_dek.clone() };
+            let dek = self.kms.unwrap(&KekRef(vault.kek_ref.clone()), &wrapped, &envelope::dek_wrap_aad(c)).await?;
+            let sealed = envelope::Sealed {
+                iv: e.iv.as_slice().try_into().map_err(|_| Error::Integrity)?,
+                ciphertext: e.ciphertext.clone(),
+                tag: e.auth_tag.as_slice().try_into().map_err(|_| Error::Integrity)?,
+            };
+            envelope::open(dek.expose(), &sealed, &envelope::secret_aad(c)).map_err(|_| Error::Integrity)
+        }
+        .await;
+        if matches!(result, Err(Error::Integrity)) {
+            tracing::error!(vault_id = %vault.id, path = %row.meta.path, version = row.meta.version, "stored secret failed its integrity check");
+            self.audit_best_effort(AuditRecord::new(
+                who.org_id,
+                Actor::Subject(who.subject),
+                "secret.integrity_failure",
+                "secret",
+                row.meta.id.to_string(),
+                json!({"vault_id": vault_id, "path": row.meta.path.as_str(), "version": row.meta.version}),
+                ip_of(who),
+            ))
+            .await;
+        }
+        result
+    }
+
+    /// Metadata of the live secrets under `prefix` (no values).
+    pub async fn list_secrets(&self, who: &Principal, vault_id: VaultId, prefix: &str) -> Result<Vec<SecretMeta>> {
+        if prefix.len() > strongroom_core::path::MAX_PATH_LEN {
+            return Err(Error::invalid("prefix is too long"));
+        }
+        let (vault, _) = self.vault_for(who, vault_id, Action::Read, None).await?;
+        Ok(self.store.list_secrets(vault.id, prefix).await?)
+    }
+
+    /// Every version's metadata of `path`.
+    pub async fn list_versions(&self, who: &Principal, vault_id: VaultId, path: &SecretPath) -> Result<Vec<SecretMeta>> {
+        let (vault, _) = self.vault_for(who, vault_id, Action::Read, Some(path)).await?;
+        let head = self.store.secret_head(vault.id, path).await?.ok_or_else(|| Error::not_found("secret not found"))?;
+        if head.deleted {
+            return Err(Error::Gone(GoneReason::Deleted));
+        }
+        Ok(self.store.list_versions(head.id).await?)
+    }
+
+    /// Disables one version; reads of it answer 410 afterwards.
+    pub async fn disable_version(&self, who: &Principal, vault_id: VaultId, path: &SecretPath, version: u32) -> Result<()> {
+        let (vault, decision) = self.vault_for(who, vault_id, Action::Write, Some(path)).await?;
+        let head = self.store.secret_head(vault.id, path).await?.ok_or_else(|| Error::not_found("secret not found"))?;
+        let audit = AuditRecord::new(
+            who.org_id,
+            Actor::Subject(who.subject),
+            "secret.version_disable",
+            "secret",
+            head.id.to_string(),
+            json!({"vault_id": vault.id.to_string(), "path": path.as_str(), "version": version, "decision": decision.as_str()}),
+            ip_of(who),
+        );
+        if !self.store.disable_version(head.id, version, &audit).await? {
+            return Err(Error::not_found("secret version not found"));
+        }
+        Ok(())
+    }
+
+    /// Soft-deletes every version of `path`.
+    pub async fn delete_secret(&self, who: &Principal, vault_id: VaultId, path: &SecretPath) -> Result<()> {
+        let (vault, decision) = self.vault_for(who, vault_id, Action::Write, Some(path)).await?;
+        let head = self.store.secret_head(vault.id, path).await?.ok_or_else(|| Error::not_found("secret not found"))?;
+        if head.deleted {
+            return Err(Error::Gone(GoneReason::Deleted));
+        }
+        let audit = AuditRecord::new(
+            who.org_id,
+            Actor::Subject(who.subject),
+            "secret.delete",
+            "secret",
+            head.id.to_string(),
+            json!({"vault_id": vault.id.to_string(), "path": path.as_str(), "decision": decision.as_str()}),
+            ip_of(who),
+        );
+        Ok(self.store.delete_secret(head.id, &audit).await?)
+    }
+
+    /// Stores a new, server-generated random version of `path`.
+    pub async fn rotate_secret(
+        &self,
+        who: &Principal,
+        vault_id: VaultId,
+        path: &SecretPath,
+        length: Option<u32>,
+        charset: Option<&str>,
+        secret_type: Option<String>,
+    ) -> Result<SecretMeta> {
+        let length = length.unwrap_or(32);
+        if !ROTATE_LENGTH.contains(&length) {
+            return Err(Error::invalid(format!(
+                "length must be between {} and {}",
+                ROTATE_LENGTH.start(),
+                ROTATE_LENGTH.end()
+            )));
+        }
+        let charset: Charset = charset.unwrap_or("hex").parse()?;
+        let (vault, decision) = self.vault_for(who, vault_id, Action::Rotate, Some(path)).await?;
+        let previous = self.store.version(vault.id, path, None).await?;
+        let secret_type = match secret_type {
+            Some(t) => parse_secret_type(Some(&t))?,
+            None => previous.as_ref().map(|p| p.meta.secret_type.clone()).unwrap_or_else(|| "generic".into()),
+        };
+        let metadata = previous.as_ref().map(|p| p.meta.metadata.clone()).unwrap_or_else(|| json!({}));
+        let value = SecretBytes::from(strongroom_crypto::random::string_from(charset.alphabet(), length as usize));
+        self.write_version(who, &vault, path, &value, secret_type, metadata, None, None, "secret.rotate", decision.as_str())
+            .await
+    }
+}
+
+/// Refuses rows that may no longer be served.
+fn check_readable(row: &VersionRow) -> Result<()> {
+    if row.secret_deleted {
+        return Err(Error::Gone(GoneReason::Deleted));
+    }
+    if row.meta.disabled {
+        return Err(Error::Gone(GoneReason::Disabled));
+    }
+    if row.meta.expires_at.is_some_and(|t| t <= OffsetDateTime::now_utc()) {
+        return Err(Error::Gone(GoneReason::Expired));
+    }
+    if row.max_access_count.is_some_and(|m| row.access_count >= m) {
+        return Err(Error::Gone(GoneReason::AccessLimitReached));
+    }
+    Ok(())
+}

@@ -1,0 +1,86 @@
+//! Vault use cases.
+
+use serde_json::json;
+use strongroom_core::audit::{Actor, AuditRecord};
+use strongroom_core::authz::{self, Action, VaultFacts};
+use strongroom_core::time_util::now;
+use strongroom_core::{Error, Principal, Result, VaultId};
+use strongroom_kms::KekRef;
+use strongroom_store::VaultRow;
+
+use crate::{Engine, ip_of, validate};
+
+impl Engine {
+    /// Creates a vault and its KEK inside the key provider.
+    pub async fn create_vault(&self, who: &Principal, name: &str, description: &str) -> Result<VaultRow> {
+        let name = validate::name("name", name, 255)?;
+        let description = validate::text("description", description, 2000)?;
+        let id = VaultId::new();
+        let kek = self.kms.create_kek(&id).await?;
+        let vault = VaultRow {
+            id,
+            org_id: who.org_id,
+            name,
+            description,
+            kek_ref: kek.0.clone(),
+            created_by: who.subject,
+            created_at: now(),
+        };
+        let audit = AuditRecord::new(
+            who.org_id,
+            Actor::Subject(who.subject),
+            "vault.create",
+            "vault",
+            id.to_string(),
+            json!({"vault_id": id.to_string(), "key_provider": self.kms.name()}),
+            ip_of(who),
+        );
+        if let Err(e) = self.store.create_vault(&vault, &audit).await {
+            // Don't leave an orphan key behind.
+            if let Err(d) = self.kms.destroy_kek(&kek).await {
+                tracing::warn!(error = %d, "could not destroy the KEK of a vault that failed to save");
+            }
+            return Err(e.into());
+        }
+        Ok(vault)
+    }
+
+    /// The vaults the caller may see.
+    pub async fn list_vaults(&self, who: &Principal) -> Result<Vec<VaultRow>> {
+        let all = self.store.list_vaults(who.org_id).await?;
+        Ok(all
+            .into_iter()
+            .filter(|v| {
+                let facts = VaultFacts { id: v.id, org_id: v.org_id, created_by: v.created_by };
+                authz::authorize(who, &facts, Action::ViewVault, None).is_ok()
+            })
+            .collect())
+    }
+
+    /// One vault.
+    pub async fn get_vault(&self, who: &Principal, id: VaultId) -> Result<VaultRow> {
+        Ok(self.vault_for(who, id, Action::ViewVault, None).await?.0)
+    }
+
+    /// Deletes a vault, its secrets and (crypto-shredding) its KEK.
+    pub async fn delete_vault(&self, who: &Principal, id: VaultId) -> Result<()> {
+        let (vault, decision) = self.vault_for(who, id, Action::DeleteVault, None).await?;
+        let audit = AuditRecord::new(
+            who.org_id,
+            Actor::Subject(who.subject),
+            "vault.delete",
+            "vault",
+            id.to_string(),
+            json!({"vault_id": id.to_string(), "decision": decision.as_str()}),
+            ip_of(who),
+        );
+        if !self.store.delete_vault(id, &audit).await? {
+            return Err(Error::not_found("vault not found"));
+        }
+        // The rows are gone; destroying the KEK makes any copy of them useless.
+        if let Err(e) = self.kms.destroy_kek(&KekRef(vault.kek_ref)).await {
+            tracing::error!(error = %e, vault_id = %id, "vault deleted but its KEK could not be destroyed");
+        }
+        Ok(())
+    }
+}

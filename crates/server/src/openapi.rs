@@ -1,0 +1,40 @@
+//! The OpenAPI document, generated from the handlers' annotations.
+
+use axum::Json;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::routes;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+        );
+    }
+}
+
+/// Strongroom's API: the core of 1claw's `/v1`.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Strongroom", description = "A self-hostable secrets vault for humans and AI agents, speaking the 1claw /v1 API."),
+    paths(
+        routes::health, routes::health_hsm,
+        routes::signup, routes::login, routes::me, routes::jwt_public_key, routes::jwks,
+        routes::create_vault, routes::list_vaults, routes::get_vault, routes::delete_vault,
+        routes::put_secret, routes::get_secret, routes::delete_secret, routes::list_secrets,
+        routes::list_versions, routes::get_version, routes::disable_version, routes::rotate_secret,
+    ),
+    components(schemas(crate::problem::Problem)),
+    modifiers(&BearerAuth),
+)]
+pub struct ApiDoc;
+
+/// `GET /openapi.json`.
+pub async fn serve() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}

@@ -1,0 +1,81 @@
+//! Sign-up, login, profile and the published verification key.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use base64::Engine as _;
+use strongroom_engine::SignupInput;
+
+use crate::AppState;
+use crate::extract::{ApiJson, Auth, ClientIp};
+use crate::problem::ApiResult;
+use crate::wire::*;
+
+/// Creates an account (and, for the first, the organisation).
+#[utoipa::path(post, path = "/v1/auth/signup", tag = "auth", request_body = SignupRequest, responses(
+    (status = 201, body = SignupResponse), (status = 400, body = crate::problem::Problem), (status = 403, body = crate::problem::Problem)))]
+pub async fn signup(
+    State(s): State<AppState>,
+    ClientIp(ip): ClientIp,
+    ApiJson(req): ApiJson<SignupRequest>,
+) -> ApiResult<(StatusCode, Json<SignupResponse>)> {
+    let out = s
+        .engine
+        .signup(SignupInput { email: req.email, password: req.password, display_name: req.display_name }, ip)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(SignupResponse {
+            message: "account created",
+            email: out.user.email,
+            access_token: out.token.token,
+            token_type: "Bearer",
+            expires_in: out.token.expires_in,
+        }),
+    ))
+}
+
+/// Email and password login.
+#[utoipa::path(post, path = "/v1/auth/token", tag = "auth", request_body = LoginRequest, responses(
+    (status = 200, body = TokenResponse), (status = 401, body = crate::problem::Problem)))]
+pub async fn login(
+    State(s): State<AppState>,
+    ClientIp(ip): ClientIp,
+    ApiJson(req): ApiJson<LoginRequest>,
+) -> ApiResult<Json<TokenResponse>> {
+    let out = s.engine.login(&req.email, &req.password, ip).await?;
+    Ok(Json(TokenResponse { access_token: out.token.token, token_type: "Bearer", expires_in: out.token.expires_in }))
+}
+
+/// The caller's profile.
+#[utoipa::path(get, path = "/v1/auth/me", tag = "auth", responses((status = 200, body = MeResponse)), security(("bearer" = [])))]
+pub async fn me(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<Json<MeResponse>> {
+    Ok(Json(s.engine.me(&p).await?.into()))
+}
+
+/// The Ed25519 key that verifies every token.
+#[utoipa::path(get, path = "/v1/auth/jwt-public-key", tag = "auth", responses((status = 200, body = JwtPublicKeyResponse)))]
+pub async fn jwt_public_key(State(s): State<AppState>) -> Json<JwtPublicKeyResponse> {
+    let k = s.engine.tokens().public_key();
+    Json(JwtPublicKeyResponse {
+        alg: "EdDSA",
+        public_key_base64: base64::engine::general_purpose::STANDARD.encode(k.ed25519),
+        kid: k.kid.clone(),
+    })
+}
+
+/// The same key as a JWKS.
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "auth", responses((status = 200, body = Jwks)))]
+pub async fn jwks(State(s): State<AppState>) -> Json<Jwks> {
+    let k = s.engine.tokens().public_key();
+    Json(Jwks {
+        keys: vec![Jwk {
+            kty: "OKP",
+            crv: "Ed25519",
+            x: base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(k.ed25519),
+            kid: k.kid.clone(),
+            alg: "EdDSA",
+            use_: "sig",
+        }],
+    })
+}

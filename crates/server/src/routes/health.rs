@@ -1,0 +1,39 @@
+//! Health and metrics.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use strongroom_kms::ProviderHealth;
+
+use crate::AppState;
+use crate::wire::{HealthResponse, HsmHealthResponse};
+
+/// Liveness, with the state of the store and the key provider folded in.
+#[utoipa::path(get, path = "/v1/health", tag = "health", responses((status = 200, body = HealthResponse)))]
+pub async fn health(State(s): State<AppState>) -> Json<HealthResponse> {
+    let h = s.engine.health().await;
+    let ok = h.store_ok && h.provider == ProviderHealth::Healthy;
+    Json(HealthResponse { status: if ok { "healthy" } else { "degraded" }, version: env!("CARGO_PKG_VERSION") })
+}
+
+/// The key provider's reachability.
+#[utoipa::path(get, path = "/v1/health/hsm", tag = "health", responses(
+    (status = 200, body = HsmHealthResponse), (status = 503, body = HsmHealthResponse)))]
+pub async fn health_hsm(State(s): State<AppState>) -> Response {
+    let h = s.engine.health().await;
+    let (code, status, detail) = match h.provider {
+        ProviderHealth::Healthy => (StatusCode::OK, "ok", None),
+        ProviderHealth::Degraded(d) => (StatusCode::OK, "degraded", Some(d)),
+        ProviderHealth::Unavailable(d) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", Some(d)),
+    };
+    (code, Json(HsmHealthResponse { status, provider: h.provider_name, detail })).into_response()
+}
+
+/// Prometheus metrics.
+pub async fn metrics(State(s): State<AppState>) -> Response {
+    match &s.metrics {
+        Some(h) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], h.render()).into_response(),
+        None => crate::problem::Problem::new(StatusCode::NOT_FOUND, "metrics are disabled").into_response(),
+    }
+}

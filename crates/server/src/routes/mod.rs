@@ -1,0 +1,45 @@
+//! Route table, grouped by family.
+
+mod auth;
+mod health;
+mod secrets;
+mod vaults;
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+
+use crate::AppState;
+use crate::problem::Problem;
+
+pub use auth::*;
+pub use health::*;
+pub use secrets::*;
+pub use vaults::*;
+
+/// Every route of the API.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/health", get(health))
+        .route("/v1/health/hsm", get(health_hsm))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(crate::openapi::serve))
+        .route("/v1/auth/signup", post(signup))
+        .route("/v1/auth/token", post(login))
+        .route("/v1/auth/me", get(me))
+        .route("/v1/auth/jwt-public-key", get(jwt_public_key))
+        .route("/.well-known/jwks.json", get(jwks))
+        .route("/v1/vaults", post(create_vault).get(list_vaults))
+        .route("/v1/vaults/{vault_id}", get(get_vault).delete(delete_vault))
+        .route("/v1/vaults/{vault_id}/secrets", get(list_secrets))
+        .route("/v1/vaults/{vault_id}/secrets/{*path}", get(get_secret).put(put_secret).delete(delete_secret))
+        .route("/v1/vaults/{vault_id}/secret-versions/{*path}", get(list_versions))
+        .route("/v1/vaults/{vault_id}/secret-version/{*path}", get(get_version))
+        .route("/v1/vaults/{vault_id}/secret-version-disable/{*path}", post(disable_version))
+        .route("/v1/vaults/{vault_id}/secret-rotate/{*path}", post(rotate_secret))
+}
+
+/// The answer for unknown routes.
+pub async fn not_found() -> Problem {
+    Problem::new(StatusCode::NOT_FOUND, "no such resource")
+}
