@@ -121,9 +121,18 @@ pub struct Config {
 impl Config {
     pub fn resolve(args: ServeArgs) -> anyhow::Result<Self> {
         let file = load_file(args.config.as_deref())?;
-        let listen = args.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:8443".parse().expect("literal"));
-        let data_dir = args.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("./strongroom-data"));
-        let tls = match (args.tls_cert.or(file.tls.cert), args.tls_key.or(file.tls.key)) {
+        let listen = args
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| "127.0.0.1:8443".parse().expect("literal"));
+        let data_dir = args
+            .data_dir
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("./strongroom-data"));
+        let tls = match (
+            args.tls_cert.or(file.tls.cert),
+            args.tls_key.or(file.tls.key),
+        ) {
             (Some(c), Some(k)) => Some((c, k)),
             (None, None) => None,
             _ => bail!("TLS needs both a certificate and a key"),
@@ -131,17 +140,28 @@ impl Config {
         let provider_name = if args.dev {
             "memory".to_owned()
         } else {
-            args.kms_provider.or(file.kms.provider).unwrap_or_else(|| "file".into())
+            args.kms_provider
+                .or(file.kms.provider)
+                .unwrap_or_else(|| "file".into())
         };
         let provider = match provider_name.as_str() {
             "memory" => Provider::Memory,
             "file" => Provider::File {
-                keyring: file.kms.keyring_file.unwrap_or_else(|| data_dir.join("keyring.sealed")),
-                root_key_file: file.kms.root_key_file.unwrap_or_else(|| data_dir.join("root.key")),
+                keyring: file
+                    .kms
+                    .keyring_file
+                    .unwrap_or_else(|| data_dir.join("keyring.sealed")),
+                root_key_file: file
+                    .kms
+                    .root_key_file
+                    .unwrap_or_else(|| data_dir.join("root.key")),
             },
             other => bail!("unknown key provider {other:?}: expected \"file\" or \"memory\""),
         };
-        let log_format = args.log_format.or(file.log.format).unwrap_or_else(|| "text".into());
+        let log_format = args
+            .log_format
+            .or(file.log.format)
+            .unwrap_or_else(|| "text".into());
         let json_logs = match log_format.as_str() {
             "json" => true,
             "text" => false,
@@ -176,6 +196,7 @@ fn load_file(explicit: Option<&std::path::Path>) -> anyhow::Result<FileConfig> {
             p
         }
     };
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }

@@ -18,14 +18,19 @@ use crate::config::{Config, Provider};
 
 fn init_logging(json: bool) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("STRONGROOM_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_from_env("STRONGROOM_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());
     if json {
-        builder.json().flatten_event(true).with_current_span(true).init();
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .init();
     } else {
         builder.init();
     }
@@ -48,7 +53,9 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let data_dir = match &cfg.data_dir {
         Some(d) => d.clone(),
         None => {
-            let t = tempfile::Builder::new().prefix("strongroom-dev-").tempdir()?;
+            let t = tempfile::Builder::new()
+                .prefix("strongroom-dev-")
+                .tempdir()?;
             let p = t.path().to_path_buf();
             _dev_dir = t;
             p
@@ -65,11 +72,16 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let kms: Arc<dyn KeyProvider> = match &cfg.provider {
         Provider::Memory => {
             if !cfg.dev {
-                tracing::warn!("the memory key provider loses every key on restart: stored secrets become unreadable");
+                tracing::warn!(
+                    "the memory key provider loses every key on restart: stored secrets become unreadable"
+                );
             }
             Arc::new(Metered(Box::new(SoftProvider::memory()?)))
         }
-        Provider::File { keyring, root_key_file } => {
+        Provider::File {
+            keyring,
+            root_key_file,
+        } => {
             let env = std::env::var("STRONGROOM_ROOT_KEY").ok();
             let (root, created) = RootKey::load_or_create(env.as_deref(), root_key_file)?;
             if created {
@@ -78,18 +90,29 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             Arc::new(Metered(Box::new(SoftProvider::open_file(keyring, root)?)))
         }
     };
-    let store = Arc::new(SqliteStore::open(&data_dir.join("strongroom.db")).await.context("opening the database")?);
+    let store = Arc::new(
+        SqliteStore::open(&data_dir.join("strongroom.db"))
+            .await
+            .context("opening the database")?,
+    );
     let engine = Arc::new(Engine::new(
         store.clone(),
         kms.clone(),
         EngineConfig {
             user_token_ttl: Duration::from_secs(cfg.user_token_ttl_secs),
-            signup: if cfg.open_signup { SignupGate::Open } else { SignupGate::FirstOnly },
+            signup: if cfg.open_signup {
+                SignupGate::Open
+            } else {
+                SignupGate::FirstOnly
+            },
             ..Default::default()
         },
     ));
-    let app = router(AppState { engine, metrics: install_metrics() })
-        .into_make_service_with_connect_info::<SocketAddr>();
+    let app = router(AppState {
+        engine,
+        metrics: install_metrics(),
+    })
+    .into_make_service_with_connect_info::<SocketAddr>();
 
     let handle = axum_server::Handle::new();
     tokio::spawn(shutdown_on_signal(handle.clone()));
@@ -101,7 +124,11 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         let data_dir = data_dir.display().to_string();
         tokio::spawn(async move {
             if let Some(addr) = handle.listening().await {
-                tracing::info!(provider, data_dir, "strongroom listening on {scheme}://{addr}");
+                tracing::info!(
+                    provider,
+                    data_dir,
+                    "strongroom listening on {scheme}://{addr}"
+                );
             }
         });
     }
@@ -110,10 +137,16 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
                 .await
                 .context("loading the TLS certificate and key")?;
-            axum_server::bind_rustls(cfg.listen, tls).handle(handle).serve(app).await?;
+            axum_server::bind_rustls(cfg.listen, tls)
+                .handle(handle)
+                .serve(app)
+                .await?;
         }
         None => {
-            axum_server::bind(cfg.listen).handle(handle).serve(app).await?;
+            axum_server::bind(cfg.listen)
+                .handle(handle)
+                .serve(app)
+                .await?;
         }
     }
     store.close().await;
@@ -129,10 +162,10 @@ fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
             .mode(0o700)
             .create(dir)
             .with_context(|| format!("creating {}", dir.display()))?;
-    } else if let Ok(m) = std::fs::metadata(dir) {
-        if m.permissions().mode() & 0o077 != 0 {
-            tracing::warn!(dir = %dir.display(), "the data directory is accessible to group or others; chmod 700 it");
-        }
+    } else if let Ok(m) = std::fs::metadata(dir)
+        && m.permissions().mode() & 0o077 != 0
+    {
+        tracing::warn!(dir = %dir.display(), "the data directory is accessible to group or others; chmod 700 it");
     }
     Ok(())
 }

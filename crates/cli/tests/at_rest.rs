@@ -15,7 +15,9 @@ use strongroom_kms::soft::SoftProvider;
 use strongroom_kms::{KekRef, KeyProvider, WrappedDek};
 
 async fn db(data_dir: &Path) -> sqlx::SqlitePool {
-    let opts = SqliteConnectOptions::new().filename(data_dir.join("strongroom.db")).busy_timeout(std::time::Duration::from_secs(5));
+    let opts = SqliteConnectOptions::new()
+        .filename(data_dir.join("strongroom.db"))
+        .busy_timeout(std::time::Duration::from_secs(5));
     sqlx::SqlitePool::connect_with(opts).await.unwrap()
 }
 
@@ -37,9 +39,19 @@ async fn all_deks(data_dir: &Path) -> Vec<Vec<u8>> {
         let vault_id: String = r.get("vault_id");
         let path: String = r.get("path");
         let version: i64 = r.get("version");
-        let wrapped = WrappedDek { kek_version: r.get::<i64, _>("kek_version") as u32, blob: r.get("wrapped_dek") };
-        let aad = dek_wrap_aad(SecretContext { vault_id: &vault_id, path: &path, version: version as u64 });
-        let dek = kms.unwrap(&KekRef(r.get("kek_ref")), &wrapped, &aad).await.unwrap();
+        let wrapped = WrappedDek {
+            kek_version: r.get::<i64, _>("kek_version") as u32,
+            blob: r.get("wrapped_dek"),
+        };
+        let aad = dek_wrap_aad(SecretContext {
+            vault_id: &vault_id,
+            path: &path,
+            version: version as u64,
+        });
+        let dek = kms
+            .unwrap(&KekRef(r.get("kek_ref")), &wrapped, &aad)
+            .await
+            .unwrap();
         out.push(dek.expose().to_vec());
     }
     pool.close().await;
@@ -50,8 +62,12 @@ fn forms(secret: &[u8]) -> Vec<Vec<u8>> {
     vec![
         secret.to_vec(),
         hex::encode(secret).into_bytes(),
-        base64::engine::general_purpose::STANDARD.encode(secret).into_bytes(),
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret).into_bytes(),
+        base64::engine::general_purpose::STANDARD
+            .encode(secret)
+            .into_bytes(),
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(secret)
+            .into_bytes(),
     ]
 }
 
@@ -60,7 +76,10 @@ fn assert_absent(what: &str, needle: &[u8], files: &[(std::path::PathBuf, Vec<u8
         for (p, bytes) in files {
             assert!(!contains(bytes, &form), "{what} found in {}", p.display());
         }
-        assert!(!contains(logs.as_bytes(), &form), "{what} found in the logs");
+        assert!(
+            !contains(logs.as_bytes(), &form),
+            "{what} found in the logs"
+        );
     }
 }
 
@@ -71,21 +90,37 @@ async fn no_plaintext_or_dek_at_rest_or_in_logs() {
     let mut api = server.client();
     api.signup("owner@example.com").await;
     let vault = api.create_vault("v").await;
-    let plaintexts: Vec<String> = (0..20).map(|i| format!("PLAINTEXT-CANARY-{i:02}-{}", uuid::Uuid::new_v4().simple())).collect();
+    let plaintexts: Vec<String> = (0..20)
+        .map(|i| format!("PLAINTEXT-CANARY-{i:02}-{}", uuid::Uuid::new_v4().simple()))
+        .collect();
     for (i, p) in plaintexts.iter().enumerate() {
         api.put_secret(&vault, &format!("canary/{i}"), p).await;
         // A second version of each, and a read, so every code path has run.
-        api.put_secret(&vault, &format!("canary/{i}"), &format!("{p}-v2")).await;
-        assert_eq!(api.get_secret(&vault, &format!("canary/{i}")).await.expect(200)["value"], format!("{p}-v2"));
+        api.put_secret(&vault, &format!("canary/{i}"), &format!("{p}-v2"))
+            .await;
+        assert_eq!(
+            api.get_secret(&vault, &format!("canary/{i}"))
+                .await
+                .expect(200)["value"],
+            format!("{p}-v2")
+        );
     }
     // Bad requests too: a value in a wrongly typed field must not be echoed or logged.
-    api.put(&format!("/v1/vaults/{vault}/secrets/canary/x"), serde_json::json!({"value": "v", "max_access_count": plaintexts[0]}))
-        .await
-        .expect_problem(400);
+    api.put(
+        &format!("/v1/vaults/{vault}/secrets/canary/x"),
+        serde_json::json!({"value": "v", "max_access_count": plaintexts[0]}),
+    )
+    .await
+    .expect_problem(400);
 
     // While running: the WAL holds the recent writes.
     let running_files = read_tree(dir.path());
-    assert!(running_files.iter().any(|(p, _)| p.to_string_lossy().ends_with("-wal")), "expected a WAL while running");
+    assert!(
+        running_files
+            .iter()
+            .any(|(p, _)| p.to_string_lossy().ends_with("-wal")),
+        "expected a WAL while running"
+    );
     let (status, logs) = server.stop();
     assert!(status.success());
     let mut files = running_files;
@@ -101,7 +136,12 @@ async fn no_plaintext_or_dek_at_rest_or_in_logs() {
     }
     // The password and the token are not there either.
     assert_absent("the password", PASSWORD.as_bytes(), &files, &logs);
-    assert_absent("the access token", api.token.as_ref().unwrap().as_bytes(), &files, &logs);
+    assert_absent(
+        "the access token",
+        api.token.as_ref().unwrap().as_bytes(),
+        &files,
+        &logs,
+    );
 
     // A copy of the database alone decrypts nothing: without the keyring and
     // root key there is no key material in it at all.
@@ -125,7 +165,10 @@ async fn copied_rows_fail_with_an_opaque_integrity_error() {
     api.put_secret(&v2, "source", "victim-vault").await;
 
     let pool = db(dir.path()).await;
-    let copy = |target_vault: String, target_path: &'static str, target_version: i64, source_version: i64| {
+    let copy = |target_vault: String,
+                target_path: &'static str,
+                target_version: i64,
+                source_version: i64| {
         let pool = pool.clone();
         let v1 = v1.clone();
         async move {
@@ -160,16 +203,25 @@ async fn copied_rows_fail_with_an_opaque_integrity_error() {
 
     for (vault, path) in [(&v1, "other/path"), (&v2, "source")] {
         let r = api.get_secret(vault, path).await;
-        assert!(!r.text.contains("SOURCE-VALUE"), "a copied row leaked its value: {}", r.text);
+        assert!(
+            !r.text.contains("SOURCE-VALUE"),
+            "a copied row leaked its value: {}",
+            r.text
+        );
         let p = r.expect_problem(500);
         assert_eq!(p["type"], "urn:strongroom:problem:integrity");
         assert_eq!(p["detail"], "stored data failed its integrity check");
     }
-    let r = api.get(&format!("/v1/vaults/{v1}/secret-version/source/1")).await;
+    let r = api
+        .get(&format!("/v1/vaults/{v1}/secret-version/source/1"))
+        .await;
     assert!(!r.text.contains("SOURCE-VALUE"), "{}", r.text);
     r.expect_problem(500);
     // The untouched version still reads.
-    assert_eq!(api.get_secret(&v1, "source").await.expect(200)["value"], "SOURCE-VALUE-2");
+    assert_eq!(
+        api.get_secret(&v1, "source").await.expect(200)["value"],
+        "SOURCE-VALUE-2"
+    );
 
     // Flipping one bit of a ciphertext, or of a wrapped DEK, fails the same way.
     api.put_secret(&v1, "flip/ct", "flip-me").await;
@@ -179,7 +231,11 @@ async fn copied_rows_fail_with_an_opaque_integrity_error() {
             "UPDATE secret_versions SET {col} = (substr({col}, 1, 3)
                || CASE WHEN substr({col}, 4, 1) = x'FF' THEN x'00' ELSE x'FF' END || substr({col}, 5)) WHERE path = ?"
         );
-        sqlx::query(sqlx::AssertSqlSafe(sql)).bind(path).execute(&pool).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(path)
+            .execute(&pool)
+            .await
+            .unwrap();
         let r = api.get_secret(&v1, path).await;
         assert!(!r.text.contains("flip-me"), "{}", r.text);
         r.expect_problem(500);
@@ -188,5 +244,8 @@ async fn copied_rows_fail_with_an_opaque_integrity_error() {
     api.get("/v1/health").await.expect(200);
     pool.close().await;
     let (_, logs) = server.stop();
-    assert!(logs.contains("integrity check"), "integrity failures are logged");
+    assert!(
+        logs.contains("integrity check"),
+        "integrity failures are logged"
+    );
 }

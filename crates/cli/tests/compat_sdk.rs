@@ -23,11 +23,22 @@ fn oneclaw_sdk_core_flows() {
     let server = Server::start(dir.path());
     let out = Command::new(&python)
         .arg(root.join("compat/test_core_sdk.py"))
-        .args(["--base-url", &server.base, "--email", "sdk-user@example.com", "--password", PASSWORD])
+        .args([
+            "--base-url",
+            &server.base,
+            "--email",
+            "sdk-user@example.com",
+            "--password",
+            PASSWORD,
+        ])
         .output()
         .expect("running the compat suite");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "oneclaw compat suite failed:\n{stdout}\n{stderr}\nserver log:\n{}", server.logs());
+    assert!(
+        out.status.success(),
+        "oneclaw compat suite failed:\n{stdout}\n{stderr}\nserver log:\n{}",
+        server.logs()
+    );
     assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
 }

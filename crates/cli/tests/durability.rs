@@ -16,7 +16,8 @@ async fn values_survive_a_sigterm_restart() {
     api.signup("owner@example.com").await;
     let vault = api.create_vault("v").await;
     for i in 0..30 {
-        api.put_secret(&vault, &format!("k/{i}"), &format!("value-{i}")).await;
+        api.put_secret(&vault, &format!("k/{i}"), &format!("value-{i}"))
+            .await;
     }
     api.put_secret(&vault, "k/0", "value-0-v2").await;
     let old_token = api.token.clone();
@@ -31,10 +32,19 @@ async fn values_survive_a_sigterm_restart() {
     old.token = old_token;
     api.login("owner@example.com").await;
     for i in 1..30 {
-        assert_eq!(api.get_secret(&vault, &format!("k/{i}")).await.expect(200)["value"], format!("value-{i}"));
+        assert_eq!(
+            api.get_secret(&vault, &format!("k/{i}")).await.expect(200)["value"],
+            format!("value-{i}")
+        );
     }
-    assert_eq!(old.get_secret(&vault, "k/0").await.expect(200)["value"], "value-0-v2");
-    let v1 = api.get(&format!("/v1/vaults/{vault}/secret-version/k/0/1")).await.expect(200);
+    assert_eq!(
+        old.get_secret(&vault, "k/0").await.expect(200)["value"],
+        "value-0-v2"
+    );
+    let v1 = api
+        .get(&format!("/v1/vaults/{vault}/secret-version/k/0/1"))
+        .await
+        .expect(200);
     assert_eq!(v1["value"], "value-0");
 }
 
@@ -90,14 +100,26 @@ async fn acknowledged_writes_survive_kill_9() {
     for w in writers {
         acked.extend(w.await.unwrap());
     }
-    assert!(acked.len() > 20, "too few writes acknowledged to mean anything: {}", acked.len());
+    assert!(
+        acked.len() > 20,
+        "too few writes acknowledged to mean anything: {}",
+        acked.len()
+    );
 
     let server = Server::start(dir.path());
     let mut api = server.client();
     api.login("owner@example.com").await;
     for (path, version, value) in &acked {
-        let r = api.get(&format!("/v1/vaults/{vault}/secret-version/{path}/{version}")).await;
-        assert_eq!(r.status, 200, "acknowledged write {path} v{version} lost after kill -9: {}", r.text);
+        let r = api
+            .get(&format!(
+                "/v1/vaults/{vault}/secret-version/{path}/{version}"
+            ))
+            .await;
+        assert_eq!(
+            r.status, 200,
+            "acknowledged write {path} v{version} lost after kill -9: {}",
+            r.text
+        );
         assert_eq!(r.body["value"], value.as_str(), "{path} v{version}");
     }
 }

@@ -41,10 +41,16 @@ impl Engine {
             .filter(|d| !d.is_empty());
         let params = self.config.password_params;
         let password = input.password;
-        let password_hash = tokio::task::spawn_blocking(move || strongroom_crypto::password::hash(&password, params))
-            .await
-            .map_err(|e| Error::internal(e.to_string()))?;
-        let org = OrgRow { id: OrgId::new(), name: format!("{email}'s organisation"), created_at: now() };
+        let password_hash = tokio::task::spawn_blocking(move || {
+            strongroom_crypto::password::hash(&password, params)
+        })
+        .await
+        .map_err(|e| Error::internal(e.to_string()))?;
+        let org = OrgRow {
+            id: OrgId::new(),
+            name: format!("{email}'s organisation"),
+            created_at: now(),
+        };
         let user = UserRow {
             id: UserId::new(),
             org_id: org.id,
@@ -63,7 +69,11 @@ impl Engine {
             json!({"org_id": org.id.to_string()}),
             ip.map(|i| i.to_string()),
         );
-        match self.store.create_org_with_owner(&org, &user, self.config.signup, &audit).await {
+        match self
+            .store
+            .create_org_with_owner(&org, &user, self.config.signup, &audit)
+            .await
+        {
             Ok(()) => {}
             Err(StoreError::Conflict(_)) => {
                 // Either sign-up is closed or the email is taken; one answer for
@@ -80,18 +90,27 @@ impl Engine {
 
     /// Email and password login. Unknown users and wrong passwords get the same
     /// answer after the same work.
-    pub async fn login(&self, email: &str, password: &str, ip: Option<IpAddr>) -> Result<LoginOutput> {
+    pub async fn login(
+        &self,
+        email: &str,
+        password: &str,
+        ip: Option<IpAddr>,
+    ) -> Result<LoginOutput> {
         let fail = || Error::Unauthenticated("Invalid credentials".into());
         if password.len() > 1024 || email.len() > 254 {
             return Err(fail());
         }
         let email = email.trim().to_lowercase();
         let user = self.store.user_by_email(&email).await?;
-        let hash = user.as_ref().map(|u| u.password_hash.clone()).unwrap_or_else(|| self.dummy_password_hash.clone());
+        let hash = user
+            .as_ref()
+            .map(|u| u.password_hash.clone())
+            .unwrap_or_else(|| self.dummy_password_hash.clone());
         let pw = zeroize::Zeroizing::new(password.to_owned());
-        let ok = tokio::task::spawn_blocking(move || strongroom_crypto::password::verify(&pw, &hash))
-            .await
-            .map_err(|e| Error::internal(e.to_string()))?;
+        let ok =
+            tokio::task::spawn_blocking(move || strongroom_crypto::password::verify(&pw, &hash))
+                .await
+                .map_err(|e| Error::internal(e.to_string()))?;
         match user {
             Some(user) if ok => {
                 self.store
@@ -127,7 +146,14 @@ impl Engine {
 
     async fn user_token(&self, user: &UserRow) -> Result<crate::tokens::IssuedToken> {
         self.tokens
-            .issue(Subject::User(user.id), user.org_id, Some(user.role), vec![], vec![], self.config.user_token_ttl)
+            .issue(
+                Subject::User(user.id),
+                user.org_id,
+                Some(user.role),
+                vec![],
+                vec![],
+                self.config.user_token_ttl,
+            )
             .await
     }
 

@@ -73,7 +73,13 @@ impl Engine {
     pub fn new(store: Arc<dyn Store>, kms: Arc<dyn KeyProvider>, config: EngineConfig) -> Self {
         let tokens = TokenService::new(kms.clone());
         let dummy_password_hash = strongroom_crypto::password::dummy_hash(config.password_params);
-        Engine { store, kms, tokens, config, dummy_password_hash }
+        Engine {
+            store,
+            kms,
+            tokens,
+            config,
+            dummy_password_hash,
+        }
     }
 
     /// The token service (for JWKS publication).
@@ -108,8 +114,16 @@ impl Engine {
         action: Action,
         path: Option<&SecretPath>,
     ) -> Result<(VaultRow, PolicyDecision)> {
-        let vault = self.store.vault(vault_id).await?.ok_or_else(|| Error::not_found("vault not found"))?;
-        let facts = VaultFacts { id: vault.id, org_id: vault.org_id, created_by: vault.created_by };
+        let vault = self
+            .store
+            .vault(vault_id)
+            .await?
+            .ok_or_else(|| Error::not_found("vault not found"))?;
+        let facts = VaultFacts {
+            id: vault.id,
+            org_id: vault.org_id,
+            created_by: vault.created_by,
+        };
         match authz::authorize(who, &facts, action, path) {
             Ok(d) => Ok((vault, d)),
             Err(e) => {

@@ -53,13 +53,25 @@ pub struct SecretValue {
 }
 
 fn ctx<'a>(vault_id: &'a str, path: &'a SecretPath, version: u32) -> SecretContext<'a> {
-    SecretContext { vault_id, path: path.as_str(), version: version as u64 }
+    SecretContext {
+        vault_id,
+        path: path.as_str(),
+        version: version as u64,
+    }
 }
 
 impl Engine {
     /// Stores a new version of `path`.
-    pub async fn put_secret(&self, who: &Principal, vault_id: VaultId, path: &SecretPath, input: PutSecret) -> Result<SecretMeta> {
-        let (vault, decision) = self.vault_for(who, vault_id, Action::Write, Some(path)).await?;
+    pub async fn put_secret(
+        &self,
+        who: &Principal,
+        vault_id: VaultId,
+        path: &SecretPath,
+        input: PutSecret,
+    ) -> Result<SecretMeta> {
+        let (vault, decision) = self
+            .vault_for(who, vault_id, Action::Write, Some(path))
+            .await?;
         let secret_type = parse_secret_type(input.secret_type.as_deref())?;
         let metadata = match input.metadata {
             None | Some(Value::Null) => json!({}),
@@ -69,13 +81,22 @@ impl Engine {
         if metadata.to_string().len() > MAX_METADATA_BYTES {
             return Err(Error::invalid("metadata is larger than 64 KiB"));
         }
-        if let Some(n) = input.max_access_count {
-            if n < 1 {
-                return Err(Error::invalid("max_access_count must be at least 1"));
-            }
+        if input.max_access_count.is_some_and(|n| n < 1) {
+            return Err(Error::invalid("max_access_count must be at least 1"));
         }
-        self.write_version(who, &vault, path, &input.value, secret_type, metadata, input.expires_at, input.max_access_count, "secret.write", decision.as_str())
-            .await
+        self.write_version(
+            who,
+            &vault,
+            path,
+            &input.value,
+            secret_type,
+            metadata,
+            input.expires_at,
+            input.max_access_count,
+            "secret.write",
+            decision.as_str(),
+        )
+        .await
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -96,12 +117,19 @@ impl Engine {
         let kek = KekRef(vault.kek_ref.clone());
         for _ in 0..WRITE_ATTEMPTS {
             let head = self.store.secret_head(vault.id, path).await?;
-            let (secret_id, expected) = head.map(|h| (h.id, h.latest_version)).unwrap_or((SecretId::new(), 0));
-            let version = expected.checked_add(1).ok_or_else(|| Error::Conflict("version numbers exhausted".into()))?;
+            let (secret_id, expected) = head
+                .map(|h| (h.id, h.latest_version))
+                .unwrap_or((SecretId::new(), 0));
+            let version = expected
+                .checked_add(1)
+                .ok_or_else(|| Error::Conflict("version numbers exhausted".into()))?;
             let c = ctx(&vault_id, path, version);
             let dek = Dek::generate();
             let sealed = envelope::seal(dek.expose(), value.expose(), &envelope::secret_aad(c));
-            let wrapped = self.kms.wrap(&kek, &dek, &envelope::dek_wrap_aad(c)).await?;
+            let wrapped = self
+                .kms
+                .wrap(&kek, &dek, &envelope::dek_wrap_aad(c))
+                .await?;
             drop(dek);
             let created_at = now();
             let row = NewSecretVersion {
@@ -153,16 +181,30 @@ impl Engine {
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(Error::Conflict("too many concurrent writes to this secret; try again".into()))
+        Err(Error::Conflict(
+            "too many concurrent writes to this secret; try again".into(),
+        ))
     }
 
     /// Reads and decrypts the latest version (or `version`) of `path`.
-    pub async fn read_secret(&self, who: &Principal, vault_id: VaultId, path: &SecretPath, version: Option<u32>) -> Result<SecretValue> {
-        let (vault, decision) = self.vault_for(who, vault_id, Action::Read, Some(path)).await?;
-        let row = self.store.version(vault.id, path, version).await?.ok_or_else(|| match version {
-            None => Error::not_found("secret not found"),
-            Some(_) => Error::not_found("secret version not found"),
-        })?;
+    pub async fn read_secret(
+        &self,
+        who: &Principal,
+        vault_id: VaultId,
+        path: &SecretPath,
+        version: Option<u32>,
+    ) -> Result<SecretValue> {
+        let (vault, decision) = self
+            .vault_for(who, vault_id, Action::Read, Some(path))
+            .await?;
+        let row = self
+            .store
+            .version(vault.id, path, version)
+            .await?
+            .ok_or_else(|| match version {
+                None => Error::not_found("secret not found"),
+                Some(_) => Error::not_found("secret version not found"),
+            })?;
         check_readable(&row)?;
         let value = self.open(&vault, &row, who).await?;
         let audit = AuditRecord::new(
@@ -174,14 +216,26 @@ impl Engine {
             json!({"vault_id": vault.id.to_string(), "path": path.as_str(), "version": row.meta.version, "decision": decision.as_str()}),
             ip_of(who),
         );
-        if !self.store.record_read(row.meta.id, row.meta.version, &audit).await? {
+        if !self
+            .store
+            .record_read(row.meta.id, row.meta.version, &audit)
+            .await?
+        {
             return Err(Error::Gone(GoneReason::AccessLimitReached));
         }
-        Ok(SecretValue { meta: row.meta, value })
+        Ok(SecretValue {
+            meta: row.meta,
+            value,
+        })
     }
 
     /// Unwraps the DEK and opens the payload, bound to where the row was read from.
-    async fn open(&self, vault: &VaultRow, row: &VersionRow, who: &Principal) -> Result<SecretBytes> {
+    async fn open(
+        &self,
+        vault: &VaultRow,
+        row: &VersionRow,
+        who: &Principal,
+    ) -> Result<SecretBytes> {
         let vault_id = vault.id.to_string();
         let c = ctx(&vault_id, &row.meta.path, row.meta.version);
         let result = async {
@@ -189,14 +243,29 @@ impl Engine {
             if e.envelope_version != ENVELOPE_VERSION {
                 return Err(Error::Integrity);
             }
-            let wrapped = WrappedDek { kek_version: e.kek_version, blob: e.wrapped_dek.clone() };
-            let dek = self.kms.unwrap(&KekRef(vault.kek_ref.clone()), &wrapped, &envelope::dek_wrap_aad(c)).await?;
+            let wrapped = WrappedDek {
+                kek_version: e.kek_version,
+                blob: e.wrapped_dek.clone(),
+            };
+            let dek = self
+                .kms
+                .unwrap(
+                    &KekRef(vault.kek_ref.clone()),
+                    &wrapped,
+                    &envelope::dek_wrap_aad(c),
+                )
+                .await?;
             let sealed = envelope::Sealed {
                 iv: e.iv.as_slice().try_into().map_err(|_| Error::Integrity)?,
                 ciphertext: e.ciphertext.clone(),
-                tag: e.auth_tag.as_slice().try_into().map_err(|_| Error::Integrity)?,
+                tag: e
+                    .auth_tag
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| Error::Integrity)?,
             };
-            envelope::open(dek.expose(), &sealed, &envelope::secret_aad(c)).map_err(|_| Error::Integrity)
+            envelope::open(dek.expose(), &sealed, &envelope::secret_aad(c))
+                .map_err(|_| Error::Integrity)
         }
         .await;
         if matches!(result, Err(Error::Integrity)) {
@@ -216,7 +285,12 @@ impl Engine {
     }
 
     /// Metadata of the live secrets under `prefix` (no values).
-    pub async fn list_secrets(&self, who: &Principal, vault_id: VaultId, prefix: &str) -> Result<Vec<SecretMeta>> {
+    pub async fn list_secrets(
+        &self,
+        who: &Principal,
+        vault_id: VaultId,
+        prefix: &str,
+    ) -> Result<Vec<SecretMeta>> {
         if prefix.len() > strongroom_core::path::MAX_PATH_LEN {
             return Err(Error::invalid("prefix is too long"));
         }
@@ -225,9 +299,20 @@ impl Engine {
     }
 
     /// Every version's metadata of `path`.
-    pub async fn list_versions(&self, who: &Principal, vault_id: VaultId, path: &SecretPath) -> Result<Vec<SecretMeta>> {
-        let (vault, _) = self.vault_for(who, vault_id, Action::Read, Some(path)).await?;
-        let head = self.store.secret_head(vault.id, path).await?.ok_or_else(|| Error::not_found("secret not found"))?;
+    pub async fn list_versions(
+        &self,
+        who: &Principal,
+        vault_id: VaultId,
+        path: &SecretPath,
+    ) -> Result<Vec<SecretMeta>> {
+        let (vault, _) = self
+            .vault_for(who, vault_id, Action::Read, Some(path))
+            .await?;
+        let head = self
+            .store
+            .secret_head(vault.id, path)
+            .await?
+            .ok_or_else(|| Error::not_found("secret not found"))?;
         if head.deleted {
             return Err(Error::Gone(GoneReason::Deleted));
         }
@@ -235,9 +320,21 @@ impl Engine {
     }
 
     /// Disables one version; reads of it answer 410 afterwards.
-    pub async fn disable_version(&self, who: &Principal, vault_id: VaultId, path: &SecretPath, version: u32) -> Result<()> {
-        let (vault, decision) = self.vault_for(who, vault_id, Action::Write, Some(path)).await?;
-        let head = self.store.secret_head(vault.id, path).await?.ok_or_else(|| Error::not_found("secret not found"))?;
+    pub async fn disable_version(
+        &self,
+        who: &Principal,
+        vault_id: VaultId,
+        path: &SecretPath,
+        version: u32,
+    ) -> Result<()> {
+        let (vault, decision) = self
+            .vault_for(who, vault_id, Action::Write, Some(path))
+            .await?;
+        let head = self
+            .store
+            .secret_head(vault.id, path)
+            .await?
+            .ok_or_else(|| Error::not_found("secret not found"))?;
         let audit = AuditRecord::new(
             who.org_id,
             Actor::Subject(who.subject),
@@ -254,9 +351,20 @@ impl Engine {
     }
 
     /// Soft-deletes every version of `path`.
-    pub async fn delete_secret(&self, who: &Principal, vault_id: VaultId, path: &SecretPath) -> Result<()> {
-        let (vault, decision) = self.vault_for(who, vault_id, Action::Write, Some(path)).await?;
-        let head = self.store.secret_head(vault.id, path).await?.ok_or_else(|| Error::not_found("secret not found"))?;
+    pub async fn delete_secret(
+        &self,
+        who: &Principal,
+        vault_id: VaultId,
+        path: &SecretPath,
+    ) -> Result<()> {
+        let (vault, decision) = self
+            .vault_for(who, vault_id, Action::Write, Some(path))
+            .await?;
+        let head = self
+            .store
+            .secret_head(vault.id, path)
+            .await?
+            .ok_or_else(|| Error::not_found("secret not found"))?;
         if head.deleted {
             return Err(Error::Gone(GoneReason::Deleted));
         }
@@ -291,16 +399,38 @@ impl Engine {
             )));
         }
         let charset: Charset = charset.unwrap_or("hex").parse()?;
-        let (vault, decision) = self.vault_for(who, vault_id, Action::Rotate, Some(path)).await?;
+        let (vault, decision) = self
+            .vault_for(who, vault_id, Action::Rotate, Some(path))
+            .await?;
         let previous = self.store.version(vault.id, path, None).await?;
         let secret_type = match secret_type {
             Some(t) => parse_secret_type(Some(&t))?,
-            None => previous.as_ref().map(|p| p.meta.secret_type.clone()).unwrap_or_else(|| "generic".into()),
+            None => previous
+                .as_ref()
+                .map(|p| p.meta.secret_type.clone())
+                .unwrap_or_else(|| "generic".into()),
         };
-        let metadata = previous.as_ref().map(|p| p.meta.metadata.clone()).unwrap_or_else(|| json!({}));
-        let value = SecretBytes::from(strongroom_crypto::random::string_from(charset.alphabet(), length as usize));
-        self.write_version(who, &vault, path, &value, secret_type, metadata, None, None, "secret.rotate", decision.as_str())
-            .await
+        let metadata = previous
+            .as_ref()
+            .map(|p| p.meta.metadata.clone())
+            .unwrap_or_else(|| json!({}));
+        let value = SecretBytes::from(strongroom_crypto::random::string_from(
+            charset.alphabet(),
+            length as usize,
+        ));
+        self.write_version(
+            who,
+            &vault,
+            path,
+            &value,
+            secret_type,
+            metadata,
+            None,
+            None,
+            "secret.rotate",
+            decision.as_str(),
+        )
+        .await
     }
 }
 
@@ -312,7 +442,11 @@ fn check_readable(row: &VersionRow) -> Result<()> {
     if row.meta.disabled {
         return Err(Error::Gone(GoneReason::Disabled));
     }
-    if row.meta.expires_at.is_some_and(|t| t <= OffsetDateTime::now_utc()) {
+    if row
+        .meta
+        .expires_at
+        .is_some_and(|t| t <= OffsetDateTime::now_utc())
+    {
         return Err(Error::Gone(GoneReason::Expired));
     }
     if row.max_access_count.is_some_and(|m| row.access_count >= m) {

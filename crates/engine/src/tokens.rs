@@ -75,7 +75,12 @@ impl TokenService {
         validation.set_required_spec_claims(&["exp", "iat", "sub", "iss"]);
         validation.leeway = 5;
         validation.validate_aud = false;
-        TokenService { kms, public, decoding, validation }
+        TokenService {
+            kms,
+            public,
+            decoding,
+            validation,
+        }
     }
 
     /// The published verification key.
@@ -108,11 +113,17 @@ impl TokenService {
         let header = serde_json::json!({"alg": "EdDSA", "typ": "JWT", "kid": self.public.kid});
         let mut input = B64URL.encode(header.to_string());
         input.push('.');
-        input.push_str(&B64URL.encode(serde_json::to_vec(&claims).map_err(|e| Error::internal(e.to_string()))?));
+        input.push_str(
+            &B64URL
+                .encode(serde_json::to_vec(&claims).map_err(|e| Error::internal(e.to_string()))?),
+        );
         let sig = self.kms.sign(input.as_bytes()).await?;
         input.push('.');
         input.push_str(&B64URL.encode(sig));
-        Ok(IssuedToken { token: input, expires_in: ttl.as_secs() })
+        Ok(IssuedToken {
+            token: input,
+            expires_in: ttl.as_secs(),
+        })
     }
 
     /// Verifies a token and returns its claims. Every failure is the same 401.
@@ -122,7 +133,8 @@ impl TokenService {
             return Err(bad());
         }
         let header = decode_header(token).map_err(|_| bad())?;
-        if header.alg != Algorithm::EdDSA || header.kid.as_deref() != Some(self.public.kid.as_str()) {
+        if header.alg != Algorithm::EdDSA || header.kid.as_deref() != Some(self.public.kid.as_str())
+        {
             return Err(bad());
         }
         let data = decode::<Claims>(token, &self.decoding, &self.validation).map_err(|_| bad())?;

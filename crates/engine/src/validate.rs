@@ -10,7 +10,11 @@ pub fn email(raw: &str) -> Result<String> {
             !local.is_empty() && !domain.is_empty() && !domain.contains('@') && domain.contains('.')
         })
         && !e.chars().any(|c| c.is_whitespace() || c.is_control());
-    if ok { Ok(e) } else { Err(Error::invalid("email is not a valid address")) }
+    if ok {
+        Ok(e)
+    } else {
+        Err(Error::invalid("email is not a valid address"))
+    }
 }
 
 /// 1claw's password policy: at least 12 characters with an upper-case letter, a
@@ -19,7 +23,9 @@ pub fn email(raw: &str) -> Result<String> {
 pub fn password(p: &str) -> Result<()> {
     let chars: Vec<char> = p.chars().collect();
     if chars.len() < 12 || p.len() > 1024 {
-        return Err(Error::invalid("password must be between 12 and 1024 characters long"));
+        return Err(Error::invalid(
+            "password must be between 12 and 1024 characters long",
+        ));
     }
     let has = |f: fn(&char) -> bool| chars.iter().any(f);
     if !(has(char::is_ascii_uppercase)
@@ -34,10 +40,14 @@ pub fn password(p: &str) -> Result<()> {
     for w in chars.windows(3) {
         let (a, b, c) = (w[0] as i64, w[1] as i64, w[2] as i64);
         if a == b && b == c {
-            return Err(Error::invalid("password must not repeat a character three times in a row"));
+            return Err(Error::invalid(
+                "password must not repeat a character three times in a row",
+            ));
         }
         if (b - a == 1 && c - b == 1) || (a - b == 1 && b - c == 1) {
-            return Err(Error::invalid("password must not contain three consecutive characters such as abc or 321"));
+            return Err(Error::invalid(
+                "password must not contain three consecutive characters such as abc or 321",
+            ));
         }
     }
     Ok(())
@@ -55,10 +65,14 @@ pub fn name(field: &str, v: &str, max: usize) -> Result<String> {
 /// A free-text field that may be empty.
 pub fn text(field: &str, v: &str, max: usize) -> Result<String> {
     if v.chars().count() > max {
-        return Err(Error::invalid(format!("{field} must be at most {max} characters")));
+        return Err(Error::invalid(format!(
+            "{field} must be at most {max} characters"
+        )));
     }
     if v.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
-        return Err(Error::invalid(format!("{field} must not contain control characters")));
+        return Err(Error::invalid(format!(
+            "{field} must not contain control characters"
+        )));
     }
     Ok(v.to_owned())
 }
@@ -70,7 +84,16 @@ mod tests {
     #[test]
     fn passwords() {
         assert!(password("Correct-Horse-42!").is_ok());
-        for bad in ["short1A!", "alllowercase-42!", "ALLUPPER-42!XX", "NoDigits-Here!", "NoSpecial42Here", "Passsword-42!x", "Pabcword-42!xy", "Pa321word-4!x"] {
+        for bad in [
+            "short1A!",
+            "alllowercase-42!",
+            "ALLUPPER-42!XX",
+            "NoDigits-Here!",
+            "NoSpecial42Here",
+            "Passsword-42!x",
+            "Pabcword-42!xy",
+            "Pa321word-4!x",
+        ] {
             assert!(password(bad).is_err(), "{bad}");
         }
     }

@@ -12,7 +12,12 @@ use crate::{Engine, ip_of, validate};
 
 impl Engine {
     /// Creates a vault and its KEK inside the key provider.
-    pub async fn create_vault(&self, who: &Principal, name: &str, description: &str) -> Result<VaultRow> {
+    pub async fn create_vault(
+        &self,
+        who: &Principal,
+        name: &str,
+        description: &str,
+    ) -> Result<VaultRow> {
         let name = validate::name("name", name, 255)?;
         let description = validate::text("description", description, 2000)?;
         let id = VaultId::new();
@@ -51,7 +56,11 @@ impl Engine {
         Ok(all
             .into_iter()
             .filter(|v| {
-                let facts = VaultFacts { id: v.id, org_id: v.org_id, created_by: v.created_by };
+                let facts = VaultFacts {
+                    id: v.id,
+                    org_id: v.org_id,
+                    created_by: v.created_by,
+                };
                 authz::authorize(who, &facts, Action::ViewVault, None).is_ok()
             })
             .collect())

@@ -102,10 +102,10 @@ fn bad() -> KmsError {
 /// Warns when a key file is readable by group or others.
 pub(crate) fn warn_if_loose(path: &Path) {
     use std::os::unix::fs::PermissionsExt;
-    if let Ok(m) = fs::metadata(path) {
-        if m.permissions().mode() & 0o077 != 0 {
-            tracing::warn!(file = %path.display(), "key file is readable by group or others; chmod 600 it");
-        }
+    if let Ok(m) = fs::metadata(path)
+        && m.permissions().mode() & 0o077 != 0
+    {
+        tracing::warn!(file = %path.display(), "key file is readable by group or others; chmod 600 it");
     }
 }
 

@@ -175,10 +175,10 @@ impl FileStore {
 
 /// Fsyncs the directory holding `path`, so a rename or create is durable.
 pub(crate) fn sync_parent(path: &Path) {
-    if let Some(dir) = path.parent() {
-        if let Ok(d) = fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
+    if let Some(dir) = path.parent()
+        && let Ok(d) = fs::File::open(dir)
+    {
+        let _ = d.sync_all();
     }
 }
 

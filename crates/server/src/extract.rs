@@ -20,23 +20,47 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = Problem;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let ct = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         if let Some(ct) = &ct {
-            let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+            let essence = ct
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
             if essence != "application/json" && !essence.ends_with("+json") {
-                return Err(Problem::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "the request body must be application/json"));
+                return Err(Problem::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "the request body must be application/json",
+                ));
             }
         }
         let bytes = Bytes::from_request(req, state).await.map_err(|r| {
             let status = r.status();
             if status == StatusCode::PAYLOAD_TOO_LARGE {
-                Problem::new(status, format!("the request body is larger than {} bytes", crate::MAX_BODY_BYTES))
+                Problem::new(
+                    status,
+                    format!(
+                        "the request body is larger than {} bytes",
+                        crate::MAX_BODY_BYTES
+                    ),
+                )
             } else {
-                Problem::new(StatusCode::BAD_REQUEST, "the request body could not be read")
+                Problem::new(
+                    StatusCode::BAD_REQUEST,
+                    "the request body could not be read",
+                )
             }
         })?;
         if ct.is_none() && !bytes.is_empty() {
-            return Err(Problem::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "the request body must be application/json"));
+            return Err(Problem::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "the request body must be application/json",
+            ));
         }
         parse_json(&bytes).map(ApiJson)
     }
@@ -65,7 +89,9 @@ impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJ
             return Ok(OptionalJson(T::default()));
         }
         let req = Request::from_parts(parts, axum::body::Body::from(bytes));
-        ApiJson::<T>::from_request(req, state).await.map(|ApiJson(v)| OptionalJson(v))
+        ApiJson::<T>::from_request(req, state)
+            .await
+            .map(|ApiJson(v)| OptionalJson(v))
     }
 }
 
@@ -84,17 +110,31 @@ fn describe_json_error(path: &str, e: &serde_json::Error) -> String {
     use serde_json::error::Category;
     match e.classify() {
         Category::Syntax | Category::Eof | Category::Io => {
-            format!("the request body is not valid JSON (line {}, column {})", e.line(), e.column())
+            format!(
+                "the request body is not valid JSON (line {}, column {})",
+                e.line(),
+                e.column()
+            )
         }
         Category::Data => {
             let msg = e.to_string();
-            if msg.starts_with("missing field") || msg.starts_with("unknown field") || msg.starts_with("duplicate field") {
+            if msg.starts_with("missing field")
+                || msg.starts_with("unknown field")
+                || msg.starts_with("duplicate field")
+            {
                 // These name fields, not values.
                 msg.split(" at line").next().unwrap_or(&msg).to_owned()
             } else {
                 // "invalid type: string \"...\"" would echo the value: keep only what was expected.
-                let expected = msg.split(", expected ").nth(1).map(|x| x.split(" at line").next().unwrap_or(x));
-                let field = if path.is_empty() || path == "." { "the body".to_owned() } else { format!("field `{path}`") };
+                let expected = msg
+                    .split(", expected ")
+                    .nth(1)
+                    .map(|x| x.split(" at line").next().unwrap_or(x));
+                let field = if path.is_empty() || path == "." {
+                    "the body".to_owned()
+                } else {
+                    format!("field `{path}`")
+                };
                 match expected {
                     Some(exp) => format!("{field} has the wrong type or value: expected {exp}"),
                     None => format!("{field} has the wrong type or value"),
@@ -109,15 +149,24 @@ pub struct Auth(pub Principal);
 
 /// The client's address, when the server knows it.
 pub fn client_ip(parts: &Parts) -> Option<IpAddr> {
-    parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
 }
 
 impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let missing = || ApiError(Error::Unauthenticated("missing bearer token".into()));
-        let value = parts.headers.get(header::AUTHORIZATION).ok_or_else(missing)?;
+        let value = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .ok_or_else(missing)?;
         let value = value.to_str().map_err(|_| missing())?;
         let (scheme, token) = value.split_once(' ').ok_or_else(missing)?;
         if !scheme.eq_ignore_ascii_case("bearer") {

@@ -10,28 +10,41 @@ use axum::middleware::Next;
 use axum::response::IntoResponse;
 use tower::ServiceBuilder;
 use tower::layer::util::Stack;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::request_id::{
+    MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::problem::{PROBLEM_JSON, Problem};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// The request-id layers' type.
+pub type RequestIdLayers = ServiceBuilder<
+    Stack<
+        PropagateRequestIdLayer,
+        Stack<SetRequestIdLayer<MakeRequestUuid>, tower::layer::util::Identity>,
+    >,
+>;
+
 /// Assigns (or keeps) `x-request-id` and echoes it on the response.
-pub fn request_id_layers() -> ServiceBuilder<Stack<PropagateRequestIdLayer, Stack<SetRequestIdLayer<MakeRequestUuid>, tower::layer::util::Identity>>> {
+pub fn request_id_layers() -> RequestIdLayers {
     ServiceBuilder::new()
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
 }
 
-/// One span per request carrying the request id, so every log line of the
-/// request names it. Headers and bodies are never recorded.
-pub fn trace_layer() -> TraceLayer<
+/// The tracing layer's type.
+pub type RequestTrace = TraceLayer<
     tower_http::classify::SharedClassifier<tower_http::classify::ServerErrorsAsFailures>,
     fn(&Request) -> tracing::Span,
     (),
     DefaultOnResponse,
-> {
+>;
+
+/// One span per request carrying the request id, so every log line of the
+/// request names it. Headers and bodies are never recorded.
+pub fn trace_layer() -> RequestTrace {
     fn span(req: &Request) -> tracing::Span {
         let id = req
             .extensions()

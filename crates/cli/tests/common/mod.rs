@@ -29,7 +29,11 @@ pub struct Launch<'a> {
 
 impl<'a> Launch<'a> {
     pub fn new(data_dir: &'a Path) -> Self {
-        Launch { data_dir, args: vec![], env: vec![] }
+        Launch {
+            data_dir,
+            args: vec![],
+            env: vec![],
+        }
     }
     pub fn arg(mut self, a: impl Into<String>) -> Self {
         self.args.push(a.into());
@@ -40,7 +44,10 @@ impl<'a> Launch<'a> {
         self
     }
     pub fn start(self) -> Server {
-        Server::launch(self)
+        Server::launch(self, "127.0.0.1:0")
+    }
+    pub fn start_on(self, listen: &str) -> Server {
+        Server::launch(self, listen)
     }
 }
 
@@ -49,15 +56,22 @@ impl Server {
         Launch::new(data_dir).start()
     }
 
-    fn launch(l: Launch<'_>) -> Server {
+    fn launch(l: Launch<'_>, listen: &str) -> Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_strongroom"));
-        cmd.arg("serve").arg("--listen").arg("127.0.0.1:0").arg("--data-dir").arg(l.data_dir);
+        cmd.arg("serve")
+            .arg("--listen")
+            .arg(listen)
+            .arg("--data-dir")
+            .arg(l.data_dir);
         cmd.args(&l.args);
-        cmd.env_remove("STRONGROOM_ROOT_KEY").env("STRONGROOM_LOG", "debug");
+        cmd.env_remove("STRONGROOM_ROOT_KEY")
+            .env("STRONGROOM_LOG", "debug");
         for (k, v) in &l.env {
             cmd.env(k, v);
         }
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawning strongroom");
         let log = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = std::sync::mpsc::channel::<String>();
@@ -70,7 +84,11 @@ impl Server {
             std::thread::spawn(move || {
                 for line in BufReader::new(stream).lines().map_while(Result::ok) {
                     if let Some(i) = line.find("listening on ") {
-                        let url = line[i + "listening on ".len()..].split_whitespace().next().unwrap_or("").to_owned();
+                        let url = line[i + "listening on ".len()..]
+                            .split_whitespace()
+                            .next()
+                            .unwrap_or("")
+                            .to_owned();
                         let _ = tx.send(url);
                     }
                     let mut l = log.lock().unwrap();
@@ -86,7 +104,12 @@ impl Server {
                 panic!("server did not start; log:\n{}", log.lock().unwrap());
             }
         };
-        Server { child, base, data_dir: l.data_dir.to_path_buf(), log }
+        Server {
+            child,
+            base,
+            data_dir: l.data_dir.to_path_buf(),
+            log,
+        }
     }
 
     pub fn logs(&self) -> String {
@@ -99,9 +122,14 @@ impl Server {
 
     /// SIGTERM, then wait for a clean exit.
     pub fn stop(mut self) -> (ExitStatus, String) {
-        let st = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status().unwrap();
+        let st = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
         assert!(st.success());
-        let status = wait_timeout(&mut self.child, Duration::from_secs(30)).expect("server did not stop on SIGTERM");
+        let status = wait_timeout(&mut self.child, Duration::from_secs(30))
+            .expect("server did not stop on SIGTERM");
         std::thread::sleep(Duration::from_millis(100));
         (status, self.logs())
     }
@@ -147,15 +175,31 @@ pub struct Resp {
 impl Resp {
     #[track_caller]
     pub fn expect(self, status: u16) -> Value {
-        assert_eq!(self.status, status, "unexpected status; body: {}", self.text);
+        assert_eq!(
+            self.status, status,
+            "unexpected status; body: {}",
+            self.text
+        );
         self.body
     }
     #[track_caller]
     pub fn expect_problem(self, status: u16) -> Value {
-        assert_eq!(self.status, status, "unexpected status; body: {}", self.text);
-        assert!(self.content_type.starts_with("application/problem+json"), "not problem+json: {}", self.content_type);
+        assert_eq!(
+            self.status, status,
+            "unexpected status; body: {}",
+            self.text
+        );
+        assert!(
+            self.content_type.starts_with("application/problem+json"),
+            "not problem+json: {}",
+            self.content_type
+        );
         for k in ["type", "title", "status", "detail"] {
-            assert!(self.body.get(k).is_some(), "problem without {k}: {}", self.text);
+            assert!(
+                self.body.get(k).is_some(),
+                "problem without {k}: {}",
+                self.text
+            );
         }
         assert_eq!(self.body["status"], json!(status));
         self.body
@@ -172,7 +216,11 @@ pub struct Api {
 
 impl Api {
     pub fn new(base: &str) -> Self {
-        Api { base: base.to_owned(), http: reqwest::Client::new(), token: None }
+        Api {
+            base: base.to_owned(),
+            http: reqwest::Client::new(),
+            token: None,
+        }
     }
 
     pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Resp {
@@ -193,7 +241,12 @@ impl Api {
             .to_owned();
         let text = r.text().await.unwrap();
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Resp { status, content_type, body, text }
+        Resp {
+            status,
+            content_type,
+            body,
+            text,
+        }
     }
 
     pub async fn get(&self, path: &str) -> Resp {
@@ -211,26 +264,47 @@ impl Api {
 
     /// Signs up (first user: owner) and keeps the token.
     pub async fn signup(&mut self, email: &str) {
-        let b = self.post("/v1/auth/signup", json!({"email": email, "password": PASSWORD})).await.expect(201);
+        let b = self
+            .post(
+                "/v1/auth/signup",
+                json!({"email": email, "password": PASSWORD}),
+            )
+            .await
+            .expect(201);
         self.token = Some(b["access_token"].as_str().unwrap().to_owned());
     }
 
     pub async fn login(&mut self, email: &str) {
-        let b = self.post("/v1/auth/token", json!({"email": email, "password": PASSWORD})).await.expect(200);
+        let b = self
+            .post(
+                "/v1/auth/token",
+                json!({"email": email, "password": PASSWORD}),
+            )
+            .await
+            .expect(200);
         self.token = Some(b["access_token"].as_str().unwrap().to_owned());
     }
 
     pub async fn create_vault(&self, name: &str) -> String {
-        let b = self.post("/v1/vaults", json!({"name": name})).await.expect(201);
+        let b = self
+            .post("/v1/vaults", json!({"name": name}))
+            .await
+            .expect(201);
         b["id"].as_str().unwrap().to_owned()
     }
 
     pub async fn put_secret(&self, vault: &str, path: &str, value: &str) -> Value {
-        self.put(&format!("/v1/vaults/{vault}/secrets/{path}"), json!({"value": value})).await.expect(201)
+        self.put(
+            &format!("/v1/vaults/{vault}/secrets/{path}"),
+            json!({"value": value}),
+        )
+        .await
+        .expect(201)
     }
 
     pub async fn get_secret(&self, vault: &str, path: &str) -> Resp {
-        self.get(&format!("/v1/vaults/{vault}/secrets/{path}")).await
+        self.get(&format!("/v1/vaults/{vault}/secrets/{path}"))
+            .await
     }
 }
 

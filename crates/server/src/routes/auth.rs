@@ -21,7 +21,14 @@ pub async fn signup(
 ) -> ApiResult<(StatusCode, Json<SignupResponse>)> {
     let out = s
         .engine
-        .signup(SignupInput { email: req.email, password: req.password, display_name: req.display_name }, ip)
+        .signup(
+            SignupInput {
+                email: req.email,
+                password: req.password,
+                display_name: req.display_name,
+            },
+            ip,
+        )
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -44,7 +51,11 @@ pub async fn login(
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> ApiResult<Json<TokenResponse>> {
     let out = s.engine.login(&req.email, &req.password, ip).await?;
-    Ok(Json(TokenResponse { access_token: out.token.token, token_type: "Bearer", expires_in: out.token.expires_in }))
+    Ok(Json(TokenResponse {
+        access_token: out.token.token,
+        token_type: "Bearer",
+        expires_in: out.token.expires_in,
+    }))
 }
 
 /// The caller's profile.

@@ -14,7 +14,10 @@ use crate::wire::{HealthResponse, HsmHealthResponse};
 pub async fn health(State(s): State<AppState>) -> Json<HealthResponse> {
     let h = s.engine.health().await;
     let ok = h.store_ok && h.provider == ProviderHealth::Healthy;
-    Json(HealthResponse { status: if ok { "healthy" } else { "degraded" }, version: env!("CARGO_PKG_VERSION") })
+    Json(HealthResponse {
+        status: if ok { "healthy" } else { "degraded" },
+        version: env!("CARGO_PKG_VERSION"),
+    })
 }
 
 /// The key provider's reachability.
@@ -27,13 +30,26 @@ pub async fn health_hsm(State(s): State<AppState>) -> Response {
         ProviderHealth::Degraded(d) => (StatusCode::OK, "degraded", Some(d)),
         ProviderHealth::Unavailable(d) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", Some(d)),
     };
-    (code, Json(HsmHealthResponse { status, provider: h.provider_name, detail })).into_response()
+    (
+        code,
+        Json(HsmHealthResponse {
+            status,
+            provider: h.provider_name,
+            detail,
+        }),
+    )
+        .into_response()
 }
 
 /// Prometheus metrics.
 pub async fn metrics(State(s): State<AppState>) -> Response {
     match &s.metrics {
-        Some(h) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], h.render()).into_response(),
-        None => crate::problem::Problem::new(StatusCode::NOT_FOUND, "metrics are disabled").into_response(),
+        Some(h) => (
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+            h.render(),
+        )
+            .into_response(),
+        None => crate::problem::Problem::new(StatusCode::NOT_FOUND, "metrics are disabled")
+            .into_response(),
     }
 }

@@ -32,11 +32,26 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/vaults", post(create_vault).get(list_vaults))
         .route("/v1/vaults/{vault_id}", get(get_vault).delete(delete_vault))
         .route("/v1/vaults/{vault_id}/secrets", get(list_secrets))
-        .route("/v1/vaults/{vault_id}/secrets/{*path}", get(get_secret).put(put_secret).delete(delete_secret))
-        .route("/v1/vaults/{vault_id}/secret-versions/{*path}", get(list_versions))
-        .route("/v1/vaults/{vault_id}/secret-version/{*path}", get(get_version))
-        .route("/v1/vaults/{vault_id}/secret-version-disable/{*path}", post(disable_version))
-        .route("/v1/vaults/{vault_id}/secret-rotate/{*path}", post(rotate_secret))
+        .route(
+            "/v1/vaults/{vault_id}/secrets/{*path}",
+            get(get_secret).put(put_secret).delete(delete_secret),
+        )
+        .route(
+            "/v1/vaults/{vault_id}/secret-versions/{*path}",
+            get(list_versions),
+        )
+        .route(
+            "/v1/vaults/{vault_id}/secret-version/{*path}",
+            get(get_version),
+        )
+        .route(
+            "/v1/vaults/{vault_id}/secret-version-disable/{*path}",
+            post(disable_version),
+        )
+        .route(
+            "/v1/vaults/{vault_id}/secret-rotate/{*path}",
+            post(rotate_secret),
+        )
 }
 
 /// The answer for unknown routes.

@@ -21,7 +21,14 @@ use crate::wire::*;
 /// Splits `/v1/vaults/{id}/{family}/{tail}` into the vault id and the raw tail.
 fn vault_and_tail(uri: &Uri) -> ApiResult<(VaultId, &str)> {
     let mut parts = uri.path().splitn(6, '/');
-    let (_, _, _, id, _, tail) = (parts.next(), parts.next(), parts.next(), parts.next(), parts.next(), parts.next());
+    let (_, _, _, id, _, tail) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    );
     let id = vault_id(id.unwrap_or(""))?;
     Ok((id, tail.unwrap_or("")))
 }
@@ -34,7 +41,9 @@ fn secret_path(uri: &Uri) -> ApiResult<(VaultId, SecretPath)> {
 /// `{path}/{n}`: the path and a version number in 1..=u32::MAX.
 fn path_and_version(uri: &Uri) -> ApiResult<(VaultId, SecretPath, u32)> {
     let (id, tail) = vault_and_tail(uri)?;
-    let (path, n) = tail.rsplit_once('/').ok_or_else(|| Error::invalid("expected {path}/{version}"))?;
+    let (path, n) = tail
+        .rsplit_once('/')
+        .ok_or_else(|| Error::invalid("expected {path}/{version}"))?;
     let bad = || Error::invalid("version must be a whole number between 1 and 4294967295");
     if n.is_empty() || n.len() > 10 || !n.bytes().all(|b| b.is_ascii_digit()) {
         return Err(bad().into());
@@ -91,7 +100,11 @@ fn render_value(v: strongroom_engine::SecretValue) -> ApiResult<Json<SecretRespo
     params(("vault_id" = String, Path), ("path" = String, Path)),
     responses((status = 200, body = SecretResponse), (status = 404, body = crate::problem::Problem), (status = 410, body = crate::problem::Problem)),
     security(("bearer" = [])))]
-pub async fn get_secret(State(s): State<AppState>, Auth(p): Auth, uri: Uri) -> ApiResult<Json<SecretResponse>> {
+pub async fn get_secret(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    uri: Uri,
+) -> ApiResult<Json<SecretResponse>> {
     let (vault, path) = secret_path(&uri)?;
     render_value(s.engine.read_secret(&p, vault, &path, None).await?)
 }
@@ -99,7 +112,11 @@ pub async fn get_secret(State(s): State<AppState>, Auth(p): Auth, uri: Uri) -> A
 /// Soft-deletes every version.
 #[utoipa::path(delete, path = "/v1/vaults/{vault_id}/secrets/{path}", tag = "secrets",
     params(("vault_id" = String, Path), ("path" = String, Path)), responses((status = 204)), security(("bearer" = [])))]
-pub async fn delete_secret(State(s): State<AppState>, Auth(p): Auth, uri: Uri) -> ApiResult<StatusCode> {
+pub async fn delete_secret(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    uri: Uri,
+) -> ApiResult<StatusCode> {
     let (vault, path) = secret_path(&uri)?;
     s.engine.delete_secret(&p, vault, &path).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -122,24 +139,39 @@ pub async fn list_secrets(
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<SecretList>> {
     let (vault, _) = vault_and_tail(&uri)?;
-    let list = s.engine.list_secrets(&p, vault, q.prefix.as_deref().unwrap_or("")).await?;
-    Ok(Json(SecretList { secrets: list.into_iter().map(Into::into).collect() }))
+    let list = s
+        .engine
+        .list_secrets(&p, vault, q.prefix.as_deref().unwrap_or(""))
+        .await?;
+    Ok(Json(SecretList {
+        secrets: list.into_iter().map(Into::into).collect(),
+    }))
 }
 
 /// Lists every version of a path.
 #[utoipa::path(get, path = "/v1/vaults/{vault_id}/secret-versions/{path}", tag = "secrets",
     params(("vault_id" = String, Path), ("path" = String, Path)), responses((status = 200, body = VersionList)), security(("bearer" = [])))]
-pub async fn list_versions(State(s): State<AppState>, Auth(p): Auth, uri: Uri) -> ApiResult<Json<VersionList>> {
+pub async fn list_versions(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    uri: Uri,
+) -> ApiResult<Json<VersionList>> {
     let (vault, path) = secret_path(&uri)?;
     let list = s.engine.list_versions(&p, vault, &path).await?;
-    Ok(Json(VersionList { versions: list.into_iter().map(Into::into).collect() }))
+    Ok(Json(VersionList {
+        versions: list.into_iter().map(Into::into).collect(),
+    }))
 }
 
 /// Decrypts one version.
 #[utoipa::path(get, path = "/v1/vaults/{vault_id}/secret-version/{path}/{version}", tag = "secrets",
     params(("vault_id" = String, Path), ("path" = String, Path), ("version" = u32, Path)),
     responses((status = 200, body = SecretResponse), (status = 410, body = crate::problem::Problem)), security(("bearer" = [])))]
-pub async fn get_version(State(s): State<AppState>, Auth(p): Auth, uri: Uri) -> ApiResult<Json<SecretResponse>> {
+pub async fn get_version(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    uri: Uri,
+) -> ApiResult<Json<SecretResponse>> {
     let (vault, path, n) = path_and_version(&uri)?;
     render_value(s.engine.read_secret(&p, vault, &path, Some(n)).await?)
 }
@@ -148,7 +180,11 @@ pub async fn get_version(State(s): State<AppState>, Auth(p): Auth, uri: Uri) -> 
 #[utoipa::path(post, path = "/v1/vaults/{vault_id}/secret-version-disable/{path}/{version}", tag = "secrets",
     params(("vault_id" = String, Path), ("path" = String, Path), ("version" = u32, Path)),
     responses((status = 204)), security(("bearer" = [])))]
-pub async fn disable_version(State(s): State<AppState>, Auth(p): Auth, uri: Uri) -> ApiResult<StatusCode> {
+pub async fn disable_version(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    uri: Uri,
+) -> ApiResult<StatusCode> {
     let (vault, path, n) = path_and_version(&uri)?;
     s.engine.disable_version(&p, vault, &path, n).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -167,7 +203,14 @@ pub async fn rotate_secret(
     let (vault, path) = secret_path(&uri)?;
     let meta = s
         .engine
-        .rotate_secret(&p, vault, &path, req.length, req.charset.as_deref(), req.secret_type)
+        .rotate_secret(
+            &p,
+            vault,
+            &path,
+            req.length,
+            req.charset.as_deref(),
+            req.secret_type,
+        )
         .await?;
     Ok((StatusCode::CREATED, Json(meta.into())))
 }

@@ -11,7 +11,8 @@ use crate::wire::*;
 
 /// Parses a vault id from a URL segment (400 when malformed).
 pub fn vault_id(raw: &str) -> ApiResult<strongroom_core::VaultId> {
-    raw.parse().map_err(|_| strongroom_core::Error::invalid("vault id must be a UUID").into())
+    raw.parse()
+        .map_err(|_| strongroom_core::Error::invalid("vault id must be a UUID").into())
 }
 
 /// Creates a vault and its KEK.
@@ -22,28 +23,45 @@ pub async fn create_vault(
     Auth(p): Auth,
     ApiJson(req): ApiJson<CreateVaultRequest>,
 ) -> ApiResult<(StatusCode, Json<VaultResponse>)> {
-    let v = s.engine.create_vault(&p, &req.name, req.description.as_deref().unwrap_or("")).await?;
+    let v = s
+        .engine
+        .create_vault(&p, &req.name, req.description.as_deref().unwrap_or(""))
+        .await?;
     Ok((StatusCode::CREATED, Json(v.into())))
 }
 
 /// The vaults the caller may see.
 #[utoipa::path(get, path = "/v1/vaults", tag = "vaults", responses((status = 200, body = VaultList)), security(("bearer" = [])))]
 pub async fn list_vaults(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<Json<VaultList>> {
-    let vaults = s.engine.list_vaults(&p).await?.into_iter().map(Into::into).collect();
+    let vaults = s
+        .engine
+        .list_vaults(&p)
+        .await?
+        .into_iter()
+        .map(Into::into)
+        .collect();
     Ok(Json(VaultList { vaults }))
 }
 
 /// One vault.
 #[utoipa::path(get, path = "/v1/vaults/{vault_id}", tag = "vaults", params(("vault_id" = String, Path)),
     responses((status = 200, body = VaultResponse), (status = 404, body = crate::problem::Problem)), security(("bearer" = [])))]
-pub async fn get_vault(State(s): State<AppState>, Auth(p): Auth, Path(id): Path<String>) -> ApiResult<Json<VaultResponse>> {
+pub async fn get_vault(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<VaultResponse>> {
     Ok(Json(s.engine.get_vault(&p, vault_id(&id)?).await?.into()))
 }
 
 /// Deletes a vault, its secrets and its KEK.
 #[utoipa::path(delete, path = "/v1/vaults/{vault_id}", tag = "vaults", params(("vault_id" = String, Path)),
     responses((status = 204), (status = 404, body = crate::problem::Problem)), security(("bearer" = [])))]
-pub async fn delete_vault(State(s): State<AppState>, Auth(p): Auth, Path(id): Path<String>) -> ApiResult<StatusCode> {
+pub async fn delete_vault(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
     s.engine.delete_vault(&p, vault_id(&id)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
