@@ -96,7 +96,27 @@ impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJ
 }
 
 /// Parses JSON into `T` with safe error messages.
+///
+/// Every request body of the API is a JSON object; anything else is refused
+/// before serde sees it (derived deserializers would otherwise fill a struct
+/// from an array, by position).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => {}
+        Some(b'[') | Some(b'"') | Some(b'-') | Some(b'0'..=b'9') | Some(b't') | Some(b'f')
+        | Some(b'n') => {
+            return Err(Problem::new(
+                StatusCode::BAD_REQUEST,
+                "the request body must be a JSON object",
+            ));
+        }
+        _ => {
+            return Err(Problem::new(
+                StatusCode::BAD_REQUEST,
+                "the request body is not valid JSON",
+            ));
+        }
+    }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     let out: Result<T, _> = serde_path_to_error::deserialize(de);
     out.map_err(|e| {
