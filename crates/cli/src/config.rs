@@ -59,6 +59,15 @@ struct FileConfig {
     kms: FileKms,
     #[serde(default)]
     log: FileLog,
+    #[serde(default)]
+    audit: FileAudit,
+}
+
+#[derive(Deserialize, Default, Debug)]
+#[serde(deny_unknown_fields)]
+struct FileAudit {
+    checkpoint_every_events: Option<u64>,
+    checkpoint_interval_secs: Option<u64>,
 }
 
 #[derive(Deserialize, Default, Debug)]
@@ -116,6 +125,7 @@ pub struct Config {
     pub user_token_ttl_secs: u64,
     pub json_logs: bool,
     pub dev: bool,
+    pub checkpoints: strongroom_engine::CheckpointPolicy,
 }
 
 impl Config {
@@ -171,7 +181,21 @@ impl Config {
         if !(60..=86_400).contains(&ttl) {
             bail!("auth.user_token_ttl_secs must be between 60 and 86400");
         }
+        let defaults = strongroom_engine::CheckpointPolicy::default();
+        let checkpoints = strongroom_engine::CheckpointPolicy {
+            every_events: file
+                .audit
+                .checkpoint_every_events
+                .unwrap_or(defaults.every_events)
+                .max(1),
+            every: file
+                .audit
+                .checkpoint_interval_secs
+                .map(std::time::Duration::from_secs)
+                .unwrap_or(defaults.every),
+        };
         Ok(Config {
+            checkpoints,
             listen,
             data_dir: if args.dev { None } else { Some(data_dir) },
             tls,

@@ -1,6 +1,7 @@
 //! `strongroom`: the server and its administrative commands.
 #![forbid(unsafe_code)]
 
+mod audit;
 mod config;
 mod serve;
 
@@ -18,6 +19,9 @@ struct Cli {
 enum Command {
     /// Run the server.
     Serve(config::ServeArgs),
+    /// Export or verify the tamper-evident audit log.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -29,6 +33,13 @@ fn main() -> anyhow::Result<()> {
                 .enable_all()
                 .build()?;
             rt.block_on(serve::run(cfg))
+        }
+        Command::Audit(cmd) => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let code = rt.block_on(audit::run(cmd))?;
+            std::process::exit(code);
         }
     }
 }

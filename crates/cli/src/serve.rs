@@ -108,8 +108,9 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             ..Default::default()
         },
     ));
+    let checkpointer = engine.spawn_checkpointer(cfg.checkpoints);
     let app = router(AppState {
-        engine,
+        engine: engine.clone(),
         metrics: install_metrics(),
     })
     .into_make_service_with_connect_info::<SocketAddr>();
@@ -148,6 +149,11 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
                 .serve(app)
                 .await?;
         }
+    }
+    // Seal the log's current heads before stopping.
+    checkpointer.abort();
+    if let Err(e) = engine.checkpoint_all().await {
+        tracing::warn!(error = %e, "could not sign final audit checkpoints");
     }
     store.close().await;
     tracing::info!("strongroom stopped");

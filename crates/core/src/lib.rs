@@ -9,9 +9,11 @@
 
 pub mod audit;
 pub mod authz;
+pub mod encoding;
 pub mod error;
 pub mod ids;
 pub mod path;
+pub mod policy;
 pub mod principal;
 pub mod secret;
 pub mod time_util;

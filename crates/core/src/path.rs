@@ -94,7 +94,7 @@ impl SecretPath {
     }
 }
 
-fn validate_segment(seg: &str) -> Result<(), Error> {
+pub(crate) fn validate_segment(seg: &str) -> Result<(), Error> {
     if seg.is_empty() {
         return Err(Error::invalid(
             "secret path must not contain empty segments (leading, trailing or doubled '/')",

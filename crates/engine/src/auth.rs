@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 
 use serde_json::json;
-use strongroom_core::audit::{Actor, AuditRecord};
+use strongroom_core::audit::{Actor, AuditRecord, SYSTEM_ORG};
 use strongroom_core::time_util::now;
 use strongroom_core::{Error, OrgId, Principal, Result, Role, Subject, UserId};
 use strongroom_store::{OrgRow, StoreError, UserRow};
@@ -140,7 +140,19 @@ impl Engine {
                 .await;
                 Err(fail())
             }
-            None => Err(fail()),
+            None => {
+                self.audit_best_effort(AuditRecord::new(
+                    SYSTEM_ORG,
+                    Actor::Anonymous,
+                    "auth.failure",
+                    "user",
+                    "",
+                    json!({"method": "password", "reason": "unknown_user"}),
+                    ip.map(|i| i.to_string()),
+                ))
+                .await;
+                Err(fail())
+            }
         }
     }
 
@@ -157,9 +169,26 @@ impl Engine {
             .await
     }
 
-    /// Verifies a bearer credential and returns the principal.
-    pub fn authenticate(&self, bearer: &str, ip: Option<IpAddr>) -> Result<Principal> {
-        self.tokens.principal(bearer, ip)
+    /// Verifies a bearer credential and returns the principal. A refused
+    /// credential is audited on the system chain (it names no organisation we
+    /// can trust).
+    pub async fn authenticate(&self, bearer: &str, ip: Option<IpAddr>) -> Result<Principal> {
+        match self.tokens.principal(bearer, ip) {
+            Ok(p) => Ok(p),
+            Err(e) => {
+                self.audit_best_effort(AuditRecord::new(
+                    SYSTEM_ORG,
+                    Actor::Anonymous,
+                    "auth.failure",
+                    "token",
+                    "",
+                    json!({"method": "bearer", "reason": "invalid_token"}),
+                    ip.map(|i| i.to_string()),
+                ))
+                .await;
+                Err(e)
+            }
+        }
     }
 
     /// The calling user's profile.

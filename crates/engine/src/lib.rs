@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod audit;
 mod auth;
 mod secrets;
 pub mod tokens;
@@ -22,6 +23,7 @@ use strongroom_crypto::password::PasswordParams;
 use strongroom_kms::{KeyProvider, ProviderHealth};
 use strongroom_store::{SignupGate, Store, VaultRow};
 
+pub use audit::CheckpointPolicy;
 pub use auth::{LoginOutput, SignupInput};
 pub use secrets::{PutSecret, SecretValue};
 pub use tokens::TokenService;

@@ -14,6 +14,7 @@
 
 mod metered;
 pub mod root_key;
+pub mod pkcs11;
 pub mod soft;
 
 use std::fmt;

@@ -192,7 +192,10 @@ impl FromRequestParts<AppState> for Auth {
         if !scheme.eq_ignore_ascii_case("bearer") {
             return Err(missing());
         }
-        let p = state.engine.authenticate(token.trim(), client_ip(parts))?;
+        let p = state
+            .engine
+            .authenticate(token.trim(), client_ip(parts))
+            .await?;
         Ok(Auth(p))
     }
 }

@@ -33,6 +33,7 @@ impl Modify for BearerAuth {
         routes::create_vault, routes::list_vaults, routes::get_vault, routes::delete_vault,
         routes::put_secret, routes::get_secret, routes::delete_secret, routes::list_secrets,
         routes::list_versions, routes::get_version, routes::disable_version, routes::rotate_secret,
+        routes::audit_events, routes::audit_verify,
     ),
     components(schemas(crate::problem::Problem)),
     modifiers(&BearerAuth),

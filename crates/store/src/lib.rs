@@ -16,7 +16,7 @@ pub mod model;
 pub mod sqlite;
 
 use async_trait::async_trait;
-use strongroom_core::audit::AuditRecord;
+use strongroom_core::audit::{AuditRecord, ChainedEvent, Checkpoint};
 use strongroom_core::{OrgId, SecretId, SecretPath, UserId, VaultId};
 
 pub use model::*;
@@ -129,13 +129,22 @@ pub trait Store: Send + Sync + 'static {
 
     /// Appends an audit record on its own (for events that change nothing).
     async fn append_audit(&self, audit: &AuditRecord) -> StoreResult<()>;
-    /// An organisation's audit records, oldest first.
-    async fn audit_events(
+    /// Events of one organisation matching a query, newest first, and how many
+    /// match in all.
+    async fn audit_query(&self, q: &AuditQuery) -> StoreResult<(Vec<ChainedEvent>, u64)>;
+    /// A stretch of one chain in order: events with `seq >= from_seq`, at most `limit`.
+    async fn audit_chain(
         &self,
-        org: OrgId,
+        org: &str,
+        from_seq: u64,
         limit: u32,
-        offset: u32,
-    ) -> StoreResult<Vec<StoredAuditEvent>>;
+    ) -> StoreResult<Vec<ChainedEvent>>;
+    /// The head of every chain (one per organisation that has events).
+    async fn audit_heads(&self) -> StoreResult<Vec<AuditHead>>;
+    /// Stores a signed checkpoint.
+    async fn insert_checkpoint(&self, cp: &Checkpoint) -> StoreResult<()>;
+    /// An organisation's checkpoints, oldest first.
+    async fn checkpoints(&self, org: &str) -> StoreResult<Vec<Checkpoint>>;
 
     /// Whether the database answers.
     async fn health(&self) -> StoreResult<()>;

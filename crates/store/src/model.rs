@@ -172,29 +172,36 @@ pub struct SecretMeta {
     pub created_at: OffsetDateTime,
 }
 
-/// An audit event as stored.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StoredAuditEvent {
-    /// Position in the store's log.
-    pub seq: i64,
-    /// Event id.
-    pub id: String,
+/// The head of one organisation's audit chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditHead {
+    /// Organisation (the nil UUID for the system chain).
+    pub org_id: String,
+    /// Sequence number of the newest event.
+    pub seq: u64,
+    /// Its id.
+    pub event_id: String,
+    /// Its hash (hex).
+    pub hash: String,
+}
+
+/// A filter over one organisation's audit events.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
     /// Organisation.
     pub org_id: String,
-    /// `user`, `agent` or `anonymous`.
-    pub actor_type: String,
-    /// Actor uuid (or empty).
-    pub actor_id: String,
-    /// Action.
-    pub action: String,
-    /// Resource kind.
-    pub resource_type: String,
-    /// Resource id.
-    pub resource_id: String,
-    /// Details (JSON).
-    pub details: Value,
-    /// Client address.
-    pub ip_address: Option<String>,
-    /// Time.
-    pub created_at: OffsetDateTime,
+    /// Exact action.
+    pub action: Option<String>,
+    /// Exact actor uuid.
+    pub actor_id: Option<String>,
+    /// Exact resource id.
+    pub resource_id: Option<String>,
+    /// Not before (microseconds).
+    pub from_us: Option<i64>,
+    /// Not after (microseconds).
+    pub to_us: Option<i64>,
+    /// Page size.
+    pub limit: u32,
+    /// Page offset.
+    pub offset: u32,
 }

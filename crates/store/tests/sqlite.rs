@@ -35,6 +35,12 @@ conformance!(
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_audit_appends() {
+    let (_dir, s) = fresh().await;
+    conformance::concurrent_audit_appends(s).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_writers() {
     let (_dir, s) = fresh().await;
     conformance::concurrent_writers(s).await;

@@ -1,5 +1,6 @@
 //! Route table, grouped by family.
 
+mod audit;
 mod auth;
 mod health;
 mod secrets;
@@ -12,6 +13,7 @@ use axum::routing::{get, post};
 use crate::AppState;
 use crate::problem::Problem;
 
+pub use audit::*;
 pub use auth::*;
 pub use health::*;
 pub use secrets::*;
@@ -29,6 +31,8 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/auth/me", get(me))
         .route("/v1/auth/jwt-public-key", get(jwt_public_key))
         .route("/.well-known/jwks.json", get(jwks))
+        .route("/v1/audit/events", get(audit_events))
+        .route("/v1/audit/verify", get(audit_verify))
         .route("/v1/vaults", post(create_vault).get(list_vaults))
         .route("/v1/vaults/{vault_id}", get(get_vault).delete(delete_vault))
         .route("/v1/vaults/{vault_id}/secrets", get(list_secrets))

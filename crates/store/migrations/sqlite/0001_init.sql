@@ -64,17 +64,42 @@ CREATE TABLE secret_versions (
     PRIMARY KEY (secret_id, version)
 ) WITHOUT ROWID;
 
+-- The audit log: one hash chain per organisation (see docs/audit.md).
 CREATE TABLE audit_events (
-    seq            INTEGER PRIMARY KEY AUTOINCREMENT,
-    id             TEXT NOT NULL UNIQUE,
-    org_id         TEXT NOT NULL,
-    actor_type     TEXT NOT NULL,
-    actor_id       TEXT NOT NULL,
-    action         TEXT NOT NULL,
-    resource_type  TEXT NOT NULL,
-    resource_id    TEXT NOT NULL,
-    details        TEXT NOT NULL,
-    ip_address     TEXT,
-    created_at     INTEGER NOT NULL
+    org_id          TEXT NOT NULL,
+    seq             INTEGER NOT NULL,
+    id              TEXT NOT NULL UNIQUE,
+    actor_type      TEXT NOT NULL,
+    actor_id        TEXT NOT NULL,
+    action          TEXT NOT NULL,
+    resource_type   TEXT NOT NULL,
+    resource_id     TEXT NOT NULL,
+    details         TEXT NOT NULL,
+    ip_address      TEXT,
+    created_at      INTEGER NOT NULL,
+    prev_event_id   TEXT,
+    integrity_hash  TEXT NOT NULL,
+    PRIMARY KEY (org_id, seq)
+) WITHOUT ROWID;
+CREATE INDEX audit_events_time ON audit_events(org_id, created_at);
+
+-- The head of each organisation's chain, updated in the same transaction as
+-- the append (a row lock on it serializes appends per organisation).
+CREATE TABLE audit_heads (
+    org_id    TEXT PRIMARY KEY,
+    seq       INTEGER NOT NULL,
+    event_id  TEXT NOT NULL,
+    hash      TEXT NOT NULL
 );
-CREATE INDEX audit_events_org ON audit_events(org_id, seq);
+
+-- Signed statements of a chain head.
+CREATE TABLE audit_checkpoints (
+    org_id      TEXT NOT NULL,
+    seq         INTEGER NOT NULL,
+    event_id    TEXT NOT NULL,
+    head_hash   TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    kid         TEXT NOT NULL,
+    signature   TEXT NOT NULL,
+    PRIMARY KEY (org_id, seq)
+);

@@ -15,7 +15,10 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
 use sqlx::{Row, Sqlite, SqlitePool, Transaction};
-use strongroom_core::audit::AuditRecord;
+use strongroom_core::audit::{
+    AuditRecord, ChainedEvent, Checkpoint, GENESIS_HASH, canonical_json, event_hash, hash_hex,
+    parse_hash,
+};
 use strongroom_core::time_util::{from_micros, to_micros};
 use strongroom_core::{OrgId, Role, SecretId, SecretPath, Subject, UserId, VaultId};
 
@@ -90,25 +93,111 @@ fn restrict_permissions(db: &Path) {
     }
 }
 
+/// Appends a record to its organisation's chain: reads the head, hashes the
+/// event over the previous hash, inserts it and moves the head — all inside the
+/// caller's transaction, so the chain and the change commit together.
 async fn insert_audit(tx: &mut Transaction<'static, Sqlite>, a: &AuditRecord) -> StoreResult<()> {
+    let org = a.org_id.to_string();
+    let head = sqlx::query("SELECT seq, event_id, hash FROM audit_heads WHERE org_id = ?")
+        .bind(&org)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(map_err)?;
+    let (prev_seq, prev_id, prev_hash) = match head {
+        None => (0u64, None, GENESIS_HASH),
+        Some(r) => {
+            let seq: i64 = r.try_get("seq").map_err(map_err)?;
+            let hash: String = r.try_get("hash").map_err(map_err)?;
+            let hash =
+                parse_hash(&hash).ok_or_else(|| StoreError::Corrupt("audit_heads.hash".into()))?;
+            (
+                seq as u64,
+                Some(r.try_get::<String, _>("event_id").map_err(map_err)?),
+                hash,
+            )
+        }
+    };
+    let mut e = ChainedEvent {
+        seq: prev_seq + 1,
+        id: a.id.to_string(),
+        org_id: org,
+        actor_type: a.actor.kind().to_owned(),
+        actor_id: a.actor.id_string(),
+        action: a.action.clone(),
+        resource_type: a.resource_type.clone(),
+        resource_id: a.resource_id.clone(),
+        details: a.details.clone(),
+        ip_address: a.ip_address.clone(),
+        created_at_us: to_micros(a.created_at),
+        prev_event_id: prev_id,
+        integrity_hash: String::new(),
+    };
+    e.integrity_hash = hash_hex(&event_hash(&e, &prev_hash));
     sqlx::query(
-        "INSERT INTO audit_events (id, org_id, actor_type, actor_id, action, resource_type, resource_id, details, ip_address, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO audit_events (org_id, seq, id, actor_type, actor_id, action, resource_type, resource_id, details,
+            ip_address, created_at, prev_event_id, integrity_hash)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
-    .bind(a.id.to_string())
-    .bind(a.org_id.to_string())
-    .bind(a.actor.kind())
-    .bind(a.actor.id_string())
-    .bind(&a.action)
-    .bind(&a.resource_type)
-    .bind(&a.resource_id)
-    .bind(a.details.to_string())
-    .bind(&a.ip_address)
-    .bind(to_micros(a.created_at))
+    .bind(&e.org_id)
+    .bind(e.seq as i64)
+    .bind(&e.id)
+    .bind(&e.actor_type)
+    .bind(&e.actor_id)
+    .bind(&e.action)
+    .bind(&e.resource_type)
+    .bind(&e.resource_id)
+    .bind(canonical_json(&e.details))
+    .bind(&e.ip_address)
+    .bind(e.created_at_us)
+    .bind(&e.prev_event_id)
+    .bind(&e.integrity_hash)
+    .execute(&mut **tx)
+    .await
+    .map_err(map_err)?;
+    sqlx::query(
+        "INSERT INTO audit_heads (org_id, seq, event_id, hash) VALUES (?, ?, ?, ?)
+         ON CONFLICT (org_id) DO UPDATE SET seq = excluded.seq, event_id = excluded.event_id, hash = excluded.hash",
+    )
+    .bind(&e.org_id)
+    .bind(e.seq as i64)
+    .bind(&e.id)
+    .bind(&e.integrity_hash)
     .execute(&mut **tx)
     .await
     .map_err(map_err)?;
     Ok(())
+}
+
+fn event_row(r: &SqliteRow) -> StoreResult<ChainedEvent> {
+    let seq: i64 = r.try_get("seq").map_err(map_err)?;
+    Ok(ChainedEvent {
+        seq: seq as u64,
+        id: r.try_get("id").map_err(map_err)?,
+        org_id: r.try_get("org_id").map_err(map_err)?,
+        actor_type: r.try_get("actor_type").map_err(map_err)?,
+        actor_id: r.try_get("actor_id").map_err(map_err)?,
+        action: r.try_get("action").map_err(map_err)?,
+        resource_type: r.try_get("resource_type").map_err(map_err)?,
+        resource_id: r.try_get("resource_id").map_err(map_err)?,
+        details: json(r, "details")?,
+        ip_address: r.try_get("ip_address").map_err(map_err)?,
+        created_at_us: r.try_get("created_at").map_err(map_err)?,
+        prev_event_id: r.try_get("prev_event_id").map_err(map_err)?,
+        integrity_hash: r.try_get("integrity_hash").map_err(map_err)?,
+    })
+}
+
+fn checkpoint_row(r: &SqliteRow) -> StoreResult<Checkpoint> {
+    let seq: i64 = r.try_get("seq").map_err(map_err)?;
+    Ok(Checkpoint {
+        org_id: r.try_get("org_id").map_err(map_err)?,
+        seq: seq as u64,
+        event_id: r.try_get("event_id").map_err(map_err)?,
+        head_hash: r.try_get("head_hash").map_err(map_err)?,
+        created_at_us: r.try_get("created_at").map_err(map_err)?,
+        kid: r.try_get("kid").map_err(map_err)?,
+        signature: r.try_get("signature").map_err(map_err)?,
+    })
 }
 
 async fn commit(tx: Transaction<'static, Sqlite>) -> StoreResult<()> {
@@ -550,37 +639,108 @@ impl Store for SqliteStore {
         commit(tx).await
     }
 
-    async fn audit_events(
+    async fn audit_query(&self, q: &AuditQuery) -> StoreResult<(Vec<ChainedEvent>, u64)> {
+        const FILTER: &str = "org_id = ?1 AND (?2 IS NULL OR action = ?2) AND (?3 IS NULL OR actor_id = ?3)
+             AND (?4 IS NULL OR resource_id = ?4) AND (?5 IS NULL OR created_at >= ?5) AND (?6 IS NULL OR created_at <= ?6)";
+        static LIST: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "SELECT * FROM audit_events WHERE {FILTER} ORDER BY seq DESC LIMIT ?7 OFFSET ?8"
+            )
+        });
+        static COUNT: LazyLock<String> =
+            LazyLock::new(|| format!("SELECT COUNT(*) FROM audit_events WHERE {FILTER}"));
+        let rows = sqlx::query(sqlx::AssertSqlSafe(LIST.as_str()))
+            .bind(&q.org_id)
+            .bind(&q.action)
+            .bind(&q.actor_id)
+            .bind(&q.resource_id)
+            .bind(q.from_us)
+            .bind(q.to_us)
+            .bind(q.limit as i64)
+            .bind(q.offset as i64)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(map_err)?;
+        let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(COUNT.as_str()))
+            .bind(&q.org_id)
+            .bind(&q.action)
+            .bind(&q.actor_id)
+            .bind(&q.resource_id)
+            .bind(q.from_us)
+            .bind(q.to_us)
+            .fetch_one(&self.reader)
+            .await
+            .map_err(map_err)?;
+        let events = rows
+            .iter()
+            .map(event_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok((events, total as u64))
+    }
+
+    async fn audit_chain(
         &self,
-        org: OrgId,
+        org: &str,
+        from_seq: u64,
         limit: u32,
-        offset: u32,
-    ) -> StoreResult<Vec<StoredAuditEvent>> {
-        let rows = sqlx::query(
-            "SELECT * FROM audit_events WHERE org_id = ? ORDER BY seq LIMIT ? OFFSET ?",
-        )
-        .bind(org.to_string())
-        .bind(limit as i64)
-        .bind(offset as i64)
-        .fetch_all(&self.reader)
-        .await
-        .map_err(map_err)?;
+    ) -> StoreResult<Vec<ChainedEvent>> {
+        sqlx::query("SELECT * FROM audit_events WHERE org_id = ? AND seq >= ? ORDER BY seq LIMIT ?")
+            .bind(org)
+            .bind(from_seq as i64)
+            .bind(limit as i64)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(event_row)
+            .collect()
+    }
+
+    async fn audit_heads(&self) -> StoreResult<Vec<AuditHead>> {
+        let rows =
+            sqlx::query("SELECT org_id, seq, event_id, hash FROM audit_heads ORDER BY org_id")
+                .fetch_all(&self.reader)
+                .await
+                .map_err(map_err)?;
         rows.iter()
             .map(|r| {
-                Ok(StoredAuditEvent {
-                    seq: r.try_get("seq").map_err(map_err)?,
-                    id: r.try_get("id").map_err(map_err)?,
+                Ok(AuditHead {
                     org_id: r.try_get("org_id").map_err(map_err)?,
-                    actor_type: r.try_get("actor_type").map_err(map_err)?,
-                    actor_id: r.try_get("actor_id").map_err(map_err)?,
-                    action: r.try_get("action").map_err(map_err)?,
-                    resource_type: r.try_get("resource_type").map_err(map_err)?,
-                    resource_id: r.try_get("resource_id").map_err(map_err)?,
-                    details: json(r, "details")?,
-                    ip_address: r.try_get("ip_address").map_err(map_err)?,
-                    created_at: from_micros(r.try_get("created_at").map_err(map_err)?),
+                    seq: r.try_get::<i64, _>("seq").map_err(map_err)? as u64,
+                    event_id: r.try_get("event_id").map_err(map_err)?,
+                    hash: r.try_get("hash").map_err(map_err)?,
                 })
             })
+            .collect()
+    }
+
+    async fn insert_checkpoint(&self, cp: &Checkpoint) -> StoreResult<()> {
+        let mut tx = self.tx().await?;
+        sqlx::query(
+            "INSERT INTO audit_checkpoints (org_id, seq, event_id, head_hash, created_at, kid, signature)
+             VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (org_id, seq) DO NOTHING",
+        )
+        .bind(&cp.org_id)
+        .bind(cp.seq as i64)
+        .bind(&cp.event_id)
+        .bind(&cp.head_hash)
+        .bind(cp.created_at_us)
+        .bind(&cp.kid)
+        .bind(&cp.signature)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        commit(tx).await
+    }
+
+    async fn checkpoints(&self, org: &str) -> StoreResult<Vec<Checkpoint>> {
+        sqlx::query("SELECT * FROM audit_checkpoints WHERE org_id = ? ORDER BY seq")
+            .bind(org)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(checkpoint_row)
             .collect()
     }
 

@@ -336,7 +336,7 @@ pub async fn access_counting(s: &dyn Store) {
     assert_eq!(row.access_count, 2);
     // A refused read writes no audit record of its own: the caller records the denial.
     let actions: Vec<String> = s
-        .audit_events(org.id, 100, 0)
+        .audit_chain(&org.id.to_string(), 1, 100)
         .await
         .unwrap()
         .into_iter()
@@ -347,6 +347,7 @@ pub async fn access_counting(s: &dyn Store) {
 }
 
 pub async fn audit_log(s: &dyn Store) {
+    use strongroom_core::audit::{GENESIS_HASH, verify_chain};
     let (org, _) = org_and_owner(s, "a@example.com", SignupGate::Open)
         .await
         .unwrap();
@@ -358,20 +359,115 @@ pub async fn audit_log(s: &dyn Store) {
             .await
             .unwrap();
     }
-    let all = s.audit_events(org.id, 100, 0).await.unwrap();
+    let org_s = org.id.to_string();
+    let all = s.audit_chain(&org_s, 1, 100).await.unwrap();
     assert_eq!(
         all.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(),
         ["auth.signup", "e0", "e1", "e2", "e3", "e4"]
     );
-    assert!(all.windows(2).all(|w| w[0].seq < w[1].seq));
+    assert_eq!(
+        all.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        [1, 2, 3, 4, 5, 6]
+    );
+    assert_eq!(all[0].prev_event_id, None);
+    assert_eq!(all[1].prev_event_id.as_deref(), Some(all[0].id.as_str()));
     assert_eq!(all[1].details, json!({"k": "v"}));
     assert_eq!(all[1].ip_address.as_deref(), Some("127.0.0.1"));
-    let page = s.audit_events(org.id, 2, 2).await.unwrap();
+    // The stored chain verifies, and each organisation has its own.
+    let r = verify_chain(&all, &[], 1, (GENESIS_HASH, None), &|_, _, _| false);
+    assert!(r.chain_valid, "{r:?}");
+    assert_eq!(r.events_verified, 6);
+    assert_eq!(
+        s.audit_chain(&org2.id.to_string(), 1, 100)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    // Resuming a stretch from the middle.
+    let tail = s.audit_chain(&org_s, 4, 2).await.unwrap();
+    assert_eq!(tail.iter().map(|e| e.seq).collect::<Vec<_>>(), [4, 5]);
+
+    let heads = s.audit_heads().await.unwrap();
+    let h = heads.iter().find(|h| h.org_id == org_s).unwrap();
+    assert_eq!(
+        (h.seq, h.hash.as_str()),
+        (6, all[5].integrity_hash.as_str())
+    );
+
+    // Queries: newest first, filtered, with the total.
+    let q = AuditQuery {
+        org_id: org_s.clone(),
+        limit: 2,
+        offset: 1,
+        ..Default::default()
+    };
+    let (page, total) = s.audit_query(&q).await.unwrap();
+    assert_eq!(total, 6);
     assert_eq!(
         page.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(),
-        ["e1", "e2"]
+        ["e3", "e2"]
     );
-    assert_eq!(s.audit_events(org2.id, 100, 0).await.unwrap().len(), 1);
+    let q = AuditQuery {
+        org_id: org_s.clone(),
+        action: Some("e1".into()),
+        limit: 10,
+        ..Default::default()
+    };
+    let (page, total) = s.audit_query(&q).await.unwrap();
+    assert_eq!((page.len(), total), (1, 1));
+    let q = AuditQuery {
+        org_id: org_s.clone(),
+        from_us: Some(i64::MAX - 1),
+        limit: 10,
+        ..Default::default()
+    };
+    assert_eq!(s.audit_query(&q).await.unwrap().1, 0);
+
+    // Checkpoints round-trip and are idempotent per (org, seq).
+    let cp = strongroom_core::audit::Checkpoint {
+        org_id: org_s.clone(),
+        seq: 6,
+        event_id: all[5].id.clone(),
+        head_hash: all[5].integrity_hash.clone(),
+        created_at_us: 42,
+        kid: "k".into(),
+        signature: "c2ln".into(),
+    };
+    s.insert_checkpoint(&cp).await.unwrap();
+    s.insert_checkpoint(&cp).await.unwrap();
+    assert_eq!(s.checkpoints(&org_s).await.unwrap(), vec![cp]);
+    assert!(
+        s.checkpoints(&org2.id.to_string())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+pub async fn concurrent_audit_appends(s: std::sync::Arc<dyn Store>) {
+    use strongroom_core::audit::{GENESIS_HASH, verify_chain};
+    let (org, _) = org_and_owner(&*s, "a@example.com", SignupGate::Open)
+        .await
+        .unwrap();
+    let mut tasks = vec![];
+    for t in 0..8 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..25 {
+                s.append_audit(&audit(org.id, &format!("t{t}-{i}")))
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let all = s.audit_chain(&org.id.to_string(), 1, 1000).await.unwrap();
+    assert_eq!(all.len(), 201);
+    let r = verify_chain(&all, &[], 1, (GENESIS_HASH, None), &|_, _, _| false);
+    assert!(r.chain_valid, "{r:?}");
 }
 
 pub async fn concurrent_writers(s: std::sync::Arc<dyn Store>) {

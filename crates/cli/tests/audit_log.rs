@@ -1,0 +1,444 @@
+//! The tamper-evident audit log, end to end: events for every action, no
+//! secrets in them, tampering detected online and offline, and fail-closed
+//! behaviour when the log can't be written.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+use serde_json::{Value, json};
+
+async fn events(api: &Api) -> Vec<Value> {
+    let b = api.get("/v1/audit/events?limit=1000").await.expect(200);
+    let mut v = b["events"].as_array().unwrap().clone();
+    v.reverse(); // oldest first
+    v
+}
+
+fn find<'a>(events: &'a [Value], action: &str) -> Vec<&'a Value> {
+    events.iter().filter(|e| e["action"] == action).collect()
+}
+
+#[tokio::test]
+async fn every_action_is_recorded_with_its_actor_and_no_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let mut api = server.client();
+    api.signup("owner@example.com").await;
+    let me = api.get("/v1/auth/me").await.expect(200);
+    let uid = me["id"].as_str().unwrap().to_owned();
+    Api::new(&server.base)
+        .post(
+            "/v1/auth/token",
+            json!({"email": "owner@example.com", "password": "Wrong-Horse-42!"}),
+        )
+        .await
+        .expect_problem(401);
+    Api::new(&server.base)
+        .post(
+            "/v1/auth/token",
+            json!({"email": "nobody@example.com", "password": "Wrong-Horse-42!"}),
+        )
+        .await
+        .expect_problem(401);
+    api.login("owner@example.com").await;
+    let vault = api.create_vault("audited").await;
+    api.put_secret(&vault, "db/password", "AUDIT-CANARY-VALUE-1")
+        .await;
+    api.put_secret(&vault, "db/password", "AUDIT-CANARY-VALUE-2")
+        .await;
+    api.get_secret(&vault, "db/password").await.expect(200);
+    api.get(&format!("/v1/vaults/{vault}/secret-version/db/password/1"))
+        .await
+        .expect(200);
+    api.post(
+        &format!("/v1/vaults/{vault}/secret-version-disable/db/password/1"),
+        json!({}),
+    )
+    .await;
+    api.post(
+        &format!("/v1/vaults/{vault}/secret-rotate/db/password"),
+        json!({"length": 24}),
+    )
+    .await
+    .expect(201);
+    let rotated = api.get_secret(&vault, "db/password").await.expect(200)["value"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    api.delete(&format!("/v1/vaults/{vault}/secrets/db/password"))
+        .await;
+    let mut garbage = api.clone();
+    garbage.token = Some("not-a-token".into());
+    garbage.get("/v1/vaults").await.expect_problem(401);
+    let v2 = api.create_vault("doomed").await;
+    api.delete(&format!("/v1/vaults/{v2}")).await;
+
+    let ev = events(&api).await;
+    let one = |action: &str| -> Value {
+        let f = find(&ev, action);
+        assert!(!f.is_empty(), "no {action} event in {ev:#?}");
+        f[0].clone()
+    };
+    for action in [
+        "auth.signup",
+        "auth.success",
+        "auth.failure",
+        "vault.create",
+        "secret.write",
+        "secret.read",
+        "secret.version_disable",
+        "secret.rotate",
+        "secret.delete",
+        "vault.delete",
+    ] {
+        let e = one(action);
+        if action != "auth.failure" {
+            assert_eq!(e["actor_type"], "user", "{action}");
+            assert_eq!(e["actor_id"], uid.as_str(), "{action}");
+        }
+    }
+    assert_eq!(find(&ev, "secret.write").len(), 2);
+    assert_eq!(
+        find(&ev, "secret.read").len(),
+        3,
+        "two reads and the read after rotation"
+    );
+    let read = one("secret.read");
+    assert_eq!(read["details"]["vault_id"], vault.as_str());
+    assert_eq!(read["details"]["path"], "db/password");
+    assert_eq!(read["details"]["version"], 2);
+    assert_eq!(read["details"]["decision"], "vault_creator");
+    let failure = one("auth.failure");
+    assert_eq!(failure["actor_type"], "anonymous");
+    assert_eq!(failure["details"]["reason"], "bad_credentials");
+    assert!(read["ip_address"].as_str().unwrap().starts_with("127."));
+    // Chained: every event links to the one before it.
+    for w in ev.windows(2) {
+        assert_eq!(w[1]["prev_event_id"], w[0]["id"]);
+        assert_eq!(
+            w[1]["seq"].as_u64().unwrap(),
+            w[0]["seq"].as_u64().unwrap() + 1
+        );
+    }
+    // Filters.
+    let reads = api
+        .get("/v1/audit/events?action=secret.read")
+        .await
+        .expect(200);
+    assert_eq!(reads["count"], 3);
+    let bad = api.get("/v1/audit/events?from=yesterday").await;
+    bad.expect_problem(400);
+
+    let verify = api.get("/v1/audit/verify").await.expect(200);
+    assert_eq!(verify["chain_valid"], true, "{verify}");
+    assert_eq!(verify["scheme"]["hash_field"], "integrity_hash");
+
+    // No value, password or token anywhere in the stored log or the server's logs.
+    let token = api.token.clone().unwrap();
+    let (status, logs) = server.stop();
+    assert!(status.success());
+    let pool = raw_db(dir.path()).await;
+    let rows: Vec<(String, String, String)> =
+        sqlx::query_as("SELECT details, resource_id, action FROM audit_events")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    // The system chain holds the unknown-user and bad-token failures.
+    let system: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM audit_events WHERE org_id = '00000000-0000-0000-0000-000000000000'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(system, 2);
+    let all_text: String = rows.iter().map(|(d, r, a)| format!("{d}{r}{a}")).collect();
+    for needle in [
+        "AUDIT-CANARY-VALUE",
+        rotated.as_str(),
+        PASSWORD,
+        "Wrong-Horse-42!",
+        token.as_str(),
+        "not-a-token",
+    ] {
+        assert!(
+            !all_text.contains(needle),
+            "{needle} leaked into the audit log"
+        );
+        assert!(
+            !logs.contains(needle),
+            "{needle} leaked into the server log"
+        );
+    }
+}
+
+/// A data directory with some history and a final checkpoint (signed at shutdown).
+async fn history(dir: &Path) -> (String, Vec<Value>) {
+    let server = Server::start(dir);
+    let mut api = server.client();
+    api.signup("owner@example.com").await;
+    let vault = api.create_vault("v").await;
+    for i in 0..6 {
+        api.put_secret(&vault, &format!("k{i}"), "x").await;
+        api.get_secret(&vault, &format!("k{i}")).await.expect(200);
+    }
+    let ev = events(&api).await;
+    let (status, _) = server.stop();
+    assert!(status.success());
+    let jwks = dir.parent().unwrap().join(format!(
+        "{}-jwks.json",
+        dir.file_name().unwrap().to_string_lossy()
+    ));
+    (jwks.to_string_lossy().into_owned(), ev)
+}
+
+async fn save_jwks(dir: &Path, out: &str) {
+    let server = Server::start(dir);
+    let jwks = server
+        .client()
+        .get("/.well-known/jwks.json")
+        .await
+        .expect(200);
+    std::fs::write(out, jwks.to_string()).unwrap();
+    server.stop();
+}
+
+/// Applies one tampering to a copy of `pristine` and checks both verifiers name it.
+async fn check_tamper(
+    pristine: &Path,
+    jwks: &str,
+    name: &str,
+    sql: &str,
+    expect_seq: impl Fn(u64) -> bool,
+) {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("data");
+    copy_tree(pristine, &dir);
+    let pool = raw_db(&dir).await;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+
+    // Offline, from the data directory and from an export.
+    let (code, out, err) = run_cli(&[
+        "audit",
+        "verify",
+        "--data-dir",
+        dir.to_str().unwrap(),
+        "--public-key",
+        jwks,
+    ]);
+    assert_eq!(code, 1, "{name}: offline verify should fail\n{out}{err}");
+    assert!(out.contains("BROKEN at event #"), "{name}: {out}");
+    let seq: u64 = out
+        .split("BROKEN at event #")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        expect_seq(seq),
+        "{name}: offline verifier named #{seq}: {out}"
+    );
+    let export = work.path().join("audit.jsonl");
+    let (code, _, err) = run_cli(&[
+        "audit",
+        "export",
+        "--data-dir",
+        dir.to_str().unwrap(),
+        "--output",
+        export.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out2, _) = run_cli(&[
+        "audit",
+        "verify",
+        "--file",
+        export.to_str().unwrap(),
+        "--public-key",
+        jwks,
+    ]);
+    assert_eq!(code, 1, "{name}: export verify should fail\n{out2}");
+    assert!(
+        out2.contains(&format!("BROKEN at event #{seq} ")),
+        "{name}: {out2} vs {out}"
+    );
+
+    // Online: the API verifier on a server running over the tampered data.
+    let server = Server::start(&dir);
+    let mut api = server.client();
+    api.login("owner@example.com").await;
+    let v = api.get("/v1/audit/verify").await.expect(200);
+    assert_eq!(v["chain_valid"], false, "{name}: {v}");
+    let api_seq = v["broken_at_seq"].as_u64().unwrap();
+    assert!(expect_seq(api_seq), "{name}: API named #{api_seq}: {v}");
+    assert!(
+        v["broken_at_event_id"].is_string() || name == "truncate",
+        "{name}: {v}"
+    );
+    server.stop();
+}
+
+#[tokio::test]
+async fn tampering_is_detected_online_and_offline() {
+    let root = tempfile::tempdir().unwrap();
+    let pristine = root.path().join("pristine");
+    let (jwks, ev) = history(&pristine).await;
+    save_jwks(&pristine, &jwks).await;
+    let org = ev[0]["org_id"].as_str().unwrap().to_owned();
+    let last = ev.last().unwrap()["seq"].as_u64().unwrap();
+
+    // The untouched log verifies, with its checkpoints.
+    let (code, out, err) = run_cli(&[
+        "audit",
+        "verify",
+        "--data-dir",
+        pristine.to_str().unwrap(),
+        "--public-key",
+        &jwks,
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("OK"), "{out}");
+    assert!(
+        !out.contains(" 0 signed checkpoints"),
+        "expected checkpoints: {out}"
+    );
+
+    let o = &org;
+    check_tamper(
+        &pristine,
+        &jwks,
+        "edit",
+        &format!("UPDATE audit_events SET action = 'secret.list' WHERE org_id = '{o}' AND seq = 5"),
+        |s| s == 5,
+    )
+    .await;
+    check_tamper(&pristine, &jwks, "edit-details", &format!("UPDATE audit_events SET details = '{{\"path\":\"k9\"}}' WHERE org_id = '{o}' AND seq = 7"), |s| s == 7).await;
+    check_tamper(
+        &pristine,
+        &jwks,
+        "delete-middle",
+        &format!("DELETE FROM audit_events WHERE org_id = '{o}' AND seq = 6"),
+        |s| s == 7,
+    )
+    .await;
+    check_tamper(
+        &pristine,
+        &jwks,
+        "swap",
+        &format!(
+            "UPDATE audit_events SET seq = -1 WHERE org_id = '{o}' AND seq = 8;
+             UPDATE audit_events SET seq = 8 WHERE org_id = '{o}' AND seq = 9;
+             UPDATE audit_events SET seq = 9 WHERE org_id = '{o}' AND seq = -1;"
+        ),
+        |s| s == 8,
+    )
+    .await;
+    // Remove the newest events (past the checkpoint signed at shutdown), and
+    // make the head agree, as a careful attacker would.
+    check_tamper(
+        &pristine,
+        &jwks,
+        "truncate",
+        &format!(
+            "DELETE FROM audit_events WHERE org_id = '{o}' AND seq > {keep};
+             UPDATE audit_heads SET seq = {keep}, event_id = (SELECT id FROM audit_events WHERE org_id = '{o}' AND seq = {keep}),
+               hash = (SELECT integrity_hash FROM audit_events WHERE org_id = '{o}' AND seq = {keep}) WHERE org_id = '{o}';",
+            keep = last - 3
+        ),
+        |s| s > last - 3 && s <= last + 1,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn reads_and_writes_fail_closed_when_the_log_cannot_be_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let mut api = server.client();
+    api.signup("owner@example.com").await;
+    let vault = api.create_vault("v").await;
+    api.put_secret(&vault, "k", "FAIL-CLOSED-VALUE").await;
+
+    // A real failure of the store: the database refuses audit inserts.
+    let pool = raw_db(dir.path()).await;
+    sqlx::query("CREATE TRIGGER audit_down BEFORE INSERT ON audit_events BEGIN SELECT RAISE(ABORT, 'audit storage failure'); END")
+        .execute(&pool)
+        .await
+        .unwrap();
+
+    let r = api.get_secret(&vault, "k").await;
+    assert!(!r.text.contains("FAIL-CLOSED-VALUE"), "{}", r.text);
+    r.expect_problem(503);
+    let r = api
+        .put(
+            &format!("/v1/vaults/{vault}/secrets/k"),
+            json!({"value": "SHOULD-NOT-BE-STORED"}),
+        )
+        .await;
+    r.expect_problem(503);
+    api.put(
+        &format!("/v1/vaults/{vault}/secrets/new"),
+        json!({"value": "nope"}),
+    )
+    .await
+    .expect_problem(503);
+    api.delete(&format!("/v1/vaults/{vault}/secrets/k"))
+        .await
+        .expect_problem(503);
+    api.post(&format!("/v1/vaults/{vault}/secret-rotate/k"), json!({}))
+        .await
+        .expect_problem(503);
+    api.post("/v1/vaults", json!({"name": "x"}))
+        .await
+        .expect_problem(503);
+    Api::new(&server.base)
+        .post(
+            "/v1/auth/token",
+            json!({"email": "owner@example.com", "password": PASSWORD}),
+        )
+        .await
+        .expect_problem(503);
+
+    // Nothing changed: no new version, the read was not counted, no new vault.
+    let versions: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM secret_versions")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(versions, 1);
+    let count: i64 = sqlx::query_scalar("SELECT access_count FROM secret_versions")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(count, 0);
+    let vaults: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM vaults")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(vaults, 1);
+    let deleted: Option<i64> = sqlx::query_scalar("SELECT deleted_at FROM secrets")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(deleted.is_none());
+
+    // Writable again: service resumes without a restart.
+    sqlx::query("DROP TRIGGER audit_down")
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        api.get_secret(&vault, "k").await.expect(200)["value"],
+        "FAIL-CLOSED-VALUE"
+    );
+    api.put_secret(&vault, "k", "after").await;
+    let v = api.get("/v1/audit/verify").await.expect(200);
+    assert_eq!(v["chain_valid"], true, "{v}");
+    pool.close().await;
+}

@@ -1,0 +1,161 @@
+//! The audit log as a use case: querying, verifying, and signing checkpoints.
+//!
+//! Appends happen inside the store, in the same transaction as the change they
+//! record (see `strongroom_store`). This module adds what needs the key provider
+//! or the caller's identity: signed checkpoints of every chain head, and the
+//! org-scoped query and verification endpoints.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use strongroom_core::audit::{
+    ChainVerifier, Checkpoint, GENESIS_HASH, VerifyReport, checkpoint_message, parse_hash,
+};
+use strongroom_core::time_util::{now, to_micros};
+use strongroom_core::{Error, Principal, Result, Role, Subject};
+use strongroom_store::{AuditHead, AuditQuery};
+
+use crate::Engine;
+
+/// When to sign a checkpoint of a chain that has grown.
+#[derive(Debug, Clone, Copy)]
+pub struct CheckpointPolicy {
+    /// After this many new events.
+    pub every_events: u64,
+    /// Or after this long with any new event.
+    pub every: Duration,
+}
+
+impl Default for CheckpointPolicy {
+    fn default() -> Self {
+        CheckpointPolicy {
+            every_events: 1000,
+            every: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Pages of this many events are read while verifying.
+const VERIFY_PAGE: u32 = 5000;
+
+impl Engine {
+    fn require_auditor(&self, who: &Principal) -> Result<()> {
+        match (who.subject, who.role) {
+            (Subject::User(_), Some(Role::Owner | Role::Admin)) => Ok(()),
+            _ => Err(Error::forbidden(
+                "the audit log is open to organisation owners and admins",
+            )),
+        }
+    }
+
+    /// Events of the caller's organisation, newest first, with the total count.
+    pub async fn audit_events(
+        &self,
+        who: &Principal,
+        mut q: AuditQuery,
+    ) -> Result<(Vec<strongroom_core::audit::ChainedEvent>, u64)> {
+        self.require_auditor(who)?;
+        q.org_id = who.org_id.to_string();
+        q.limit = q.limit.clamp(1, 1000);
+        Ok(self.store.audit_query(&q).await?)
+    }
+
+    /// Verifies the caller's organisation's whole chain and its checkpoints.
+    pub async fn verify_audit(&self, who: &Principal) -> Result<VerifyReport> {
+        self.require_auditor(who)?;
+        self.verify_chain_of(&who.org_id.to_string()).await
+    }
+
+    /// Verifies one chain (any organisation; for administrative use).
+    pub async fn verify_chain_of(&self, org: &str) -> Result<VerifyReport> {
+        let checkpoints = self.store.checkpoints(org).await?;
+        let mut v = ChainVerifier::new(&checkpoints, 1, (GENESIS_HASH, None));
+        let mut from = 1u64;
+        loop {
+            let page = self.store.audit_chain(org, from, VERIFY_PAGE).await?;
+            let n = page.len();
+            v.feed(&page);
+            if n < VERIFY_PAGE as usize || !v.intact() {
+                break;
+            }
+            from = page.last().map(|e| e.seq + 1).unwrap_or(from);
+        }
+        let public = self.kms.signing_public_key();
+        Ok(v.finish(&checkpoints, &|kid, msg, sig| {
+            kid == public.kid && strongroom_crypto::verify_ed25519(&public.ed25519, msg, sig)
+        }))
+    }
+
+    /// Signs a checkpoint of every chain that grew past the policy's bounds.
+    /// Returns how many were signed.
+    pub async fn checkpoint_due(&self, policy: CheckpointPolicy) -> Result<usize> {
+        let mut signed = 0;
+        for head in self.store.audit_heads().await? {
+            let last = self.store.checkpoints(&head.org_id).await?.pop();
+            let due = match &last {
+                None => true,
+                Some(cp) if cp.seq >= head.seq => false,
+                Some(cp) => {
+                    head.seq - cp.seq >= policy.every_events
+                        || to_micros(now()) - cp.created_at_us >= policy.every.as_micros() as i64
+                }
+            };
+            if due {
+                self.sign_checkpoint(&head).await?;
+                signed += 1;
+            }
+        }
+        Ok(signed)
+    }
+
+    /// Signs a checkpoint of the current head of every chain that has none at its head.
+    pub async fn checkpoint_all(&self) -> Result<usize> {
+        self.checkpoint_due(CheckpointPolicy {
+            every_events: 1,
+            every: Duration::ZERO,
+        })
+        .await
+    }
+
+    async fn sign_checkpoint(&self, head: &AuditHead) -> Result<()> {
+        let hash =
+            parse_hash(&head.hash).ok_or_else(|| Error::internal("malformed audit head hash"))?;
+        let created_at_us = to_micros(now());
+        let msg = checkpoint_message(&head.org_id, head.seq, &head.event_id, &hash, created_at_us);
+        let sig = self.kms.sign(&msg).await?;
+        let cp = Checkpoint {
+            org_id: head.org_id.clone(),
+            seq: head.seq,
+            event_id: head.event_id.clone(),
+            head_hash: head.hash.clone(),
+            created_at_us,
+            kid: self.kms.signing_public_key().kid,
+            signature: base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sig),
+        };
+        Ok(self.store.insert_checkpoint(&cp).await?)
+    }
+
+    /// Runs [`Engine::checkpoint_due`] every few seconds until the engine is dropped.
+    pub fn spawn_checkpointer(
+        self: &Arc<Self>,
+        policy: CheckpointPolicy,
+    ) -> tokio::task::JoinHandle<()> {
+        let weak = Arc::downgrade(self);
+        let tick = policy
+            .every
+            .min(Duration::from_secs(5))
+            .max(Duration::from_millis(100));
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(tick);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                interval.tick().await;
+                let Some(engine) = weak.upgrade() else { return };
+                if let Err(e) = engine.checkpoint_due(policy).await {
+                    tracing::warn!(error = %e, "could not sign audit checkpoints");
+                }
+            }
+        })
+    }
+}
