@@ -95,19 +95,23 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             .await
             .context("opening the database")?,
     );
-    let engine = Arc::new(Engine::new(
-        store.clone(),
-        kms.clone(),
-        EngineConfig {
-            user_token_ttl: Duration::from_secs(cfg.user_token_ttl_secs),
-            signup: if cfg.open_signup {
-                SignupGate::Open
-            } else {
-                SignupGate::FirstOnly
+    let engine = Arc::new(
+        Engine::new(
+            store.clone(),
+            kms.clone(),
+            EngineConfig {
+                user_token_ttl: Duration::from_secs(cfg.user_token_ttl_secs),
+                signup: if cfg.open_signup {
+                    SignupGate::Open
+                } else {
+                    SignupGate::FirstOnly
+                },
+                ..Default::default()
             },
-            ..Default::default()
-        },
-    ));
+        )
+        .await
+        .context("starting the engine")?,
+    );
     let checkpointer = engine.spawn_checkpointer(cfg.checkpoints);
     let app = router(AppState {
         engine: engine.clone(),

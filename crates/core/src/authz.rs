@@ -1,30 +1,79 @@
-//! The authorization hook. Every use case that touches a vault asks
-//! [`authorize`] first; today the rule is "the vault's creator or an org
-//! owner", and vault policies slot in at the marked step without changing any
-//! caller.
+//! The authorization decision: one pure function that every use case asks
+//! before touching a vault.
+//!
+//! Order, for a request on vault `V` (and path `P`, when there is one):
+//!
+//! 1. **Organisation**: a vault of another organisation is "not found", so ids
+//!    of other tenants can't be probed.
+//! 2. **Token vault binding**: a token carrying `vault_ids` reaches only those vaults.
+//! 3. **Token scope ceiling** (requests on a path): the path must fall under one
+//!    of the token's path-like scopes ([`crate::policy::scope_allows`]).
+//! 4. **Vault policies** naming the caller ([`crate::policy::evaluate`]): an
+//!    applicable `deny` refuses — even the vault's creator or an org owner, so an
+//!    explicit deny always means what it says; an applicable `allow` grants.
+//! 5. **Bypass**: with no applicable policy, the vault's creator and the
+//!    organisation's owners are allowed; everyone else is refused.
+//!
+//! Deleting a vault is for its creator and org owners only; managing its
+//! policies for its creator and org owners and admins. Policies grant neither.
 
-use crate::{Error, OrgId, Principal, SecretPath, Subject};
+use std::net::IpAddr;
+
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::policy::{self, Permission, Policy, PolicyOutcome};
+use crate::{Error, OrgId, Principal, Role, SecretPath, Subject, VaultId};
 
 /// What the caller wants to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
-    /// See the vault's metadata.
+    /// See the vault and list what it holds.
     ViewVault,
     /// Delete the vault.
     DeleteVault,
-    /// Read a secret value, its versions or list metadata.
+    /// Create, change or delete the vault's policies.
+    ManagePolicies,
+    /// Read a secret value or its versions.
     Read,
-    /// Create a version, delete or disable.
+    /// Create a version, or disable one.
     Write,
+    /// Delete a secret.
+    Delete,
     /// Have the server generate a new version.
     Rotate,
+}
+
+impl Action {
+    /// The name used in audit records.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Action::ViewVault => "view_vault",
+            Action::DeleteVault => "delete_vault",
+            Action::ManagePolicies => "manage_policies",
+            Action::Read => "read",
+            Action::Write => "write",
+            Action::Delete => "delete",
+            Action::Rotate => "rotate",
+        }
+    }
+
+    fn permission(&self) -> Option<Permission> {
+        match self {
+            Action::ViewVault | Action::Read => Some(Permission::Read),
+            Action::Write => Some(Permission::Write),
+            Action::Delete => Some(Permission::Delete),
+            Action::Rotate => Some(Permission::Rotate),
+            Action::DeleteVault | Action::ManagePolicies => None,
+        }
+    }
 }
 
 /// The facts about a vault that authorization needs.
 #[derive(Debug, Clone, Copy)]
 pub struct VaultFacts {
     /// The vault.
-    pub id: crate::VaultId,
+    pub id: VaultId,
     /// The vault's organisation.
     pub org_id: OrgId,
     /// Who created it.
@@ -38,6 +87,12 @@ pub enum PolicyDecision {
     VaultCreator,
     /// The caller owns the organisation.
     OrgOwner,
+    /// The caller administers the organisation (policy management only).
+    OrgAdmin,
+    /// A vault policy granted it.
+    Policy(Uuid),
+    /// The server itself (e.g. storing an agent's identity keys).
+    System,
 }
 
 impl PolicyDecision {
@@ -46,94 +101,421 @@ impl PolicyDecision {
         match self {
             PolicyDecision::VaultCreator => "vault_creator",
             PolicyDecision::OrgOwner => "org_owner",
+            PolicyDecision::OrgAdmin => "org_admin",
+            PolicyDecision::Policy(_) => "policy",
+            PolicyDecision::System => "system",
+        }
+    }
+
+    /// The granting policy, if any.
+    pub fn policy_id(&self) -> Option<Uuid> {
+        match self {
+            PolicyDecision::Policy(id) => Some(*id),
+            _ => None,
         }
     }
 }
 
-/// Decides whether `who` may perform `action` on `vault` (and `path`, if any).
-///
-/// A vault of another organisation answers `NotFound`, so ids of other tenants
-/// can't be probed.
+/// A refusal: the error to answer, and what to record about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// 403 or 404.
+    pub error: Error,
+    /// Which rule refused: `org`, `vault_binding`, `scope`, `deny_policy`, `no_grant`.
+    pub rule: &'static str,
+    /// The deny policy, when one refused.
+    pub policy_id: Option<Uuid>,
+}
+
+fn refuse(rule: &'static str, msg: &str, policy_id: Option<Uuid>) -> Refusal {
+    Refusal {
+        error: Error::forbidden(msg),
+        rule,
+        policy_id,
+    }
+}
+
+/// Decides whether `who` may perform `action` on `vault` (and `path`).
+/// `policies` are the vault's policies naming `who` (others are ignored).
 pub fn authorize(
     who: &Principal,
     vault: &VaultFacts,
     action: Action,
-    _path: Option<&SecretPath>,
-) -> Result<PolicyDecision, Error> {
+    path: Option<&SecretPath>,
+    policies: &[Policy],
+    now: OffsetDateTime,
+) -> Result<PolicyDecision, Refusal> {
     if who.org_id != vault.org_id {
-        return Err(Error::not_found("vault not found"));
+        return Err(Refusal {
+            error: Error::not_found("vault not found"),
+            rule: "org",
+            policy_id: None,
+        });
     }
-    // A token bound to some vaults reaches no other.
     if !who.vault_ids.is_empty() && !who.vault_ids.contains(&vault.id) {
-        return Err(Error::forbidden("this token is not bound to this vault"));
+        return Err(refuse(
+            "vault_binding",
+            "this token is not bound to this vault",
+            None,
+        ));
     }
-    if who.subject == vault.created_by {
-        return Ok(PolicyDecision::VaultCreator);
+    if let Some(p) = path
+        && !policy::scope_allows(&who.scopes, p)
+    {
+        return Err(refuse(
+            "scope",
+            "this token's scopes do not cover this path",
+            None,
+        ));
     }
-    if who.is_org_owner() {
-        return Ok(PolicyDecision::OrgOwner);
+    let is_creator = who.subject == vault.created_by;
+    let is_owner = who.role == Some(Role::Owner);
+    let bypass = || {
+        if is_creator {
+            Some(PolicyDecision::VaultCreator)
+        } else if is_owner {
+            Some(PolicyDecision::OrgOwner)
+        } else {
+            None
+        }
+    };
+    let Some(permission) = action.permission() else {
+        // Vault deletion and policy management are never granted by policies.
+        return match (action, bypass()) {
+            (_, Some(d)) => Ok(d),
+            (Action::ManagePolicies, None) if who.role == Some(Role::Admin) => {
+                Ok(PolicyDecision::OrgAdmin)
+            }
+            _ => Err(refuse(
+                "no_grant",
+                "only the vault's creator or an organisation owner may do this",
+                None,
+            )),
+        };
+    };
+    let ip: Option<IpAddr> = who.ip;
+    match policy::evaluate(policies, &who.subject, path, permission, ip, now) {
+        PolicyOutcome::Deny { policy_id } => Err(refuse(
+            "deny_policy",
+            "a policy denies this",
+            Some(policy_id),
+        )),
+        PolicyOutcome::Allow { policy_id } => Ok(PolicyDecision::Policy(policy_id)),
+        PolicyOutcome::NoMatch => bypass()
+            .ok_or_else(|| refuse("no_grant", "no policy grants you this on this vault", None)),
     }
-    // Vault policies will be evaluated here.
-    let _ = action;
-    Err(Error::forbidden("you do not have access to this vault"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Role, UserId};
+    use crate::policy::{Conditions, Effect, PathPattern};
+    use crate::{AgentId, UserId};
 
-    fn user(org: OrgId, role: Role) -> (Principal, Subject) {
-        let s = Subject::User(UserId::new());
-        (
-            Principal {
-                subject: s,
+    fn principal(subject: Subject, org: OrgId, role: Option<Role>) -> Principal {
+        Principal {
+            subject,
+            org_id: org,
+            role,
+            vault_ids: vec![],
+            scopes: vec![],
+            token_id: None,
+            token_exp: None,
+            ip: None,
+        }
+    }
+
+    fn policy(
+        vault: VaultId,
+        who: Subject,
+        pattern: &str,
+        perms: &[Permission],
+        effect: Effect,
+        priority: i32,
+    ) -> Policy {
+        Policy {
+            id: Uuid::new_v4(),
+            vault_id: vault,
+            pattern: PathPattern::parse(pattern).unwrap(),
+            principal: who,
+            permissions: perms.to_vec(),
+            conditions: Conditions::default(),
+            expires_at: None,
+            effect,
+            priority,
+        }
+    }
+
+    fn path(p: &str) -> SecretPath {
+        SecretPath::parse(p).unwrap()
+    }
+
+    struct World {
+        org: OrgId,
+        vault: VaultFacts,
+        creator: Principal,
+        owner: Principal,
+        admin: Principal,
+        member: Principal,
+        agent: Principal,
+    }
+
+    fn world() -> World {
+        let org = OrgId::new();
+        let creator = principal(Subject::User(UserId::new()), org, Some(Role::Member));
+        World {
+            org,
+            vault: VaultFacts {
+                id: VaultId::new(),
                 org_id: org,
-                role: Some(role),
-                vault_ids: vec![],
-                scopes: vec![],
-                token_id: None,
-                ip: None,
+                created_by: creator.subject,
             },
-            s,
-        )
+            creator,
+            owner: principal(Subject::User(UserId::new()), org, Some(Role::Owner)),
+            admin: principal(Subject::User(UserId::new()), org, Some(Role::Admin)),
+            member: principal(Subject::User(UserId::new()), org, Some(Role::Member)),
+            agent: principal(Subject::Agent(AgentId::new()), org, None),
+        }
+    }
+
+    fn now() -> OffsetDateTime {
+        OffsetDateTime::now_utc()
     }
 
     #[test]
-    fn creator_and_owner_allowed_others_refused() {
-        let org = OrgId::new();
-        let (creator, creator_s) = user(org, Role::Member);
-        let (owner, _) = user(org, Role::Owner);
-        let (member, _) = user(org, Role::Member);
-        let (stranger, _) = user(OrgId::new(), Role::Owner);
-        let v = VaultFacts {
-            id: crate::VaultId::new(),
-            org_id: org,
-            created_by: creator_s,
-        };
+    fn bypass_for_creator_and_owner_only() {
+        let w = world();
+        let p = path("a/b");
         assert_eq!(
-            authorize(&creator, &v, Action::Read, None),
+            authorize(&w.creator, &w.vault, Action::Read, Some(&p), &[], now()),
             Ok(PolicyDecision::VaultCreator)
         );
         assert_eq!(
-            authorize(&owner, &v, Action::Write, None),
+            authorize(&w.owner, &w.vault, Action::Write, Some(&p), &[], now()),
             Ok(PolicyDecision::OrgOwner)
         );
-        assert!(matches!(
-            authorize(&member, &v, Action::Read, None),
-            Err(Error::Forbidden(_))
-        ));
-        assert!(matches!(
-            authorize(&stranger, &v, Action::Read, None),
-            Err(Error::NotFound(_))
-        ));
-        let mut bound = creator.clone();
-        bound.vault_ids = vec![crate::VaultId::new()];
-        assert!(matches!(
-            authorize(&bound, &v, Action::Read, None),
-            Err(Error::Forbidden(_))
-        ));
-        bound.vault_ids.push(v.id);
-        assert!(authorize(&bound, &v, Action::Read, None).is_ok());
+        for who in [&w.admin, &w.member, &w.agent] {
+            let r = authorize(who, &w.vault, Action::Read, Some(&p), &[], now()).unwrap_err();
+            assert_eq!(r.rule, "no_grant");
+            assert!(matches!(r.error, Error::Forbidden(_)));
+        }
+    }
+
+    #[test]
+    fn other_orgs_get_not_found() {
+        let w = world();
+        let stranger = principal(
+            Subject::User(UserId::new()),
+            OrgId::new(),
+            Some(Role::Owner),
+        );
+        let r = authorize(&stranger, &w.vault, Action::ViewVault, None, &[], now()).unwrap_err();
+        assert!(matches!(r.error, Error::NotFound(_)));
+        let _ = w.org;
+    }
+
+    #[test]
+    fn policies_grant_and_deny_beats_bypass() {
+        let w = world();
+        let allow = policy(
+            w.vault.id,
+            w.agent.subject,
+            "prod/*",
+            &[Permission::Read],
+            Effect::Allow,
+            0,
+        );
+        let p = path("prod/db");
+        assert_eq!(
+            authorize(
+                &w.agent,
+                &w.vault,
+                Action::Read,
+                Some(&p),
+                std::slice::from_ref(&allow),
+                now()
+            ),
+            Ok(PolicyDecision::Policy(allow.id))
+        );
+        assert!(
+            authorize(
+                &w.agent,
+                &w.vault,
+                Action::Write,
+                Some(&p),
+                std::slice::from_ref(&allow),
+                now()
+            )
+            .is_err()
+        );
+        assert!(
+            authorize(
+                &w.agent,
+                &w.vault,
+                Action::Read,
+                Some(&path("staging/db")),
+                std::slice::from_ref(&allow),
+                now()
+            )
+            .is_err()
+        );
+        // Seeing the vault follows from any read grant.
+        assert!(
+            authorize(
+                &w.agent,
+                &w.vault,
+                Action::ViewVault,
+                None,
+                std::slice::from_ref(&allow),
+                now()
+            )
+            .is_ok()
+        );
+        // An explicit deny binds the creator too.
+        let deny = policy(
+            w.vault.id,
+            w.creator.subject,
+            "prod/**",
+            &[Permission::Read],
+            Effect::Deny,
+            0,
+        );
+        let r = authorize(
+            &w.creator,
+            &w.vault,
+            Action::Read,
+            Some(&p),
+            std::slice::from_ref(&deny),
+            now(),
+        )
+        .unwrap_err();
+        assert_eq!((r.rule, r.policy_id), ("deny_policy", Some(deny.id)));
+        assert!(
+            authorize(
+                &w.creator,
+                &w.vault,
+                Action::Read,
+                Some(&path("other")),
+                &[deny],
+                now()
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn vault_binding_and_scopes() {
+        let w = world();
+        let allow = policy(
+            w.vault.id,
+            w.agent.subject,
+            "**",
+            &[Permission::Read],
+            Effect::Allow,
+            0,
+        );
+        let mut bound = w.agent.clone();
+        bound.vault_ids = vec![VaultId::new()];
+        let r = authorize(
+            &bound,
+            &w.vault,
+            Action::Read,
+            Some(&path("a")),
+            std::slice::from_ref(&allow),
+            now(),
+        )
+        .unwrap_err();
+        assert_eq!(r.rule, "vault_binding");
+        bound.vault_ids.push(w.vault.id);
+        assert!(
+            authorize(
+                &bound,
+                &w.vault,
+                Action::Read,
+                Some(&path("a")),
+                std::slice::from_ref(&allow),
+                now()
+            )
+            .is_ok()
+        );
+
+        let mut scoped = w.agent.clone();
+        scoped.scopes = vec!["prod/**".into(), "vaults:read".into()];
+        assert!(
+            authorize(
+                &scoped,
+                &w.vault,
+                Action::Read,
+                Some(&path("prod/x")),
+                std::slice::from_ref(&allow),
+                now()
+            )
+            .is_ok()
+        );
+        let r = authorize(
+            &scoped,
+            &w.vault,
+            Action::Read,
+            Some(&path("dev/x")),
+            std::slice::from_ref(&allow),
+            now(),
+        )
+        .unwrap_err();
+        assert_eq!(r.rule, "scope");
+        // Scopes are a ceiling, not a grant.
+        assert!(
+            authorize(
+                &scoped,
+                &w.vault,
+                Action::Read,
+                Some(&path("prod/x")),
+                &[],
+                now()
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn vault_deletion_and_policy_management() {
+        let w = world();
+        let all = policy(
+            w.vault.id,
+            w.member.subject,
+            "**",
+            &Permission::ALL,
+            Effect::Allow,
+            0,
+        );
+        assert!(authorize(&w.creator, &w.vault, Action::DeleteVault, None, &[], now()).is_ok());
+        assert!(authorize(&w.owner, &w.vault, Action::DeleteVault, None, &[], now()).is_ok());
+        assert!(authorize(&w.admin, &w.vault, Action::DeleteVault, None, &[], now()).is_err());
+        assert!(
+            authorize(
+                &w.member,
+                &w.vault,
+                Action::DeleteVault,
+                None,
+                std::slice::from_ref(&all),
+                now()
+            )
+            .is_err()
+        );
+        assert_eq!(
+            authorize(&w.admin, &w.vault, Action::ManagePolicies, None, &[], now()),
+            Ok(PolicyDecision::OrgAdmin)
+        );
+        assert!(
+            authorize(
+                &w.member,
+                &w.vault,
+                Action::ManagePolicies,
+                None,
+                &[all],
+                now()
+            )
+            .is_err()
+        );
+        assert!(authorize(&w.agent, &w.vault, Action::ManagePolicies, None, &[], now()).is_err());
     }
 }

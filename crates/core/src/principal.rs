@@ -111,6 +111,8 @@ pub struct Principal {
     pub scopes: Vec<String>,
     /// The token's id, for revocation.
     pub token_id: Option<String>,
+    /// The token's expiry (seconds since the epoch), for revocation.
+    pub token_exp: Option<i64>,
     /// The client's address, for policy conditions and audit.
     pub ip: Option<std::net::IpAddr>,
 }

@@ -34,3 +34,41 @@ pub fn verify_ed25519(public_key: &[u8], message: &[u8], signature: &[u8]) -> bo
         .verify(message, signature)
         .is_ok()
 }
+
+/// HMAC-SHA256 of `data` under `key`: how API keys are stored (with a server pepper).
+pub fn keyed_hash(key: &[u8], data: &[u8]) -> [u8; 32] {
+    let k = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key);
+    let tag = aws_lc_rs::hmac::sign(&k, data);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(tag.as_ref());
+    out
+}
+
+#[cfg(test)]
+mod lib_tests {
+    #[test]
+    fn keyed_hash_depends_on_key_and_data() {
+        let a = super::keyed_hash(b"k1", b"data");
+        assert_eq!(a, super::keyed_hash(b"k1", b"data"));
+        assert_ne!(a, super::keyed_hash(b"k2", b"data"));
+        assert_ne!(a, super::keyed_hash(b"k1", b"datb"));
+    }
+
+    #[test]
+    fn ed25519_verification() {
+        use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
+        let kp = Ed25519KeyPair::generate().unwrap();
+        let sig = kp.sign(b"m");
+        assert!(super::verify_ed25519(
+            kp.public_key().as_ref(),
+            b"m",
+            sig.as_ref()
+        ));
+        assert!(!super::verify_ed25519(
+            kp.public_key().as_ref(),
+            b"n",
+            sig.as_ref()
+        ));
+        assert!(!super::verify_ed25519(&[0u8; 31], b"m", sig.as_ref()));
+    }
+}

@@ -1,14 +1,17 @@
-//! Sign-up, login and the caller's profile.
+//! Sign-up, login, bearer authentication, personal API keys and revocation.
 
 use std::net::IpAddr;
+use std::time::Duration;
 
 use serde_json::json;
 use strongroom_core::audit::{Actor, AuditRecord, SYSTEM_ORG};
 use strongroom_core::time_util::now;
 use strongroom_core::{Error, OrgId, Principal, Result, Role, Subject, UserId};
-use strongroom_store::{OrgRow, StoreError, UserRow};
+use strongroom_store::{ApiKeyRow, OrgRow, StoreError, UserRow};
+use time::OffsetDateTime;
 
-use crate::{Engine, validate};
+use crate::credentials::{self, PERSONAL_KEY_PREFIX};
+use crate::{Engine, ip_of, validate};
 
 /// What a sign-up needs.
 pub struct SignupInput {
@@ -29,8 +32,28 @@ pub struct LoginOutput {
     pub token: crate::tokens::IssuedToken,
 }
 
+/// A new personal API key: the row, and the key itself (shown once).
+#[derive(Debug)]
+pub struct NewApiKey {
+    /// The stored row (no key).
+    pub row: ApiKeyRow,
+    /// The key.
+    pub key: zeroize::Zeroizing<String>,
+}
+
+/// Lifetime of a token exchanged for a personal API key. Clients (the Python
+/// SDK among them) exchange such keys once and never refresh, so it is longer
+/// than a login's; revoking the key ends these tokens at once.
+const API_KEY_TOKEN_TTL: Duration = Duration::from_secs(3600);
+
+fn unauthenticated() -> Error {
+    Error::Unauthenticated("invalid or expired token".into())
+}
+
 impl Engine {
-    /// Creates an organisation and its owner, and logs them in.
+    /// Creates an account. With a pending invitation for the email it joins
+    /// that organisation (even when sign-up is otherwise closed); without, it
+    /// creates an organisation of its own if sign-up allows.
     pub async fn signup(&self, input: SignupInput, ip: Option<IpAddr>) -> Result<LoginOutput> {
         let email = validate::email(&input.email)?;
         validate::password(&input.password)?;
@@ -40,51 +63,65 @@ impl Engine {
             .transpose()?
             .filter(|d| !d.is_empty());
         let params = self.config.password_params;
-        let password = input.password;
+        let password = zeroize::Zeroizing::new(input.password);
         let password_hash = tokio::task::spawn_blocking(move || {
             strongroom_crypto::password::hash(&password, params)
         })
         .await
         .map_err(|e| Error::internal(e.to_string()))?;
-        let org = OrgRow {
-            id: OrgId::new(),
-            name: format!("{email}'s organisation"),
-            created_at: now(),
+        let closed = || {
+            // One answer for "closed" and "email taken", so sign-up can't be used
+            // to probe for accounts.
+            Error::forbidden(
+                "sign-up is closed on this server or the email is already registered; ask an administrator for an invitation",
+            )
+        };
+        let invitation = self.store.invitation(&email).await?;
+        let (org_id, role, new_org) = match &invitation {
+            Some(inv) => (inv.org_id, inv.role, None),
+            None => {
+                let org = OrgRow {
+                    id: OrgId::new(),
+                    name: format!("{email}'s organisation"),
+                    created_at: now(),
+                };
+                (org.id, Role::Owner, Some(org))
+            }
         };
         let user = UserRow {
             id: UserId::new(),
-            org_id: org.id,
+            org_id,
             email: email.clone(),
             display_name,
             password_hash,
-            role: Role::Owner,
+            role,
             created_at: now(),
         };
         let audit = AuditRecord::new(
-            org.id,
+            org_id,
             Actor::Subject(Subject::User(user.id)),
             "auth.signup",
             "user",
             user.id.to_string(),
-            json!({"org_id": org.id.to_string()}),
+            json!({"org_id": org_id.to_string(), "role": role.as_str(), "invited": invitation.is_some()}),
             ip.map(|i| i.to_string()),
         );
-        match self
-            .store
-            .create_org_with_owner(&org, &user, self.config.signup, &audit)
-            .await
-        {
-            Ok(()) => {}
-            Err(StoreError::Conflict(_)) => {
-                // Either sign-up is closed or the email is taken; one answer for
-                // both, so sign-up can't be used to probe for accounts.
-                return Err(Error::forbidden(
-                    "sign-up is closed on this server or the email is already registered; ask an administrator for an invitation",
-                ));
+        let stored = match &new_org {
+            Some(org) => {
+                self.store
+                    .create_org_with_owner(org, &user, self.config.signup, &audit)
+                    .await
             }
+            None => self.store.accept_invitation(&user, &audit).await,
+        };
+        match stored {
+            Ok(()) => {}
+            Err(StoreError::Conflict(_)) => return Err(closed()),
             Err(e) => return Err(e.into()),
         }
-        let token = self.user_token(&user).await?;
+        let token = self
+            .user_token(&user, vec![], None, self.config.user_token_ttl)
+            .await?;
         Ok(LoginOutput { user, token })
     }
 
@@ -124,71 +161,205 @@ impl Engine {
                         ip.map(|i| i.to_string()),
                     ))
                     .await?;
-                let token = self.user_token(&user).await?;
+                let token = self
+                    .user_token(&user, vec![], None, self.config.user_token_ttl)
+                    .await?;
                 Ok(LoginOutput { user, token })
             }
             Some(user) => {
-                self.audit_best_effort(AuditRecord::new(
+                self.audit_auth_failure(
                     user.org_id,
-                    Actor::Anonymous,
-                    "auth.failure",
                     "user",
-                    user.id.to_string(),
-                    json!({"method": "password", "reason": "bad_credentials"}),
-                    ip.map(|i| i.to_string()),
-                ))
+                    &user.id.to_string(),
+                    "password",
+                    "bad_credentials",
+                    ip,
+                )
                 .await;
                 Err(fail())
             }
             None => {
-                self.audit_best_effort(AuditRecord::new(
-                    SYSTEM_ORG,
-                    Actor::Anonymous,
-                    "auth.failure",
-                    "user",
-                    "",
-                    json!({"method": "password", "reason": "unknown_user"}),
-                    ip.map(|i| i.to_string()),
-                ))
-                .await;
+                self.audit_auth_failure(SYSTEM_ORG, "user", "", "password", "unknown_user", ip)
+                    .await;
                 Err(fail())
             }
         }
     }
 
-    async fn user_token(&self, user: &UserRow) -> Result<crate::tokens::IssuedToken> {
+    pub(crate) async fn audit_auth_failure(
+        &self,
+        org: OrgId,
+        resource_type: &str,
+        resource_id: &str,
+        method: &str,
+        reason: &str,
+        ip: Option<IpAddr>,
+    ) {
+        self.audit_best_effort(AuditRecord::new(
+            org,
+            Actor::Anonymous,
+            "auth.failure",
+            resource_type,
+            resource_id,
+            json!({"method": method, "reason": reason}),
+            ip.map(|i| i.to_string()),
+        ))
+        .await;
+    }
+
+    async fn user_token(
+        &self,
+        user: &UserRow,
+        scopes: Vec<String>,
+        api_key: Option<uuid::Uuid>,
+        ttl: Duration,
+    ) -> Result<crate::tokens::IssuedToken> {
         self.tokens
             .issue(
                 Subject::User(user.id),
                 user.org_id,
                 Some(user.role),
+                scopes,
                 vec![],
-                vec![],
-                self.config.user_token_ttl,
+                api_key,
+                ttl,
             )
             .await
     }
 
-    /// Verifies a bearer credential and returns the principal. A refused
-    /// credential is audited on the system chain (it names no organisation we
-    /// can trust).
+    /// Verifies a bearer credential — an EdDSA JWT, or a personal `1ck_` key
+    /// used directly — and returns the principal as it stands now: a removed
+    /// user, a deactivated or expired agent, a revoked token or key is refused,
+    /// and a user's role is the current one. Refusals are audited on the system
+    /// chain (a refused credential names no organisation we can trust).
     pub async fn authenticate(&self, bearer: &str, ip: Option<IpAddr>) -> Result<Principal> {
-        match self.tokens.principal(bearer, ip) {
-            Ok(p) => Ok(p),
-            Err(e) => {
-                self.audit_best_effort(AuditRecord::new(
-                    SYSTEM_ORG,
-                    Actor::Anonymous,
-                    "auth.failure",
-                    "token",
-                    "",
-                    json!({"method": "bearer", "reason": "invalid_token"}),
-                    ip.map(|i| i.to_string()),
-                ))
+        let result = if bearer.starts_with(PERSONAL_KEY_PREFIX) {
+            self.authenticate_api_key(bearer, ip).await
+        } else {
+            self.authenticate_jwt(bearer, ip).await
+        };
+        if let Err(Error::Unauthenticated(_)) = &result {
+            self.audit_auth_failure(SYSTEM_ORG, "token", "", "bearer", "invalid_credential", ip)
                 .await;
-                Err(e)
+        }
+        result
+    }
+
+    async fn authenticate_jwt(&self, bearer: &str, ip: Option<IpAddr>) -> Result<Principal> {
+        let (mut p, api_key) = self.tokens.principal(bearer, ip)?;
+        let status = self
+            .store
+            .principal_status(p.org_id, &p.subject, p.token_id.as_deref())
+            .await?;
+        if !status.active || status.revoked {
+            return Err(unauthenticated());
+        }
+        if let Some(key_id) = api_key {
+            let Subject::User(uid) = p.subject else {
+                return Err(unauthenticated());
+            };
+            let keys = self.store.list_api_keys(uid).await?;
+            if !keys.iter().any(|k| k.id == key_id && key_usable(k)) {
+                return Err(unauthenticated());
             }
         }
+        if status.role.is_some() {
+            p.role = status.role;
+        }
+        Ok(p)
+    }
+
+    /// Finds and checks a personal key; `None` for any mismatch.
+    async fn check_api_key(&self, presented: &str) -> Result<Option<ApiKeyRow>> {
+        let row = match credentials::lookup_prefix(presented, PERSONAL_KEY_PREFIX) {
+            Some(prefix) => self.store.api_key_by_prefix(prefix).await?,
+            None => None,
+        };
+        let ok = credentials::matches(
+            &self.pepper,
+            presented,
+            row.as_ref().map(|r| r.key_hash.as_slice()),
+        );
+        Ok(row.filter(|r| ok && key_usable(r)))
+    }
+
+    async fn authenticate_api_key(&self, presented: &str, ip: Option<IpAddr>) -> Result<Principal> {
+        let key = self
+            .check_api_key(presented)
+            .await?
+            .ok_or_else(unauthenticated)?;
+        let subject = Subject::User(key.user_id);
+        let status = self
+            .store
+            .principal_status(key.org_id, &subject, None)
+            .await?;
+        if !status.active {
+            return Err(unauthenticated());
+        }
+        Ok(Principal {
+            subject,
+            org_id: key.org_id,
+            role: status.role,
+            vault_ids: vec![],
+            scopes: key.scopes,
+            token_id: None,
+            token_exp: None,
+            ip,
+        })
+    }
+
+    /// Exchanges a personal `1ck_` key for a JWT carrying the key's scopes.
+    pub async fn api_key_token(
+        &self,
+        presented: &str,
+        ip: Option<IpAddr>,
+    ) -> Result<crate::tokens::IssuedToken> {
+        let fail = || Error::Unauthenticated("invalid API key".into());
+        let Some(key) = self.check_api_key(presented).await? else {
+            self.audit_auth_failure(SYSTEM_ORG, "api_key", "", "api_key", "invalid_key", ip)
+                .await;
+            return Err(fail());
+        };
+        let user = self
+            .store
+            .user_by_id(key.user_id)
+            .await?
+            .filter(|u| u.org_id == key.org_id)
+            .ok_or_else(fail)?;
+        self.store
+            .append_audit(&AuditRecord::new(
+                user.org_id,
+                Actor::Subject(Subject::User(user.id)),
+                "auth.success",
+                "api_key",
+                key.id.to_string(),
+                json!({"method": "api_key"}),
+                ip.map(|i| i.to_string()),
+            ))
+            .await?;
+        self.user_token(&user, key.scopes.clone(), Some(key.id), API_KEY_TOKEN_TTL)
+            .await
+    }
+
+    /// Revokes the presented token (its id joins the deny list until it expires).
+    pub async fn revoke_token(&self, who: &Principal) -> Result<()> {
+        let (Some(jti), Some(exp)) = (&who.token_id, who.token_exp) else {
+            return Err(Error::invalid(
+                "this credential is an API key: delete the key to revoke it",
+            ));
+        };
+        let audit = AuditRecord::new(
+            who.org_id,
+            Actor::Subject(who.subject),
+            "auth.token_revoke",
+            "token",
+            jti.clone(),
+            json!({}),
+            ip_of(who),
+        );
+        let exp = OffsetDateTime::from_unix_timestamp(exp)
+            .map_err(|_| Error::invalid("bad token expiry"))?;
+        Ok(self.store.revoke_token(jti, exp, &audit).await?)
     }
 
     /// The calling user's profile.
@@ -203,4 +374,94 @@ impl Engine {
             Subject::Agent(_) => Err(Error::forbidden("this endpoint is for users")),
         }
     }
+
+    fn require_user(who: &Principal) -> Result<UserId> {
+        match who.subject {
+            Subject::User(id) => Ok(id),
+            Subject::Agent(_) => Err(Error::forbidden("this endpoint is for users")),
+        }
+    }
+
+    /// Creates a personal API key for the calling user.
+    pub async fn create_api_key(
+        &self,
+        who: &Principal,
+        name: &str,
+        scopes: Vec<String>,
+        expires_at: Option<OffsetDateTime>,
+    ) -> Result<NewApiKey> {
+        let user = Self::require_user(who)?;
+        let name = validate::name("name", name, 255)?;
+        let scopes = validate::scopes(scopes)?;
+        // A key is never broader than the token that made it.
+        let scopes = if scopes.is_empty() {
+            who.scopes.clone()
+        } else {
+            scopes
+        };
+        for attempt in 0..3 {
+            let issued = credentials::issue(PERSONAL_KEY_PREFIX, &self.pepper);
+            let row = ApiKeyRow {
+                id: uuid::Uuid::now_v7(),
+                user_id: user,
+                org_id: who.org_id,
+                name: name.clone(),
+                key_prefix: issued.prefix.clone(),
+                key_hash: issued.hash.clone(),
+                scopes: scopes.clone(),
+                is_active: true,
+                created_at: now(),
+                expires_at,
+            };
+            let audit = AuditRecord::new(
+                who.org_id,
+                Actor::Subject(who.subject),
+                "api_key.create",
+                "api_key",
+                row.id.to_string(),
+                json!({"name": row.name, "key_prefix": row.key_prefix}),
+                ip_of(who),
+            );
+            match self.store.create_api_key(&row, &audit).await {
+                Ok(()) => {
+                    return Ok(NewApiKey {
+                        row,
+                        key: issued.key,
+                    });
+                }
+                Err(StoreError::Conflict(_)) if attempt < 2 => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Error::internal("could not allocate a unique key prefix"))
+    }
+
+    /// The calling user's personal keys (never the keys themselves).
+    pub async fn list_api_keys(&self, who: &Principal) -> Result<Vec<ApiKeyRow>> {
+        let user = Self::require_user(who)?;
+        Ok(self.store.list_api_keys(user).await?)
+    }
+
+    /// Revokes one of the calling user's keys.
+    pub async fn revoke_api_key(&self, who: &Principal, id: uuid::Uuid) -> Result<()> {
+        let user = Self::require_user(who)?;
+        let audit = AuditRecord::new(
+            who.org_id,
+            Actor::Subject(who.subject),
+            "api_key.revoke",
+            "api_key",
+            id.to_string(),
+            json!({}),
+            ip_of(who),
+        );
+        if self.store.revoke_api_key(user, id, &audit).await? {
+            Ok(())
+        } else {
+            Err(Error::not_found("API key not found"))
+        }
+    }
+}
+
+fn key_usable(k: &ApiKeyRow) -> bool {
+    k.is_active && k.expires_at.is_none_or(|t| t > OffsetDateTime::now_utc())
 }

@@ -6,8 +6,12 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod agents;
 pub mod audit;
 mod auth;
+pub mod credentials;
+mod org;
+mod policies;
 mod secrets;
 pub mod tokens;
 mod validate;
@@ -17,14 +21,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use strongroom_core::audit::{Actor, AuditRecord};
-use strongroom_core::authz::{self, Action, PolicyDecision, VaultFacts};
+use strongroom_core::authz::{self, Action, PolicyDecision, Refusal, VaultFacts};
+use strongroom_core::policy::Policy;
+use strongroom_core::time_util;
 use strongroom_core::{Error, Principal, Result, SecretPath, VaultId};
 use strongroom_crypto::password::PasswordParams;
 use strongroom_kms::{KeyProvider, ProviderHealth};
 use strongroom_store::{SignupGate, Store, VaultRow};
 
+pub use agents::{AgentToken, AgentUpdate, AgentWithKey, NewAgent};
 pub use audit::CheckpointPolicy;
-pub use auth::{LoginOutput, SignupInput};
+pub use auth::{LoginOutput, NewApiKey, SignupInput};
+pub use policies::{NewPolicy, PolicyUpdate};
 pub use secrets::{PutSecret, SecretValue};
 pub use tokens::TokenService;
 
@@ -57,6 +65,8 @@ pub struct Engine {
     config: EngineConfig,
     /// A hash to verify against for unknown users, so timing does not tell.
     dummy_password_hash: String,
+    /// The HMAC key of stored API-key hashes (see [`credentials`]).
+    pepper: strongroom_crypto::Dek,
 }
 
 /// Health of the engine's dependencies.
@@ -71,17 +81,23 @@ pub struct Health {
 }
 
 impl Engine {
-    /// Builds an engine.
-    pub fn new(store: Arc<dyn Store>, kms: Arc<dyn KeyProvider>, config: EngineConfig) -> Self {
+    /// Builds an engine: loads (or on first start creates) the API-key pepper.
+    pub async fn new(
+        store: Arc<dyn Store>,
+        kms: Arc<dyn KeyProvider>,
+        config: EngineConfig,
+    ) -> Result<Self> {
         let tokens = TokenService::new(kms.clone());
         let dummy_password_hash = strongroom_crypto::password::dummy_hash(config.password_params);
-        Engine {
+        let pepper = credentials::load_or_create_pepper(&*store, &*kms).await?;
+        Ok(Engine {
             store,
             kms,
             tokens,
             config,
             dummy_password_hash,
-        }
+            pepper,
+        })
     }
 
     /// The token service (for JWKS publication).
@@ -108,7 +124,8 @@ impl Engine {
         }
     }
 
-    /// Loads a vault and decides whether `who` may do `action` there.
+    /// Loads a vault and decides whether `who` may do `action` there (and on
+    /// `path`). Refusals are audited with the rule (and deny policy) that refused.
     async fn vault_for(
         &self,
         who: &Principal,
@@ -121,35 +138,59 @@ impl Engine {
             .vault(vault_id)
             .await?
             .ok_or_else(|| Error::not_found("vault not found"))?;
-        let facts = VaultFacts {
-            id: vault.id,
-            org_id: vault.org_id,
-            created_by: vault.created_by,
-        };
-        match authz::authorize(who, &facts, action, path) {
+        let policies = self.policies_of(who, &vault).await?;
+        match authz::authorize(
+            who,
+            &facts(&vault),
+            action,
+            path,
+            &policies,
+            time_util::now(),
+        ) {
             Ok(d) => Ok((vault, d)),
-            Err(e) => {
-                if matches!(e, Error::Forbidden(_)) {
-                    let details = serde_json::json!({
-                        "vault_id": vault.id.to_string(),
-                        "path": path.map(|p| p.as_str()),
-                        "attempted": format!("{action:?}").to_lowercase(),
-                        "outcome": "denied",
-                    });
-                    self.audit_best_effort(AuditRecord::new(
-                        who.org_id,
-                        Actor::Subject(who.subject),
-                        "access.denied",
-                        if path.is_some() { "secret" } else { "vault" },
-                        vault.id.to_string(),
-                        details,
-                        who.ip.map(|i| i.to_string()),
-                    ))
-                    .await;
+            Err(refusal) => {
+                if refusal.rule != "org" {
+                    self.audit_denied(who, &vault, action, path, &refusal).await;
                 }
-                Err(e)
+                Err(refusal.error)
             }
         }
+    }
+
+    /// The vault's policies that name `who` (none for other organisations).
+    async fn policies_of(&self, who: &Principal, vault: &VaultRow) -> Result<Vec<Policy>> {
+        if who.org_id != vault.org_id {
+            return Ok(vec![]);
+        }
+        Ok(self.store.policies_for(vault.id, &who.subject).await?)
+    }
+
+    async fn audit_denied(
+        &self,
+        who: &Principal,
+        vault: &VaultRow,
+        action: Action,
+        path: Option<&SecretPath>,
+        r: &Refusal,
+    ) {
+        let details = serde_json::json!({
+            "vault_id": vault.id.to_string(),
+            "path": path.map(|p| p.as_str()),
+            "attempted": action.as_str(),
+            "outcome": "denied",
+            "rule": r.rule,
+            "policy_id": r.policy_id.map(|id| id.to_string()),
+        });
+        self.audit_best_effort(AuditRecord::new(
+            who.org_id,
+            Actor::Subject(who.subject),
+            "access.denied",
+            if path.is_some() { "secret" } else { "vault" },
+            vault.id.to_string(),
+            details,
+            who.ip.map(|i| i.to_string()),
+        ))
+        .await;
     }
 
     /// Records an event whose failure must not change the answer (the answer is
@@ -158,6 +199,15 @@ impl Engine {
         if let Err(e) = self.store.append_audit(&rec).await {
             tracing::error!(error = %e, action = %rec.action, "could not write audit record");
         }
+    }
+}
+
+/// The facts authorization needs about a vault.
+fn facts(v: &VaultRow) -> VaultFacts {
+    VaultFacts {
+        id: v.id,
+        org_id: v.org_id,
+        created_by: v.created_by,
     }
 }
 

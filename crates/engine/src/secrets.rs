@@ -12,7 +12,7 @@
 
 use serde_json::{Value, json};
 use strongroom_core::audit::{Actor, AuditRecord};
-use strongroom_core::authz::Action;
+use strongroom_core::authz::{Action, PolicyDecision};
 use strongroom_core::secret::{Charset, ROTATE_LENGTH, parse_secret_type};
 use strongroom_core::time_util::now;
 use strongroom_core::{Error, GoneReason, Principal, Result, SecretId, SecretPath, VaultId};
@@ -94,13 +94,13 @@ impl Engine {
             input.expires_at,
             input.max_access_count,
             "secret.write",
-            decision.as_str(),
+            &decision,
         )
         .await
     }
 
     #[allow(clippy::too_many_arguments)]
-    async fn write_version(
+    pub(crate) async fn write_version(
         &self,
         who: &Principal,
         vault: &VaultRow,
@@ -111,7 +111,7 @@ impl Engine {
         expires_at: Option<OffsetDateTime>,
         max_access_count: Option<i64>,
         action: &str,
-        decision: &str,
+        decision: &PolicyDecision,
     ) -> Result<SecretMeta> {
         let vault_id = vault.id.to_string();
         let kek = KekRef(vault.kek_ref.clone());
@@ -159,7 +159,7 @@ impl Engine {
                 action,
                 "secret",
                 secret_id.to_string(),
-                json!({"vault_id": vault_id, "path": path.as_str(), "version": version, "decision": decision}),
+                json!({"vault_id": vault_id, "path": path.as_str(), "version": version, "decision": decision.as_str(), "policy_id": decision.policy_id().map(|i| i.to_string())}),
                 ip_of(who),
             );
             match self.store.insert_version(&row, &audit).await {
@@ -213,7 +213,7 @@ impl Engine {
             "secret.read",
             "secret",
             row.meta.id.to_string(),
-            json!({"vault_id": vault.id.to_string(), "path": path.as_str(), "version": row.meta.version, "decision": decision.as_str()}),
+            json!({"vault_id": vault.id.to_string(), "path": path.as_str(), "version": row.meta.version, "decision": decision.as_str(), "policy_id": decision.policy_id().map(|i| i.to_string())}),
             ip_of(who),
         );
         if !self
@@ -294,8 +294,30 @@ impl Engine {
         if prefix.len() > strongroom_core::path::MAX_PATH_LEN {
             return Err(Error::invalid("prefix is too long"));
         }
-        let (vault, _) = self.vault_for(who, vault_id, Action::Read, None).await?;
-        Ok(self.store.list_secrets(vault.id, prefix).await?)
+        let (vault, _) = self
+            .vault_for(who, vault_id, Action::ViewVault, None)
+            .await?;
+        // Only the paths the caller may read: listing must not reveal the rest.
+        let policies = self.policies_of(who, &vault).await?;
+        let now = strongroom_core::time_util::now();
+        let facts = crate::facts(&vault);
+        Ok(self
+            .store
+            .list_secrets(vault.id, prefix)
+            .await?
+            .into_iter()
+            .filter(|m| {
+                strongroom_core::authz::authorize(
+                    who,
+                    &facts,
+                    Action::Read,
+                    Some(&m.path),
+                    &policies,
+                    now,
+                )
+                .is_ok()
+            })
+            .collect())
     }
 
     /// Every version's metadata of `path`.
@@ -341,7 +363,7 @@ impl Engine {
             "secret.version_disable",
             "secret",
             head.id.to_string(),
-            json!({"vault_id": vault.id.to_string(), "path": path.as_str(), "version": version, "decision": decision.as_str()}),
+            json!({"vault_id": vault.id.to_string(), "path": path.as_str(), "version": version, "decision": decision.as_str(), "policy_id": decision.policy_id().map(|i| i.to_string())}),
             ip_of(who),
         );
         if !self.store.disable_version(head.id, version, &audit).await? {
@@ -358,7 +380,7 @@ impl Engine {
         path: &SecretPath,
     ) -> Result<()> {
         let (vault, decision) = self
-            .vault_for(who, vault_id, Action::Write, Some(path))
+            .vault_for(who, vault_id, Action::Delete, Some(path))
             .await?;
         let head = self
             .store
@@ -374,7 +396,7 @@ impl Engine {
             "secret.delete",
             "secret",
             head.id.to_string(),
-            json!({"vault_id": vault.id.to_string(), "path": path.as_str(), "decision": decision.as_str()}),
+            json!({"vault_id": vault.id.to_string(), "path": path.as_str(), "decision": decision.as_str(), "policy_id": decision.policy_id().map(|i| i.to_string())}),
             ip_of(who),
         );
         Ok(self.store.delete_secret(head.id, &audit).await?)
@@ -428,7 +450,7 @@ impl Engine {
             None,
             None,
             "secret.rotate",
-            decision.as_str(),
+            &decision,
         )
         .await
     }

@@ -40,6 +40,9 @@ pub struct Claims {
     /// Vault binding (agents).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub vault_ids: Vec<VaultId>,
+    /// The personal API key this token was exchanged for (its revocation ends the token).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub akid: Option<String>,
 }
 
 /// Issues and verifies tokens.
@@ -96,6 +99,7 @@ impl TokenService {
         role: Option<Role>,
         scopes: Vec<String>,
         vault_ids: Vec<VaultId>,
+        api_key_id: Option<uuid::Uuid>,
         ttl: Duration,
     ) -> Result<IssuedToken> {
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
@@ -109,6 +113,7 @@ impl TokenService {
             role,
             scopes,
             vault_ids,
+            akid: api_key_id.map(|k| k.to_string()),
         };
         let header = serde_json::json!({"alg": "EdDSA", "typ": "JWT", "kid": self.public.kid});
         let mut input = B64URL.encode(header.to_string());
@@ -141,20 +146,33 @@ impl TokenService {
         Ok(data.claims)
     }
 
-    /// Verifies a token and builds the principal it names.
-    pub fn principal(&self, token: &str, ip: Option<std::net::IpAddr>) -> Result<Principal> {
+    /// Verifies a token and builds the principal it names, with the API key it
+    /// was exchanged for, if any.
+    pub fn principal(
+        &self,
+        token: &str,
+        ip: Option<std::net::IpAddr>,
+    ) -> Result<(Principal, Option<uuid::Uuid>)> {
         let c = self.verify(token)?;
         let bad = || Error::Unauthenticated("invalid or expired token".into());
         let subject: Subject = c.sub.parse().map_err(|_| bad())?;
         let org_id: OrgId = c.org.parse().map_err(|_| bad())?;
-        Ok(Principal {
+        let akid = c
+            .akid
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(|_| bad())?;
+        let p = Principal {
             subject,
             org_id,
             role: c.role,
             vault_ids: c.vault_ids,
             scopes: c.scopes,
             token_id: Some(c.jti),
+            token_exp: Some(c.exp),
             ip,
-        })
+        };
+        Ok((p, akid))
     }
 }

@@ -77,6 +77,21 @@ pub fn text(field: &str, v: &str, max: usize) -> Result<String> {
     Ok(v.to_owned())
 }
 
+/// Token or key scopes: at most 64, each at most 256 characters, no control characters.
+pub fn scopes(v: Vec<String>) -> Result<Vec<String>> {
+    if v.len() > 64 {
+        return Err(Error::invalid("at most 64 scopes"));
+    }
+    for s in &v {
+        if s.is_empty() || s.len() > 256 || s.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return Err(Error::invalid(
+                "each scope must be 1 to 256 characters without spaces",
+            ));
+        }
+    }
+    Ok(v)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

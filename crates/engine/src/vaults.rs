@@ -2,7 +2,7 @@
 
 use serde_json::json;
 use strongroom_core::audit::{Actor, AuditRecord};
-use strongroom_core::authz::{self, Action, VaultFacts};
+use strongroom_core::authz::{self, Action};
 use strongroom_core::time_util::now;
 use strongroom_core::{Error, Principal, Result, VaultId};
 use strongroom_kms::KekRef;
@@ -52,18 +52,24 @@ impl Engine {
 
     /// The vaults the caller may see.
     pub async fn list_vaults(&self, who: &Principal) -> Result<Vec<VaultRow>> {
-        let all = self.store.list_vaults(who.org_id).await?;
-        Ok(all
-            .into_iter()
-            .filter(|v| {
-                let facts = VaultFacts {
-                    id: v.id,
-                    org_id: v.org_id,
-                    created_by: v.created_by,
-                };
-                authz::authorize(who, &facts, Action::ViewVault, None).is_ok()
-            })
-            .collect())
+        let now = strongroom_core::time_util::now();
+        let mut out = vec![];
+        for v in self.store.list_vaults(who.org_id).await? {
+            let policies = self.policies_of(who, &v).await?;
+            if authz::authorize(
+                who,
+                &crate::facts(&v),
+                Action::ViewVault,
+                None,
+                &policies,
+                now,
+            )
+            .is_ok()
+            {
+                out.push(v);
+            }
+        }
+        Ok(out)
     }
 
     /// One vault.
@@ -80,7 +86,7 @@ impl Engine {
             "vault.delete",
             "vault",
             id.to_string(),
-            json!({"vault_id": id.to_string(), "decision": decision.as_str()}),
+            json!({"vault_id": id.to_string(), "decision": decision.as_str(), "policy_id": decision.policy_id().map(|i| i.to_string())}),
             ip_of(who),
         );
         if !self.store.delete_vault(id, &audit).await? {

@@ -80,17 +80,21 @@ impl Harness {
                 .await
                 .expect("store opens"),
         );
-        let engine = Arc::new(Engine::new(
-            store,
-            kms,
-            EngineConfig {
-                password_params: PasswordParams {
-                    m_cost: 256,
-                    t_cost: 1,
+        let engine = Arc::new(
+            Engine::new(
+                store,
+                kms,
+                EngineConfig {
+                    password_params: PasswordParams {
+                        m_cost: 256,
+                        t_cost: 1,
+                    },
+                    ..Default::default()
                 },
-                ..Default::default()
-            },
-        ));
+            )
+            .await
+            .expect("engine starts"),
+        );
         let app = router(AppState {
             engine: engine.clone(),
             metrics: None,

@@ -17,7 +17,7 @@ pub mod sqlite;
 
 use async_trait::async_trait;
 use strongroom_core::audit::{AuditRecord, ChainedEvent, Checkpoint};
-use strongroom_core::{OrgId, SecretId, SecretPath, UserId, VaultId};
+use strongroom_core::{AgentId, OrgId, Role, SecretId, SecretPath, Subject, UserId, VaultId};
 
 pub use model::*;
 
@@ -145,6 +145,91 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_checkpoint(&self, cp: &Checkpoint) -> StoreResult<()>;
     /// An organisation's checkpoints, oldest first.
     async fn checkpoints(&self, org: &str) -> StoreResult<Vec<Checkpoint>>;
+
+    // --- identities -------------------------------------------------------
+
+    /// Joins an existing organisation through a pending invitation for the
+    /// user's email (consumed in the same transaction). `Conflict` if there is
+    /// no invitation or the email is taken.
+    async fn accept_invitation(&self, user: &UserRow, audit: &AuditRecord) -> StoreResult<()>;
+    /// The pending invitation for an email.
+    async fn invitation(&self, email: &str) -> StoreResult<Option<InvitationRow>>;
+    /// Creates or replaces the pending invitation for an email. `Conflict` if a
+    /// user with that email exists.
+    async fn put_invitation(&self, inv: &InvitationRow, audit: &AuditRecord) -> StoreResult<()>;
+    /// An organisation's users, oldest first.
+    async fn list_users(&self, org: OrgId) -> StoreResult<Vec<UserRow>>;
+    /// Changes a user's role. `Conflict` if it would leave the org without an owner.
+    async fn set_user_role(
+        &self,
+        user: UserId,
+        role: Role,
+        audit: &AuditRecord,
+    ) -> StoreResult<bool>;
+    /// Removes a user with their API keys and policies. `Conflict` if it would
+    /// leave the org without an owner.
+    async fn delete_user(&self, user: UserId, audit: &AuditRecord) -> StoreResult<bool>;
+    /// The current state of a token's principal (see [`PrincipalStatus`]).
+    async fn principal_status(
+        &self,
+        org: OrgId,
+        subject: &Subject,
+        jti: Option<&str>,
+    ) -> StoreResult<PrincipalStatus>;
+    /// Puts a token id on the deny list until `expires_at` (and prunes expired entries).
+    async fn revoke_token(
+        &self,
+        jti: &str,
+        expires_at: time::OffsetDateTime,
+        audit: &AuditRecord,
+    ) -> StoreResult<()>;
+
+    /// Stores a new agent.
+    async fn create_agent(&self, agent: &AgentRow, audit: &AuditRecord) -> StoreResult<()>;
+    /// An agent by id.
+    async fn agent(&self, id: AgentId) -> StoreResult<Option<AgentRow>>;
+    /// An agent by the lookup prefix of its key.
+    async fn agent_by_key_prefix(&self, prefix: &str) -> StoreResult<Option<AgentRow>>;
+    /// An organisation's agents, oldest first.
+    async fn list_agents(&self, org: OrgId) -> StoreResult<Vec<AgentRow>>;
+    /// Replaces an agent's mutable fields (everything but id, org, auth method, creator, creation time).
+    async fn update_agent(&self, agent: &AgentRow, audit: &AuditRecord) -> StoreResult<bool>;
+
+    /// Stores a new personal API key.
+    async fn create_api_key(&self, key: &ApiKeyRow, audit: &AuditRecord) -> StoreResult<()>;
+    /// A personal API key by lookup prefix.
+    async fn api_key_by_prefix(&self, prefix: &str) -> StoreResult<Option<ApiKeyRow>>;
+    /// A user's API keys, oldest first.
+    async fn list_api_keys(&self, user: UserId) -> StoreResult<Vec<ApiKeyRow>>;
+    /// Deactivates a user's API key. False if the user has no such key.
+    async fn revoke_api_key(
+        &self,
+        user: UserId,
+        id: uuid::Uuid,
+        audit: &AuditRecord,
+    ) -> StoreResult<bool>;
+
+    /// Stores a new policy.
+    async fn create_policy(&self, p: &PolicyRow, audit: &AuditRecord) -> StoreResult<()>;
+    /// A policy by id.
+    async fn policy(&self, id: uuid::Uuid) -> StoreResult<Option<PolicyRow>>;
+    /// A vault's policies, oldest first.
+    async fn list_policies(&self, vault: VaultId) -> StoreResult<Vec<PolicyRow>>;
+    /// The policies of a vault that name a principal (the hot path of authorization).
+    async fn policies_for(
+        &self,
+        vault: VaultId,
+        principal: &Subject,
+    ) -> StoreResult<Vec<strongroom_core::policy::Policy>>;
+    /// Replaces a policy's mutable fields (permissions, conditions, expiry, effect, priority, extra).
+    async fn update_policy(&self, p: &PolicyRow, audit: &AuditRecord) -> StoreResult<bool>;
+    /// Deletes a policy. False if it did not exist.
+    async fn delete_policy(&self, id: uuid::Uuid, audit: &AuditRecord) -> StoreResult<bool>;
+
+    /// A server-wide setting.
+    async fn setting(&self, name: &str) -> StoreResult<Option<String>>;
+    /// Stores a setting unless one exists; returns the value in force.
+    async fn init_setting(&self, name: &str, value: &str) -> StoreResult<String>;
 
     /// Whether the database answers.
     async fn health(&self) -> StoreResult<()>;

@@ -205,3 +205,131 @@ pub struct AuditQuery {
     /// Page offset.
     pub offset: u32,
 }
+
+/// An agent.
+#[derive(Clone, PartialEq)]
+pub struct AgentRow {
+    /// Id.
+    pub id: strongroom_core::AgentId,
+    /// Organisation.
+    pub org_id: OrgId,
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// `api_key` (the only method offered).
+    pub auth_method: String,
+    /// Scopes (path globs are ceilings; `x:y` capability strings are kept but not enforced).
+    pub scopes: Vec<String>,
+    /// Vault binding: empty means any vault of the org (still subject to policies).
+    pub vault_ids: Vec<VaultId>,
+    /// Token lifetime; default 3600 s.
+    pub token_ttl_seconds: Option<i64>,
+    /// The agent stops working after this.
+    pub expires_at: Option<OffsetDateTime>,
+    /// The key stops working after this.
+    pub api_key_expires_at: Option<OffsetDateTime>,
+    /// Deactivated agents can't get tokens.
+    pub is_active: bool,
+    /// Lookup prefix of the current key.
+    pub key_prefix: String,
+    /// HMAC-SHA256(pepper, key).
+    pub key_hash: Vec<u8>,
+    /// Base64 Ed25519 public key.
+    pub ssh_public_key: Option<String>,
+    /// Base64 uncompressed P-256 public key.
+    pub ecdh_public_key: Option<String>,
+    /// Echoed 1claw fields that Strongroom stores but does not act on.
+    pub extra: Value,
+    /// Creator.
+    pub created_by: Subject,
+    /// Creation time.
+    pub created_at: OffsetDateTime,
+    /// Last change.
+    pub updated_at: OffsetDateTime,
+}
+
+impl std::fmt::Debug for AgentRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentRow")
+            .field("id", &self.id)
+            .field("org_id", &self.org_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A personal API key.
+#[derive(Clone, PartialEq)]
+pub struct ApiKeyRow {
+    /// Id.
+    pub id: uuid::Uuid,
+    /// Owner.
+    pub user_id: UserId,
+    /// Organisation.
+    pub org_id: OrgId,
+    /// Name.
+    pub name: String,
+    /// Lookup prefix.
+    pub key_prefix: String,
+    /// HMAC-SHA256(pepper, key).
+    pub key_hash: Vec<u8>,
+    /// Scopes.
+    pub scopes: Vec<String>,
+    /// Revoked keys are inactive.
+    pub is_active: bool,
+    /// Creation time.
+    pub created_at: OffsetDateTime,
+    /// Expiry.
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+impl std::fmt::Debug for ApiKeyRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiKeyRow")
+            .field("id", &self.id)
+            .field("user_id", &self.user_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A stored policy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolicyRow {
+    /// The rule.
+    pub policy: strongroom_core::policy::Policy,
+    /// Echoed 1claw fields (attribute_conditions, tx_conditions, …) that are stored, not evaluated.
+    pub extra: Value,
+    /// Author.
+    pub created_by: Subject,
+    /// Creation time.
+    pub created_at: OffsetDateTime,
+    /// Last change.
+    pub updated_at: OffsetDateTime,
+}
+
+/// A pending invitation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InvitationRow {
+    /// Lower-cased email.
+    pub email: String,
+    /// Organisation to join.
+    pub org_id: OrgId,
+    /// Role on joining.
+    pub role: Role,
+    /// Who invited.
+    pub invited_by: UserId,
+    /// When.
+    pub created_at: OffsetDateTime,
+}
+
+/// What a request's principal looks like now, in one read: whether it still
+/// exists and is active, its current role, and whether its token was revoked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrincipalStatus {
+    /// The user or agent exists in the org and is active.
+    pub active: bool,
+    /// A user's current role.
+    pub role: Option<Role>,
+    /// The token id is on the deny list.
+    pub revoked: bool,
+}

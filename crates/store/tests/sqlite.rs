@@ -31,7 +31,16 @@ conformance!(
     versions,
     listing_and_delete,
     access_counting,
-    audit_log
+    audit_log,
+    invitations,
+    users_and_roles,
+    delete_user_cascade,
+    principal_status,
+    token_revocation,
+    agents,
+    api_keys,
+    policies,
+    settings
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

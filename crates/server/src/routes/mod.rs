@@ -1,21 +1,25 @@
 //! Route table, grouped by family.
 
+mod agents;
 mod audit;
 mod auth;
 mod health;
+mod policies;
 mod secrets;
 mod vaults;
 
 use axum::Router;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, patch, post, put};
 
 use crate::AppState;
 use crate::problem::Problem;
 
+pub use agents::*;
 pub use audit::*;
 pub use auth::*;
 pub use health::*;
+pub use policies::*;
 pub use secrets::*;
 pub use vaults::*;
 
@@ -27,7 +31,33 @@ pub fn routes() -> Router<AppState> {
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(crate::openapi::serve))
         .route("/v1/auth/signup", post(signup))
-        .route("/v1/auth/token", post(login))
+        .route("/v1/auth/token", post(login).delete(revoke_token))
+        .route("/v1/auth/agent-token", post(agent_token))
+        .route("/v1/auth/api-key-token", post(api_key_token))
+        .route("/v1/auth/api-keys", post(create_api_key).get(list_api_keys))
+        .route("/v1/auth/api-keys/{key_id}", delete(delete_api_key))
+        .route("/v1/agents", post(create_agent).get(list_agents))
+        .route("/v1/agents/me", get(agent_me))
+        .route(
+            "/v1/agents/{agent_id}",
+            get(get_agent).patch(update_agent).delete(delete_agent),
+        )
+        .route("/v1/agents/{agent_id}/rotate-key", post(rotate_agent_key))
+        .route("/v1/org/members", get(list_members))
+        .route(
+            "/v1/org/members/{user_id}",
+            patch(update_member).delete(remove_member),
+        )
+        .route("/v1/org/invite", post(invite))
+        .route("/v1/org/agent-keys-vault", get(agent_keys_vault))
+        .route(
+            "/v1/vaults/{vault_id}/policies",
+            post(create_policy).get(list_policies),
+        )
+        .route(
+            "/v1/vaults/{vault_id}/policies/{policy_id}",
+            put(update_policy).delete(delete_policy),
+        )
         .route("/v1/auth/me", get(me))
         .route("/v1/auth/jwt-public-key", get(jwt_public_key))
         .route("/.well-known/jwks.json", get(jwks))

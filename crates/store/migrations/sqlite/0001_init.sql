@@ -103,3 +103,83 @@ CREATE TABLE audit_checkpoints (
     signature   TEXT NOT NULL,
     PRIMARY KEY (org_id, seq)
 );
+
+-- Pending invitations: signing up with an invited email joins that organisation.
+CREATE TABLE invitations (
+    email       TEXT PRIMARY KEY,
+    org_id      TEXT NOT NULL REFERENCES orgs(id),
+    role        TEXT NOT NULL,
+    invited_by  TEXT NOT NULL,
+    created_at  INTEGER NOT NULL
+);
+
+-- Agents. The API key is stored only as HMAC-SHA256(pepper, key) plus a
+-- lookup prefix; scopes and vault_ids are JSON arrays.
+CREATE TABLE agents (
+    id                  TEXT PRIMARY KEY,
+    org_id              TEXT NOT NULL REFERENCES orgs(id),
+    name                TEXT NOT NULL,
+    description         TEXT NOT NULL,
+    auth_method         TEXT NOT NULL,
+    scopes              TEXT NOT NULL,
+    vault_ids           TEXT NOT NULL,
+    token_ttl_seconds   INTEGER,
+    expires_at          INTEGER,
+    api_key_expires_at  INTEGER,
+    is_active           INTEGER NOT NULL,
+    key_prefix          TEXT NOT NULL UNIQUE,
+    key_hash            BLOB NOT NULL,
+    ssh_public_key      TEXT,
+    ecdh_public_key     TEXT,
+    extra               TEXT NOT NULL,
+    created_by          TEXT NOT NULL,
+    created_at          INTEGER NOT NULL,
+    updated_at          INTEGER NOT NULL
+);
+CREATE INDEX agents_org ON agents(org_id);
+
+-- Personal API keys (1ck_…), stored like agent keys.
+CREATE TABLE api_keys (
+    id          TEXT PRIMARY KEY,
+    user_id     TEXT NOT NULL,
+    org_id      TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    key_prefix  TEXT NOT NULL UNIQUE,
+    key_hash    BLOB NOT NULL,
+    scopes      TEXT NOT NULL,
+    is_active   INTEGER NOT NULL,
+    created_at  INTEGER NOT NULL,
+    expires_at  INTEGER
+);
+CREATE INDEX api_keys_user ON api_keys(user_id);
+
+-- Vault policies (grants).
+CREATE TABLE policies (
+    id                   TEXT PRIMARY KEY,
+    vault_id             TEXT NOT NULL REFERENCES vaults(id),
+    secret_path_pattern  TEXT NOT NULL,
+    principal_type       TEXT NOT NULL,
+    principal_id         TEXT NOT NULL,
+    permissions          TEXT NOT NULL,
+    conditions           TEXT NOT NULL,
+    expires_at           INTEGER,
+    effect               TEXT NOT NULL,
+    priority             INTEGER NOT NULL,
+    extra                TEXT NOT NULL,
+    created_by           TEXT NOT NULL,
+    created_at           INTEGER NOT NULL,
+    updated_at           INTEGER NOT NULL
+);
+CREATE INDEX policies_principal ON policies(vault_id, principal_type, principal_id);
+
+-- Revoked token ids, kept until the token would have expired anyway.
+CREATE TABLE revoked_tokens (
+    jti         TEXT PRIMARY KEY,
+    expires_at  INTEGER NOT NULL
+);
+
+-- Server-wide settings (e.g. the API-key pepper, wrapped by a provider KEK).
+CREATE TABLE settings (
+    name   TEXT PRIMARY KEY,
+    value  TEXT NOT NULL
+);

@@ -24,6 +24,8 @@ use strongroom_core::{OrgId, Role, SecretId, SecretPath, Subject, UserId, VaultI
 
 use crate::*;
 
+mod identity;
+
 /// SQLite-backed [`Store`].
 pub struct SqliteStore {
     writer: SqlitePool,
@@ -742,6 +744,106 @@ impl Store for SqliteStore {
             .iter()
             .map(checkpoint_row)
             .collect()
+    }
+
+    async fn accept_invitation(&self, user: &UserRow, audit: &AuditRecord) -> StoreResult<()> {
+        self.accept_invitation_impl(user, audit).await
+    }
+    async fn invitation(&self, email: &str) -> StoreResult<Option<InvitationRow>> {
+        self.invitation_impl(email).await
+    }
+    async fn put_invitation(&self, inv: &InvitationRow, audit: &AuditRecord) -> StoreResult<()> {
+        self.put_invitation_impl(inv, audit).await
+    }
+    async fn list_users(&self, org: OrgId) -> StoreResult<Vec<UserRow>> {
+        self.list_users_impl(org).await
+    }
+    async fn set_user_role(
+        &self,
+        user: UserId,
+        role: Role,
+        audit: &AuditRecord,
+    ) -> StoreResult<bool> {
+        self.set_user_role_impl(user, role, audit).await
+    }
+    async fn delete_user(&self, user: UserId, audit: &AuditRecord) -> StoreResult<bool> {
+        self.delete_user_impl(user, audit).await
+    }
+    async fn principal_status(
+        &self,
+        org: OrgId,
+        subject: &Subject,
+        jti: Option<&str>,
+    ) -> StoreResult<PrincipalStatus> {
+        self.principal_status_impl(org, subject, jti).await
+    }
+    async fn revoke_token(
+        &self,
+        jti: &str,
+        expires_at: time::OffsetDateTime,
+        audit: &AuditRecord,
+    ) -> StoreResult<()> {
+        self.revoke_token_impl(jti, expires_at, audit).await
+    }
+    async fn create_agent(&self, agent: &AgentRow, audit: &AuditRecord) -> StoreResult<()> {
+        self.create_agent_impl(agent, audit).await
+    }
+    async fn agent(&self, id: strongroom_core::AgentId) -> StoreResult<Option<AgentRow>> {
+        self.agent_where("id", &id.to_string()).await
+    }
+    async fn agent_by_key_prefix(&self, prefix: &str) -> StoreResult<Option<AgentRow>> {
+        self.agent_where("key_prefix", prefix).await
+    }
+    async fn list_agents(&self, org: OrgId) -> StoreResult<Vec<AgentRow>> {
+        self.list_agents_impl(org).await
+    }
+    async fn update_agent(&self, agent: &AgentRow, audit: &AuditRecord) -> StoreResult<bool> {
+        self.update_agent_impl(agent, audit).await
+    }
+    async fn create_api_key(&self, key: &ApiKeyRow, audit: &AuditRecord) -> StoreResult<()> {
+        self.create_api_key_impl(key, audit).await
+    }
+    async fn api_key_by_prefix(&self, prefix: &str) -> StoreResult<Option<ApiKeyRow>> {
+        self.api_key_by_prefix_impl(prefix).await
+    }
+    async fn list_api_keys(&self, user: UserId) -> StoreResult<Vec<ApiKeyRow>> {
+        self.list_api_keys_impl(user).await
+    }
+    async fn revoke_api_key(
+        &self,
+        user: UserId,
+        id: uuid::Uuid,
+        audit: &AuditRecord,
+    ) -> StoreResult<bool> {
+        self.revoke_api_key_impl(user, id, audit).await
+    }
+    async fn create_policy(&self, p: &PolicyRow, audit: &AuditRecord) -> StoreResult<()> {
+        self.create_policy_impl(p, audit).await
+    }
+    async fn policy(&self, id: uuid::Uuid) -> StoreResult<Option<PolicyRow>> {
+        self.policy_impl(id).await
+    }
+    async fn list_policies(&self, vault: VaultId) -> StoreResult<Vec<PolicyRow>> {
+        self.list_policies_impl(vault).await
+    }
+    async fn policies_for(
+        &self,
+        vault: VaultId,
+        principal: &Subject,
+    ) -> StoreResult<Vec<strongroom_core::policy::Policy>> {
+        self.policies_for_impl(vault, principal).await
+    }
+    async fn update_policy(&self, p: &PolicyRow, audit: &AuditRecord) -> StoreResult<bool> {
+        self.update_policy_impl(p, audit).await
+    }
+    async fn delete_policy(&self, id: uuid::Uuid, audit: &AuditRecord) -> StoreResult<bool> {
+        self.delete_policy_impl(id, audit).await
+    }
+    async fn setting(&self, name: &str) -> StoreResult<Option<String>> {
+        self.setting_impl(name).await
+    }
+    async fn init_setting(&self, name: &str, value: &str) -> StoreResult<String> {
+        self.init_setting_impl(name, value).await
     }
 
     async fn health(&self) -> StoreResult<()> {

@@ -1,0 +1,503 @@
+//! Agents: non-human principals with their own `ocv_` keys, exchanged for
+//! short-lived JWTs that carry the agent's scopes and vault binding.
+//!
+//! Who may manage an agent: any user of the organisation may create agents;
+//! the agent's creator and the organisation's owners and admins may change,
+//! rotate or deactivate it. Deactivating keeps the record (and its history).
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
+use base64::Engine as _;
+use serde_json::{Value, json};
+use strongroom_core::audit::{Actor, AuditRecord, SYSTEM_ORG};
+use strongroom_core::authz::PolicyDecision;
+use strongroom_core::time_util::now;
+use strongroom_core::{AgentId, Error, Principal, Result, Role, SecretPath, Subject, VaultId};
+use strongroom_crypto::SecretBytes;
+use strongroom_store::{AgentRow, StoreError, VaultRow};
+use time::OffsetDateTime;
+
+use crate::credentials::{self, AGENT_KEY_PREFIX};
+use crate::{Engine, ip_of, validate};
+
+/// The default lifetime of an agent's token.
+pub const DEFAULT_AGENT_TOKEN_TTL: i64 = 3600;
+/// The name of each organisation's vault of agent identity keys.
+pub const AGENT_KEYS_VAULT: &str = "__agent-keys";
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+/// A new agent's settings.
+#[derive(Debug, Default)]
+pub struct NewAgent {
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: Option<String>,
+    /// Scopes.
+    pub scopes: Option<Vec<String>>,
+    /// Vault binding.
+    pub vault_ids: Option<Vec<VaultId>>,
+    /// Token lifetime (60..=86400).
+    pub token_ttl_seconds: Option<i64>,
+    /// Agent expiry.
+    pub expires_at: Option<OffsetDateTime>,
+    /// Key expiry.
+    pub api_key_expires_at: Option<OffsetDateTime>,
+    /// Other 1claw fields, stored and echoed.
+    pub extra: serde_json::Map<String, Value>,
+}
+
+/// Changes to an agent; `None` leaves a field alone, `Some(None)` clears it.
+#[derive(Debug, Default)]
+pub struct AgentUpdate {
+    /// Name.
+    pub name: Option<String>,
+    /// Description.
+    pub description: Option<String>,
+    /// Scopes.
+    pub scopes: Option<Vec<String>>,
+    /// Vault binding.
+    pub vault_ids: Option<Vec<VaultId>>,
+    /// Token lifetime.
+    pub token_ttl_seconds: Option<Option<i64>>,
+    /// Agent expiry.
+    pub expires_at: Option<Option<OffsetDateTime>>,
+    /// Key expiry.
+    pub api_key_expires_at: Option<Option<OffsetDateTime>>,
+    /// Active or not.
+    pub is_active: Option<bool>,
+    /// Other 1claw fields, merged into the stored ones.
+    pub extra: serde_json::Map<String, Value>,
+}
+
+/// An agent and its key (shown once).
+#[derive(Debug)]
+pub struct AgentWithKey {
+    /// The agent.
+    pub agent: AgentRow,
+    /// Its `ocv_` key.
+    pub api_key: zeroize::Zeroizing<String>,
+}
+
+/// An agent's token.
+#[derive(Debug)]
+pub struct AgentToken {
+    /// The JWT and its lifetime.
+    pub token: crate::tokens::IssuedToken,
+    /// The agent.
+    pub agent: AgentRow,
+}
+
+fn validate_ttl(ttl: Option<i64>) -> Result<Option<i64>> {
+    match ttl {
+        Some(t) if !(60..=86_400).contains(&t) => Err(Error::invalid(
+            "token_ttl_seconds must be between 60 and 86400",
+        )),
+        t => Ok(t),
+    }
+}
+
+impl Engine {
+    fn may_manage_agent(who: &Principal, agent: &AgentRow) -> Result<()> {
+        if agent.org_id != who.org_id {
+            return Err(Error::not_found("agent not found"));
+        }
+        match (who.subject, who.role) {
+            (Subject::User(_), Some(Role::Owner | Role::Admin)) => Ok(()),
+            (s @ Subject::User(_), _) if s == agent.created_by => Ok(()),
+            (Subject::User(_), _) => Err(Error::forbidden(
+                "only the agent's creator or an organisation admin may change it",
+            )),
+            (Subject::Agent(_), _) => Err(Error::forbidden("agents can't manage agents")),
+        }
+    }
+
+    async fn check_vault_ids(&self, who: &Principal, ids: &[VaultId]) -> Result<()> {
+        if ids.len() > 256 {
+            return Err(Error::invalid("at most 256 vault_ids"));
+        }
+        for id in ids {
+            match self.store.vault(*id).await? {
+                Some(v) if v.org_id == who.org_id => {}
+                _ => {
+                    return Err(Error::invalid(format!(
+                        "vault {id} does not exist in this organisation"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Registers an agent: its key (shown once), and its Ed25519 and P-256
+    /// identity keys, whose private halves are stored as ordinary encrypted
+    /// secrets in the organisation's `__agent-keys` vault.
+    pub async fn create_agent(&self, who: &Principal, input: NewAgent) -> Result<AgentWithKey> {
+        let Subject::User(_) = who.subject else {
+            return Err(Error::forbidden("agents can't create agents"));
+        };
+        let name = validate::name("name", &input.name, 255)?;
+        let description = validate::text(
+            "description",
+            input.description.as_deref().unwrap_or(""),
+            2000,
+        )?;
+        let scopes = validate::scopes(input.scopes.unwrap_or_default())?;
+        let vault_ids = input.vault_ids.unwrap_or_default();
+        self.check_vault_ids(who, &vault_ids).await?;
+        let token_ttl_seconds = validate_ttl(input.token_ttl_seconds)?;
+        let id = AgentId::new();
+        let (ssh_public, ssh_private) = ed25519_identity()?;
+        let (ecdh_public, ecdh_private) = p256_identity()?;
+        for attempt in 0..3 {
+            let issued = credentials::issue(AGENT_KEY_PREFIX, &self.pepper);
+            let agent = AgentRow {
+                id,
+                org_id: who.org_id,
+                name: name.clone(),
+                description: description.clone(),
+                auth_method: "api_key".into(),
+                scopes: scopes.clone(),
+                vault_ids: vault_ids.clone(),
+                token_ttl_seconds,
+                expires_at: input.expires_at,
+                api_key_expires_at: input.api_key_expires_at,
+                is_active: true,
+                key_prefix: issued.prefix.clone(),
+                key_hash: issued.hash.clone(),
+                ssh_public_key: Some(ssh_public.clone()),
+                ecdh_public_key: Some(ecdh_public.clone()),
+                extra: Value::Object(input.extra.clone()),
+                created_by: who.subject,
+                created_at: now(),
+                updated_at: now(),
+            };
+            let audit = AuditRecord::new(
+                who.org_id,
+                Actor::Subject(who.subject),
+                "agent.register",
+                "agent",
+                id.to_string(),
+                json!({"name": agent.name, "scopes": agent.scopes, "vault_ids": agent.vault_ids, "key_prefix": agent.key_prefix}),
+                ip_of(who),
+            );
+            match self.store.create_agent(&agent, &audit).await {
+                Ok(()) => {
+                    self.store_identity_keys(who, id, &ssh_private, &ecdh_private)
+                        .await?;
+                    return Ok(AgentWithKey {
+                        agent,
+                        api_key: issued.key,
+                    });
+                }
+                Err(StoreError::Conflict(_)) if attempt < 2 => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Error::internal("could not allocate a unique key prefix"))
+    }
+
+    /// The organisation's `__agent-keys` vault, created on first use.
+    pub async fn agent_keys_vault(
+        &self,
+        who: &Principal,
+        create: bool,
+    ) -> Result<Option<VaultRow>> {
+        let existing = self
+            .store
+            .list_vaults(who.org_id)
+            .await?
+            .into_iter()
+            .find(|v| v.name == AGENT_KEYS_VAULT);
+        match existing {
+            Some(v) => Ok(Some(v)),
+            None if create => Ok(Some(
+                self.create_vault(
+                    who,
+                    AGENT_KEYS_VAULT,
+                    "identity keys of this organisation's agents",
+                )
+                .await?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    async fn store_identity_keys(
+        &self,
+        who: &Principal,
+        id: AgentId,
+        ssh: &SecretBytes,
+        ecdh: &SecretBytes,
+    ) -> Result<()> {
+        let vault = self
+            .agent_keys_vault(who, true)
+            .await?
+            .expect("created on demand");
+        for (path, value) in [
+            (format!("agents/{id}/ssh/private_key"), ssh),
+            (format!("agents/{id}/ecdh/private_key"), ecdh),
+        ] {
+            let path = SecretPath::parse(&path)?;
+            self.write_version(
+                who,
+                &vault,
+                &path,
+                value,
+                "private_key".into(),
+                json!({"agent_id": id.to_string()}),
+                None,
+                None,
+                "secret.write",
+                &PolicyDecision::System,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// The organisation's agents.
+    pub async fn list_agents(&self, who: &Principal) -> Result<Vec<AgentRow>> {
+        let Subject::User(_) = who.subject else {
+            return Err(Error::forbidden("this endpoint is for users"));
+        };
+        Ok(self.store.list_agents(who.org_id).await?)
+    }
+
+    /// One agent of the caller's organisation.
+    pub async fn get_agent(&self, who: &Principal, id: AgentId) -> Result<AgentRow> {
+        match self.store.agent(id).await? {
+            Some(a) if a.org_id == who.org_id => Ok(a),
+            _ => Err(Error::not_found("agent not found")),
+        }
+    }
+
+    /// The calling agent.
+    pub async fn agent_me(&self, who: &Principal) -> Result<AgentRow> {
+        match who.subject {
+            Subject::Agent(id) => self.get_agent(who, id).await,
+            Subject::User(_) => Err(Error::forbidden("this endpoint is for agents")),
+        }
+    }
+
+    /// Changes an agent.
+    pub async fn update_agent(
+        &self,
+        who: &Principal,
+        id: AgentId,
+        u: AgentUpdate,
+    ) -> Result<AgentRow> {
+        let mut a = self.get_agent(who, id).await?;
+        Self::may_manage_agent(who, &a)?;
+        if let Some(n) = u.name {
+            a.name = validate::name("name", &n, 255)?;
+        }
+        if let Some(d) = u.description {
+            a.description = validate::text("description", &d, 2000)?;
+        }
+        if let Some(s) = u.scopes {
+            a.scopes = validate::scopes(s)?;
+        }
+        if let Some(v) = u.vault_ids {
+            self.check_vault_ids(who, &v).await?;
+            a.vault_ids = v;
+        }
+        if let Some(t) = u.token_ttl_seconds {
+            a.token_ttl_seconds = validate_ttl(t)?;
+        }
+        if let Some(e) = u.expires_at {
+            a.expires_at = e;
+        }
+        if let Some(e) = u.api_key_expires_at {
+            a.api_key_expires_at = e;
+        }
+        let deactivated = u.is_active == Some(false) && a.is_active;
+        if let Some(act) = u.is_active {
+            a.is_active = act;
+        }
+        if let Value::Object(m) = &mut a.extra {
+            m.extend(u.extra);
+        }
+        a.updated_at = now();
+        let action = if deactivated {
+            "agent.deactivate"
+        } else {
+            "agent.update"
+        };
+        self.save_agent(
+            who,
+            &a,
+            action,
+            json!({"is_active": a.is_active, "scopes": a.scopes, "vault_ids": a.vault_ids}),
+        )
+        .await?;
+        Ok(a)
+    }
+
+    async fn save_agent(
+        &self,
+        who: &Principal,
+        a: &AgentRow,
+        action: &str,
+        details: Value,
+    ) -> Result<()> {
+        let audit = AuditRecord::new(
+            who.org_id,
+            Actor::Subject(who.subject),
+            action,
+            "agent",
+            a.id.to_string(),
+            details,
+            ip_of(who),
+        );
+        if self.store.update_agent(a, &audit).await? {
+            Ok(())
+        } else {
+            Err(Error::not_found("agent not found"))
+        }
+    }
+
+    /// Deactivates an agent: no new tokens, and its current tokens stop working.
+    pub async fn deactivate_agent(&self, who: &Principal, id: AgentId) -> Result<()> {
+        self.update_agent(
+            who,
+            id,
+            AgentUpdate {
+                is_active: Some(false),
+                ..Default::default()
+            },
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Replaces an agent's key; the old one stops working at once.
+    pub async fn rotate_agent_key(&self, who: &Principal, id: AgentId) -> Result<AgentWithKey> {
+        let mut a = self.get_agent(who, id).await?;
+        Self::may_manage_agent(who, &a)?;
+        for attempt in 0..3 {
+            let issued = credentials::issue(AGENT_KEY_PREFIX, &self.pepper);
+            a.key_prefix = issued.prefix.clone();
+            a.key_hash = issued.hash.clone();
+            a.updated_at = now();
+            match self
+                .save_agent(
+                    who,
+                    &a,
+                    "agent.rotate_key",
+                    json!({"key_prefix": a.key_prefix}),
+                )
+                .await
+            {
+                Ok(()) => {
+                    return Ok(AgentWithKey {
+                        agent: a,
+                        api_key: issued.key,
+                    });
+                }
+                Err(Error::Conflict(_)) if attempt < 2 => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::internal("could not allocate a unique key prefix"))
+    }
+
+    /// Exchanges an agent key for a JWT. Unknown, wrong, inactive and expired
+    /// all get the same 401 after the same work.
+    pub async fn agent_token(
+        &self,
+        presented: &str,
+        agent_id: Option<AgentId>,
+        ip: Option<IpAddr>,
+    ) -> Result<AgentToken> {
+        let fail = || Error::Unauthenticated("invalid agent credentials".into());
+        let row = match (
+            agent_id,
+            credentials::lookup_prefix(presented, AGENT_KEY_PREFIX),
+        ) {
+            (_, None) => None,
+            (Some(id), Some(_)) => self.store.agent(id).await?,
+            (None, Some(prefix)) => self.store.agent_by_key_prefix(prefix).await?,
+        };
+        let key_ok = credentials::matches(
+            &self.pepper,
+            presented,
+            row.as_ref().map(|a| a.key_hash.as_slice()),
+        );
+        let t = OffsetDateTime::now_utc();
+        let usable = row.as_ref().is_some_and(|a| {
+            key_ok
+                && a.is_active
+                && a.expires_at.is_none_or(|e| e > t)
+                && a.api_key_expires_at.is_none_or(|e| e > t)
+                && credentials::lookup_prefix(presented, AGENT_KEY_PREFIX)
+                    == Some(a.key_prefix.as_str())
+        });
+        let Some(agent) = row.filter(|_| usable) else {
+            self.audit_auth_failure(
+                SYSTEM_ORG,
+                "agent",
+                &agent_id.map(|a| a.to_string()).unwrap_or_default(),
+                "agent_key",
+                "invalid_credentials",
+                ip,
+            )
+            .await;
+            return Err(fail());
+        };
+        self.store
+            .append_audit(&AuditRecord::new(
+                agent.org_id,
+                Actor::Subject(Subject::Agent(agent.id)),
+                "auth.success",
+                "agent",
+                agent.id.to_string(),
+                json!({"method": "agent_key"}),
+                ip.map(|i| i.to_string()),
+            ))
+            .await?;
+        let ttl =
+            Duration::from_secs(agent.token_ttl_seconds.unwrap_or(DEFAULT_AGENT_TOKEN_TTL) as u64);
+        let token = self
+            .tokens
+            .issue(
+                Subject::Agent(agent.id),
+                agent.org_id,
+                None,
+                agent.scopes.clone(),
+                agent.vault_ids.clone(),
+                None,
+                ttl,
+            )
+            .await?;
+        Ok(AgentToken { token, agent })
+    }
+}
+
+fn ed25519_identity() -> Result<(String, SecretBytes)> {
+    let seed = zeroize::Zeroizing::new(strongroom_crypto::random::bytes(32));
+    let kp = Ed25519KeyPair::from_seed_unchecked(&seed)
+        .map_err(|_| Error::internal("ed25519 key generation"))?;
+    Ok((
+        B64.encode(kp.public_key().as_ref()),
+        SecretBytes::from(B64.encode(&seed[..])),
+    ))
+}
+
+fn p256_identity() -> Result<(String, SecretBytes)> {
+    use aws_lc_rs::agreement::{ECDH_P256, PrivateKey};
+    use aws_lc_rs::encoding::AsBigEndian;
+    let k =
+        PrivateKey::generate(&ECDH_P256).map_err(|_| Error::internal("p-256 key generation"))?;
+    let public = k
+        .compute_public_key()
+        .map_err(|_| Error::internal("p-256 public key"))?;
+    let scalar = AsBigEndian::<aws_lc_rs::encoding::EcPrivateKeyBin>::as_be_bytes(&k)
+        .map_err(|_| Error::internal("p-256 private key"))?;
+    Ok((
+        B64.encode(public.as_ref()),
+        SecretBytes::from(B64.encode(scalar.as_ref())),
+    ))
+}

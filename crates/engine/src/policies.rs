@@ -1,0 +1,232 @@
+//! Vault policies: who may read, write or rotate which paths of a vault.
+//! Managed by the vault's creator and the organisation's owners and admins.
+
+use serde_json::{Value, json};
+use strongroom_core::audit::{Actor, AuditRecord};
+use strongroom_core::authz::Action;
+use strongroom_core::policy::{Conditions, Effect, PathPattern, Permission, Policy};
+use strongroom_core::time_util::now;
+use strongroom_core::{Error, Principal, Result, Subject, VaultId};
+use strongroom_store::PolicyRow;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::{Engine, ip_of};
+
+/// A new policy, as the API receives it.
+#[derive(Debug)]
+pub struct NewPolicy {
+    /// Glob over secret paths.
+    pub secret_path_pattern: String,
+    /// `user` or `agent`.
+    pub principal_type: String,
+    /// The principal's uuid.
+    pub principal_id: String,
+    /// `read`, `write`, `rotate`, `delete`.
+    pub permissions: Vec<String>,
+    /// `ip_allowlist`, `time_window`.
+    pub conditions: Option<Value>,
+    /// Expiry.
+    pub expires_at: Option<OffsetDateTime>,
+    /// `allow` (default) or `deny`.
+    pub effect: Option<String>,
+    /// Higher wins; default 0.
+    pub priority: Option<i32>,
+    /// Other 1claw fields, stored and echoed.
+    pub extra: serde_json::Map<String, Value>,
+}
+
+/// Changes to a policy; the pattern and the principal can't change.
+#[derive(Debug, Default)]
+pub struct PolicyUpdate {
+    /// Permissions.
+    pub permissions: Option<Vec<String>>,
+    /// Conditions (`null` clears).
+    pub conditions: Option<Value>,
+    /// Expiry (`Some(None)` clears).
+    pub expires_at: Option<Option<OffsetDateTime>>,
+    /// Effect.
+    pub effect: Option<String>,
+    /// Priority.
+    pub priority: Option<i32>,
+    /// Other 1claw fields, merged.
+    pub extra: serde_json::Map<String, Value>,
+}
+
+fn audit_details(p: &Policy) -> Value {
+    json!({
+        "vault_id": p.vault_id.to_string(),
+        "policy_id": p.id.to_string(),
+        "secret_path_pattern": p.pattern.as_str(),
+        "principal": p.principal.to_string(),
+        "permissions": p.permissions.iter().map(|x| x.as_str()).collect::<Vec<_>>(),
+        "effect": p.effect.as_str(),
+        "priority": p.priority,
+    })
+}
+
+impl Engine {
+    async fn check_principal(&self, who: &Principal, kind: &str, id: &str) -> Result<Subject> {
+        let subject: Subject = format!("{kind}:{id}").parse().map_err(|_| {
+            Error::invalid("principal_type must be user or agent, and principal_id a UUID")
+        })?;
+        let exists = match subject {
+            Subject::User(u) => self
+                .store
+                .user_by_id(u)
+                .await?
+                .is_some_and(|u| u.org_id == who.org_id),
+            Subject::Agent(a) => self
+                .store
+                .agent(a)
+                .await?
+                .is_some_and(|a| a.org_id == who.org_id),
+        };
+        if !exists {
+            return Err(Error::invalid(format!(
+                "no {kind} {id} in this organisation"
+            )));
+        }
+        Ok(subject)
+    }
+
+    /// Creates a policy.
+    pub async fn create_policy(
+        &self,
+        who: &Principal,
+        vault_id: VaultId,
+        input: NewPolicy,
+    ) -> Result<PolicyRow> {
+        let (vault, decision) = self
+            .vault_for(who, vault_id, Action::ManagePolicies, None)
+            .await?;
+        let principal = self
+            .check_principal(who, &input.principal_type, &input.principal_id)
+            .await?;
+        let policy = Policy {
+            id: Uuid::now_v7(),
+            vault_id: vault.id,
+            pattern: PathPattern::parse(&input.secret_path_pattern)?,
+            principal,
+            permissions: Permission::parse_list(&input.permissions)?,
+            conditions: Conditions::from_json(input.conditions.as_ref().unwrap_or(&Value::Null))?,
+            expires_at: input.expires_at,
+            effect: input
+                .effect
+                .as_deref()
+                .unwrap_or("allow")
+                .parse::<Effect>()?,
+            priority: input.priority.unwrap_or(0),
+        };
+        policy.validate()?;
+        let row = PolicyRow {
+            policy,
+            extra: Value::Object(input.extra),
+            created_by: who.subject,
+            created_at: now(),
+            updated_at: now(),
+        };
+        let mut details = audit_details(&row.policy);
+        details["decision"] = json!(decision.as_str());
+        let audit = AuditRecord::new(
+            who.org_id,
+            Actor::Subject(who.subject),
+            "policy.create",
+            "policy",
+            row.policy.id.to_string(),
+            details,
+            ip_of(who),
+        );
+        self.store.create_policy(&row, &audit).await?;
+        Ok(row)
+    }
+
+    /// A vault's policies.
+    pub async fn list_policies(
+        &self,
+        who: &Principal,
+        vault_id: VaultId,
+    ) -> Result<Vec<PolicyRow>> {
+        let (vault, _) = self
+            .vault_for(who, vault_id, Action::ManagePolicies, None)
+            .await?;
+        Ok(self.store.list_policies(vault.id).await?)
+    }
+
+    async fn policy_in(&self, vault_id: VaultId, id: Uuid) -> Result<PolicyRow> {
+        self.store
+            .policy(id)
+            .await?
+            .filter(|p| p.policy.vault_id == vault_id)
+            .ok_or_else(|| Error::not_found("policy not found"))
+    }
+
+    /// Changes a policy's permissions, conditions, expiry, effect or priority.
+    pub async fn update_policy(
+        &self,
+        who: &Principal,
+        vault_id: VaultId,
+        id: Uuid,
+        u: PolicyUpdate,
+    ) -> Result<PolicyRow> {
+        let (vault, _) = self
+            .vault_for(who, vault_id, Action::ManagePolicies, None)
+            .await?;
+        let mut row = self.policy_in(vault.id, id).await?;
+        if let Some(p) = u.permissions {
+            row.policy.permissions = Permission::parse_list(&p)?;
+        }
+        if let Some(c) = u.conditions {
+            row.policy.conditions = Conditions::from_json(&c)?;
+        }
+        if let Some(e) = u.expires_at {
+            row.policy.expires_at = e;
+        }
+        if let Some(e) = u.effect {
+            row.policy.effect = e.parse()?;
+        }
+        if let Some(p) = u.priority {
+            row.policy.priority = p;
+        }
+        row.policy.validate()?;
+        if let Value::Object(m) = &mut row.extra {
+            m.extend(u.extra);
+        }
+        row.updated_at = now();
+        let audit = AuditRecord::new(
+            who.org_id,
+            Actor::Subject(who.subject),
+            "policy.update",
+            "policy",
+            id.to_string(),
+            audit_details(&row.policy),
+            ip_of(who),
+        );
+        if !self.store.update_policy(&row, &audit).await? {
+            return Err(Error::not_found("policy not found"));
+        }
+        Ok(row)
+    }
+
+    /// Deletes a policy.
+    pub async fn delete_policy(&self, who: &Principal, vault_id: VaultId, id: Uuid) -> Result<()> {
+        let (vault, _) = self
+            .vault_for(who, vault_id, Action::ManagePolicies, None)
+            .await?;
+        let row = self.policy_in(vault.id, id).await?;
+        let audit = AuditRecord::new(
+            who.org_id,
+            Actor::Subject(who.subject),
+            "policy.delete",
+            "policy",
+            id.to_string(),
+            audit_details(&row.policy),
+            ip_of(who),
+        );
+        if self.store.delete_policy(id, &audit).await? {
+            Ok(())
+        } else {
+            Err(Error::not_found("policy not found"))
+        }
+    }
+}

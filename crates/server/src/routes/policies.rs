@@ -1,0 +1,352 @@
+//! Vault policies and organisation membership.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use strongroom_core::Error;
+use strongroom_engine::{NewPolicy, PolicyUpdate};
+use strongroom_store::{PolicyRow, UserRow};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+
+use crate::AppState;
+use crate::extract::{ApiJson, Auth};
+use crate::problem::ApiResult;
+use crate::routes::vault_id;
+
+/// `POST /v1/vaults/{id}/policies`.
+#[derive(Deserialize, ToSchema)]
+pub struct CreatePolicyRequest {
+    secret_path_pattern: String,
+    principal_type: String,
+    principal_id: String,
+    permissions: Vec<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    conditions: Option<Value>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    expires_at: Option<OffsetDateTime>,
+    #[serde(default)]
+    effect: Option<String>,
+    #[serde(default)]
+    priority: Option<i32>,
+    /// Other 1claw fields (attribute_conditions, tx_conditions, …): stored and echoed, not evaluated.
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    extra: Map<String, Value>,
+}
+
+/// A policy.
+#[derive(Serialize, ToSchema)]
+pub struct PolicyResponse {
+    id: String,
+    vault_id: String,
+    secret_path_pattern: String,
+    principal_type: &'static str,
+    principal_id: String,
+    permissions: Vec<&'static str>,
+    #[schema(value_type = Object)]
+    conditions: Value,
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    expires_at: Option<OffsetDateTime>,
+    effect: &'static str,
+    priority: i32,
+    created_by: String,
+    created_by_type: &'static str,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    created_at: OffsetDateTime,
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    extra: Map<String, Value>,
+}
+
+impl From<PolicyRow> for PolicyResponse {
+    fn from(r: PolicyRow) -> Self {
+        let p = r.policy;
+        let mut extra = match r.extra {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        };
+        for k in [
+            "id",
+            "vault_id",
+            "secret_path_pattern",
+            "principal_type",
+            "principal_id",
+            "permissions",
+            "conditions",
+            "expires_at",
+            "effect",
+            "priority",
+            "created_by",
+            "created_by_type",
+            "created_at",
+        ] {
+            extra.remove(k);
+        }
+        PolicyResponse {
+            id: p.id.to_string(),
+            vault_id: p.vault_id.to_string(),
+            secret_path_pattern: p.pattern.as_str().to_owned(),
+            principal_type: p.principal.kind(),
+            principal_id: p.principal.id_string(),
+            permissions: p.permissions.iter().map(|x| x.as_str()).collect(),
+            conditions: p.conditions.to_json(),
+            expires_at: p.expires_at,
+            effect: p.effect.as_str(),
+            priority: p.priority,
+            created_by: r.created_by.id_string(),
+            created_by_type: r.created_by.kind(),
+            created_at: r.created_at,
+            extra,
+        }
+    }
+}
+
+/// `{policies: [...]}`.
+#[derive(Serialize, ToSchema)]
+pub struct PolicyList {
+    policies: Vec<PolicyResponse>,
+}
+
+fn policy_id(raw: &str) -> ApiResult<uuid::Uuid> {
+    raw.parse()
+        .map_err(|_| Error::invalid("policy id must be a UUID").into())
+}
+
+/// Grants (or denies) a principal access to paths of a vault.
+#[utoipa::path(post, path = "/v1/vaults/{vault_id}/policies", tag = "policies", request_body = CreatePolicyRequest,
+    params(("vault_id" = String, Path)), responses((status = 201, body = PolicyResponse)), security(("bearer" = [])))]
+pub async fn create_policy(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(vid): Path<String>,
+    ApiJson(req): ApiJson<CreatePolicyRequest>,
+) -> ApiResult<(StatusCode, Json<PolicyResponse>)> {
+    let input = NewPolicy {
+        secret_path_pattern: req.secret_path_pattern,
+        principal_type: req.principal_type,
+        principal_id: req.principal_id,
+        permissions: req.permissions,
+        conditions: req.conditions,
+        expires_at: req.expires_at,
+        effect: req.effect,
+        priority: req.priority,
+        extra: req.extra,
+    };
+    let row = s.engine.create_policy(&p, vault_id(&vid)?, input).await?;
+    Ok((StatusCode::CREATED, Json(row.into())))
+}
+
+/// A vault's policies.
+#[utoipa::path(get, path = "/v1/vaults/{vault_id}/policies", tag = "policies", params(("vault_id" = String, Path)),
+    responses((status = 200, body = PolicyList)), security(("bearer" = [])))]
+pub async fn list_policies(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(vid): Path<String>,
+) -> ApiResult<Json<PolicyList>> {
+    let list = s.engine.list_policies(&p, vault_id(&vid)?).await?;
+    Ok(Json(PolicyList {
+        policies: list.into_iter().map(Into::into).collect(),
+    }))
+}
+
+/// `PUT /v1/vaults/{id}/policies/{pid}`: the pattern and principal can't change.
+#[derive(Deserialize, ToSchema)]
+pub struct UpdatePolicyRequest {
+    #[serde(default)]
+    permissions: Option<Vec<String>>,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    conditions: Option<Value>,
+    #[serde(default, deserialize_with = "expiry")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    expires_at: Option<Option<OffsetDateTime>>,
+    #[serde(default)]
+    effect: Option<String>,
+    #[serde(default)]
+    priority: Option<i32>,
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    extra: Map<String, Value>,
+}
+
+fn expiry<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<OffsetDateTime>>, D::Error> {
+    time::serde::rfc3339::option::deserialize(d).map(Some)
+}
+
+/// Changes a policy.
+#[utoipa::path(put, path = "/v1/vaults/{vault_id}/policies/{policy_id}", tag = "policies", request_body = UpdatePolicyRequest,
+    params(("vault_id" = String, Path), ("policy_id" = String, Path)), responses((status = 200, body = PolicyResponse)), security(("bearer" = [])))]
+pub async fn update_policy(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path((vid, pid)): Path<(String, String)>,
+    ApiJson(mut req): ApiJson<UpdatePolicyRequest>,
+) -> ApiResult<Json<PolicyResponse>> {
+    for immutable in ["secret_path_pattern", "principal_type", "principal_id"] {
+        if req.extra.remove(immutable).is_some() {
+            return Err(Error::invalid(format!(
+                "{immutable} can't be changed; create a new policy instead"
+            ))
+            .into());
+        }
+    }
+    let u = PolicyUpdate {
+        permissions: req.permissions,
+        conditions: req.conditions,
+        expires_at: req.expires_at,
+        effect: req.effect,
+        priority: req.priority,
+        extra: req.extra,
+    };
+    Ok(Json(
+        s.engine
+            .update_policy(&p, vault_id(&vid)?, policy_id(&pid)?, u)
+            .await?
+            .into(),
+    ))
+}
+
+/// Deletes a policy.
+#[utoipa::path(delete, path = "/v1/vaults/{vault_id}/policies/{policy_id}", tag = "policies",
+    params(("vault_id" = String, Path), ("policy_id" = String, Path)), responses((status = 204)), security(("bearer" = [])))]
+pub async fn delete_policy(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path((vid, pid)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    s.engine
+        .delete_policy(&p, vault_id(&vid)?, policy_id(&pid)?)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// An organisation member.
+#[derive(Serialize, ToSchema)]
+pub struct MemberResponse {
+    id: String,
+    email: String,
+    display_name: Option<String>,
+    role: &'static str,
+    auth_method: &'static str,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    created_at: OffsetDateTime,
+}
+
+impl From<UserRow> for MemberResponse {
+    fn from(u: UserRow) -> Self {
+        MemberResponse {
+            id: u.id.to_string(),
+            email: u.email,
+            display_name: u.display_name,
+            role: u.role.as_str(),
+            auth_method: "password",
+            created_at: u.created_at,
+        }
+    }
+}
+
+/// `{members: [...]}`.
+#[derive(Serialize, ToSchema)]
+pub struct MemberList {
+    members: Vec<MemberResponse>,
+}
+
+/// The organisation's members.
+#[utoipa::path(get, path = "/v1/org/members", tag = "org", responses((status = 200, body = MemberList)), security(("bearer" = [])))]
+pub async fn list_members(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<Json<MemberList>> {
+    Ok(Json(MemberList {
+        members: s
+            .engine
+            .list_members(&p)
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect(),
+    }))
+}
+
+/// `POST /v1/org/invite`.
+#[derive(Deserialize, ToSchema)]
+pub struct InviteRequest {
+    email: String,
+    #[serde(default)]
+    role: Option<String>,
+}
+
+/// `{message, email}`.
+#[derive(Serialize, ToSchema)]
+pub struct InviteResponse {
+    message: &'static str,
+    email: String,
+    role: &'static str,
+}
+
+/// Invites an email address to the organisation: signing up with it joins.
+#[utoipa::path(post, path = "/v1/org/invite", tag = "org", request_body = InviteRequest,
+    responses((status = 201, body = InviteResponse)), security(("bearer" = [])))]
+pub async fn invite(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    ApiJson(req): ApiJson<InviteRequest>,
+) -> ApiResult<(StatusCode, Json<InviteResponse>)> {
+    let inv = s.engine.invite(&p, &req.email, req.role.as_deref()).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(InviteResponse {
+            message: "invitation recorded: sign up with this email to join",
+            email: inv.email,
+            role: inv.role.as_str(),
+        }),
+    ))
+}
+
+/// `PATCH /v1/org/members/{id}`.
+#[derive(Deserialize, ToSchema)]
+pub struct RoleRequest {
+    role: String,
+}
+
+fn user_id(raw: &str) -> ApiResult<strongroom_core::UserId> {
+    raw.parse()
+        .map_err(|_| Error::invalid("user id must be a UUID").into())
+}
+
+/// Changes a member's role.
+#[utoipa::path(patch, path = "/v1/org/members/{user_id}", tag = "org", request_body = RoleRequest, params(("user_id" = String, Path)),
+    responses((status = 200, body = MemberResponse)), security(("bearer" = [])))]
+pub async fn update_member(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<RoleRequest>,
+) -> ApiResult<Json<MemberResponse>> {
+    Ok(Json(
+        s.engine
+            .set_member_role(&p, user_id(&id)?, &req.role)
+            .await?
+            .into(),
+    ))
+}
+
+/// Removes a member.
+#[utoipa::path(delete, path = "/v1/org/members/{user_id}", tag = "org", params(("user_id" = String, Path)),
+    responses((status = 204)), security(("bearer" = [])))]
+pub async fn remove_member(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    s.engine.remove_member(&p, user_id(&id)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
