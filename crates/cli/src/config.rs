@@ -61,6 +61,16 @@ struct FileConfig {
     log: FileLog,
     #[serde(default)]
     audit: FileAudit,
+    #[serde(default)]
+    limits: FileLimits,
+}
+
+#[derive(Deserialize, Default, Debug)]
+#[serde(deny_unknown_fields)]
+struct FileLimits {
+    /// Requests per second per client on the public auth routes; 0 turns the limit off.
+    auth_per_second: Option<u32>,
+    auth_burst: Option<u32>,
 }
 
 #[derive(Deserialize, Default, Debug)]
@@ -126,6 +136,7 @@ pub struct Config {
     pub json_logs: bool,
     pub dev: bool,
     pub checkpoints: strongroom_engine::CheckpointPolicy,
+    pub auth_rate_limit: Option<strongroom_server::ratelimit::AuthRateLimit>,
 }
 
 impl Config {
@@ -194,7 +205,16 @@ impl Config {
                 .map(std::time::Duration::from_secs)
                 .unwrap_or(defaults.every),
         };
+        let rl = strongroom_server::ratelimit::AuthRateLimit::default();
+        let auth_rate_limit = match file.limits.auth_per_second.unwrap_or(rl.per_second) {
+            0 => None,
+            per_second => Some(strongroom_server::ratelimit::AuthRateLimit {
+                per_second,
+                burst: file.limits.auth_burst.unwrap_or(rl.burst),
+            }),
+        };
         Ok(Config {
+            auth_rate_limit,
             checkpoints,
             listen,
             data_dir: if args.dev { None } else { Some(data_dir) },

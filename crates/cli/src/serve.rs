@@ -10,7 +10,7 @@ use strongroom_engine::{Engine, EngineConfig};
 use strongroom_kms::root_key::RootKey;
 use strongroom_kms::soft::SoftProvider;
 use strongroom_kms::{KeyProvider, Metered};
-use strongroom_server::{AppState, install_metrics, router};
+use strongroom_server::{AppState, install_metrics, router_with_limits};
 use strongroom_store::SignupGate;
 use strongroom_store::sqlite::SqliteStore;
 
@@ -113,10 +113,13 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         .context("starting the engine")?,
     );
     let checkpointer = engine.spawn_checkpointer(cfg.checkpoints);
-    let app = router(AppState {
-        engine: engine.clone(),
-        metrics: install_metrics(),
-    })
+    let app = router_with_limits(
+        AppState {
+            engine: engine.clone(),
+            metrics: install_metrics(),
+        },
+        cfg.auth_rate_limit,
+    )
     .into_make_service_with_connect_info::<SocketAddr>();
 
     let handle = axum_server::Handle::new();

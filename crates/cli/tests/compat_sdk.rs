@@ -8,8 +8,7 @@ use std::process::Command;
 
 use common::*;
 
-#[test]
-fn oneclaw_sdk_core_flows() {
+fn run_suite(script: &str) {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
     let python = std::env::var("STRONGROOM_COMPAT_PYTHON")
         .map(PathBuf::from)
@@ -22,7 +21,7 @@ fn oneclaw_sdk_core_flows() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
     let out = Command::new(&python)
-        .arg(root.join("compat/test_core_sdk.py"))
+        .arg(root.join("compat").join(script))
         .args([
             "--base-url",
             &server.base,
@@ -41,4 +40,16 @@ fn oneclaw_sdk_core_flows() {
         server.logs()
     );
     assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
+}
+
+#[test]
+fn oneclaw_sdk_core_flows() {
+    run_suite("test_core_sdk.py");
+}
+
+/// Human login, agents, policies, an agent client from its `ocv_` key reading
+/// exactly what it was granted, key rotation, personal keys, revocation.
+#[test]
+fn oneclaw_sdk_agent_flows() {
+    run_suite("test_agents_sdk.py");
 }

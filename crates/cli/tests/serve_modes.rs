@@ -134,3 +134,45 @@ async fn config_file_is_read() {
             .is_empty()
     );
 }
+
+#[tokio::test]
+async fn public_auth_routes_are_rate_limited() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("strongroom.toml");
+    std::fs::write(&cfg, "[limits]\nauth_per_second = 1\nauth_burst = 3\n").unwrap();
+    let server = Launch::new(&dir.path().join("data"))
+        .arg("--config")
+        .arg(cfg.to_str().unwrap())
+        .start();
+    let api = server.client();
+    let mut limited = None;
+    for _ in 0..8 {
+        let r = api
+            .http
+            .post(format!("{}/v1/auth/token", server.base))
+            .json(&serde_json::json!({"email": "x@example.com", "password": "Wrong-Horse-42!"}))
+            .send()
+            .await
+            .unwrap();
+        if r.status().as_u16() == 429 {
+            limited = Some(r);
+            break;
+        }
+        assert_eq!(r.status().as_u16(), 401);
+    }
+    let r = limited.expect("the sixth rapid login should be refused with 429");
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry >= 1);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/problem+json")
+    );
+    // Authenticated routes are not limited by it.
+    api.get("/v1/health").await.expect(200);
+}

@@ -462,15 +462,15 @@ impl Engine {
             Duration::from_secs(agent.token_ttl_seconds.unwrap_or(DEFAULT_AGENT_TOKEN_TTL) as u64);
         let token = self
             .tokens
-            .issue(
-                Subject::Agent(agent.id),
-                agent.org_id,
-                None,
-                agent.scopes.clone(),
-                agent.vault_ids.clone(),
-                None,
+            .issue(crate::tokens::TokenGrant {
+                subject: Subject::Agent(agent.id),
+                org: agent.org_id,
+                role: None,
+                scopes: agent.scopes.clone(),
+                vault_ids: agent.vault_ids.clone(),
+                api_key_id: None,
                 ttl,
-            )
+            })
             .await?;
         Ok(AgentToken { token, agent })
     }

@@ -11,6 +11,7 @@ use strongroom_store::{ApiKeyRow, OrgRow, StoreError, UserRow};
 use time::OffsetDateTime;
 
 use crate::credentials::{self, PERSONAL_KEY_PREFIX};
+use crate::tokens::TokenGrant;
 use crate::{Engine, ip_of, validate};
 
 /// What a sign-up needs.
@@ -215,15 +216,15 @@ impl Engine {
         ttl: Duration,
     ) -> Result<crate::tokens::IssuedToken> {
         self.tokens
-            .issue(
-                Subject::User(user.id),
-                user.org_id,
-                Some(user.role),
+            .issue(TokenGrant {
+                subject: Subject::User(user.id),
+                org: user.org_id,
+                role: Some(user.role),
                 scopes,
-                vec![],
-                api_key,
+                vault_ids: vec![],
+                api_key_id: api_key,
                 ttl,
-            )
+            })
             .await
     }
 

@@ -45,6 +45,25 @@ pub struct Claims {
     pub akid: Option<String>,
 }
 
+/// What a token says: who, where, with which limits, for how long.
+#[derive(Debug, Clone)]
+pub struct TokenGrant {
+    /// The principal.
+    pub subject: Subject,
+    /// Its organisation.
+    pub org: OrgId,
+    /// A user's role.
+    pub role: Option<Role>,
+    /// Scope ceiling.
+    pub scopes: Vec<String>,
+    /// Vault binding.
+    pub vault_ids: Vec<VaultId>,
+    /// The personal API key it was exchanged for.
+    pub api_key_id: Option<uuid::Uuid>,
+    /// Lifetime.
+    pub ttl: Duration,
+}
+
 /// Issues and verifies tokens.
 pub struct TokenService {
     kms: Arc<dyn KeyProvider>,
@@ -91,17 +110,17 @@ impl TokenService {
         &self.public
     }
 
-    /// Signs a token for `subject` in `org`, valid for `ttl`.
-    pub async fn issue(
-        &self,
-        subject: Subject,
-        org: OrgId,
-        role: Option<Role>,
-        scopes: Vec<String>,
-        vault_ids: Vec<VaultId>,
-        api_key_id: Option<uuid::Uuid>,
-        ttl: Duration,
-    ) -> Result<IssuedToken> {
+    /// Signs a token for a grant.
+    pub async fn issue(&self, g: TokenGrant) -> Result<IssuedToken> {
+        let TokenGrant {
+            subject,
+            org,
+            role,
+            scopes,
+            vault_ids,
+            api_key_id,
+            ttl,
+        } = g;
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         let claims = Claims {
             sub: subject.to_string(),

@@ -11,6 +11,7 @@ pub mod extract;
 pub mod middleware;
 pub mod openapi;
 pub mod problem;
+pub mod ratelimit;
 pub mod routes;
 pub mod wire;
 
@@ -33,11 +34,21 @@ pub struct AppState {
     pub metrics: Option<PrometheusHandle>,
 }
 
-/// Builds the complete router.
+/// Builds the complete router, without rate limits (tests, embedding).
 pub fn router(state: AppState) -> Router {
-    routes::routes()
-        .fallback(routes::not_found)
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+    router_with_limits(state, None)
+}
+
+/// Builds the complete router; `auth_limit` rate-limits the public auth routes.
+pub fn router_with_limits(state: AppState, auth_limit: Option<ratelimit::AuthRateLimit>) -> Router {
+    let mut app = routes::routes().fallback(routes::not_found);
+    if let Some(cfg) = auth_limit {
+        app = app.layer(axum::middleware::from_fn_with_state(
+            ratelimit::AuthLimiter::new(cfg),
+            ratelimit::limit_auth,
+        ));
+    }
+    app.layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(
             middleware::problem_for_bare_errors,
         ))
