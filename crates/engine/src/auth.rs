@@ -394,11 +394,15 @@ impl Engine {
         let user = Self::require_user(who)?;
         let name = validate::name("name", name, 255)?;
         let scopes = validate::scopes(scopes)?;
-        // A key is never broader than the token that made it.
+        // A key is never broader than the credential that made it.
         let scopes = if scopes.is_empty() {
             who.scopes.clone()
-        } else {
+        } else if who.scopes.is_empty() || scopes.iter().all(|s| who.scopes.contains(s)) {
             scopes
+        } else {
+            return Err(Error::forbidden(
+                "a key's scopes must be among the scopes of the credential creating it",
+            ));
         };
         for attempt in 0..3 {
             let issued = credentials::issue(PERSONAL_KEY_PREFIX, &self.pepper);
