@@ -45,7 +45,7 @@ pub struct ServeArgs {
 }
 
 /// The file's shape. Every field is optional.
-#[derive(Deserialize, Default, Debug)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     listen: Option<SocketAddr>,
@@ -94,12 +94,21 @@ struct FileAuth {
     user_token_ttl_secs: Option<u64>,
 }
 
-#[derive(Deserialize, Default, Debug)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct FileKms {
     provider: Option<String>,
     root_key_file: Option<PathBuf>,
     keyring_file: Option<PathBuf>,
+    pkcs11: Option<strongroom_kms::pkcs11::Pkcs11Config>,
+}
+
+impl std::fmt::Debug for FileKms {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileKms")
+            .field("provider", &self.provider)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Deserialize, Default, Debug)]
@@ -109,7 +118,6 @@ struct FileLog {
 }
 
 /// Which key provider to run.
-#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Provider {
     /// Process memory.
     Memory,
@@ -120,6 +128,18 @@ pub enum Provider {
         /// The root key file (unless `STRONGROOM_ROOT_KEY` is set).
         root_key_file: PathBuf,
     },
+    /// A PKCS#11 token (an HSM; SoftHSM2 in tests).
+    Pkcs11(Box<strongroom_kms::pkcs11::Pkcs11Config>),
+}
+
+impl std::fmt::Debug for Provider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Provider::Memory => f.write_str("memory"),
+            Provider::File { keyring, .. } => write!(f, "file ({})", keyring.display()),
+            Provider::Pkcs11(c) => write!(f, "pkcs11 (token {:?})", c.token_label),
+        }
+    }
 }
 
 /// The resolved configuration.
@@ -177,7 +197,30 @@ impl Config {
                     .root_key_file
                     .unwrap_or_else(|| data_dir.join("root.key")),
             },
-            other => bail!("unknown key provider {other:?}: expected \"file\" or \"memory\""),
+            "pkcs11" => {
+                let mut c = match file.kms.pkcs11 {
+                    Some(c) => c,
+                    None => {
+                        let label = std::env::var("STRONGROOM_PKCS11_TOKEN_LABEL").map_err(|_| {
+                            anyhow::anyhow!("the pkcs11 provider needs [kms.pkcs11] token_label or STRONGROOM_PKCS11_TOKEN_LABEL")
+                        })?;
+                        strongroom_kms::pkcs11::Pkcs11Config::new(label)
+                    }
+                };
+                if let Ok(m) = std::env::var("STRONGROOM_PKCS11_MODULE") {
+                    c.module = m.into();
+                }
+                if let Ok(l) = std::env::var("STRONGROOM_PKCS11_TOKEN_LABEL") {
+                    c.token_label = l;
+                }
+                if let Ok(p) = std::env::var("STRONGROOM_PKCS11_PIN_FILE") {
+                    c.pin_file = Some(p.into());
+                }
+                Provider::Pkcs11(Box::new(c))
+            }
+            other => {
+                bail!("unknown key provider {other:?}: expected \"file\", \"memory\" or \"pkcs11\"")
+            }
         };
         let log_format = args
             .log_format

@@ -69,7 +69,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         );
     }
 
-    let kms: Arc<dyn KeyProvider> = match &cfg.provider {
+    let kms: Arc<dyn KeyProvider> = match cfg.provider {
         Provider::Memory => {
             if !cfg.dev {
                 tracing::warn!(
@@ -83,11 +83,19 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             root_key_file,
         } => {
             let env = std::env::var("STRONGROOM_ROOT_KEY").ok();
-            let (root, created) = RootKey::load_or_create(env.as_deref(), root_key_file)?;
+            let (root, created) = RootKey::load_or_create(env.as_deref(), &root_key_file)?;
             if created {
                 tracing::warn!(file = %root_key_file.display(), "generated a new root key; back it up and keep it apart from the data directory");
             }
             Arc::new(Metered(Box::new(SoftProvider::open_file(keyring, root)?)))
+        }
+        Provider::Pkcs11(c) => {
+            let p = tokio::task::spawn_blocking(move || {
+                strongroom_kms::pkcs11::Pkcs11Provider::open(*c)
+            })
+            .await?
+            .context("opening the PKCS#11 token")?;
+            Arc::new(Metered(Box::new(p)))
         }
     };
     let store = Arc::new(

@@ -6,15 +6,43 @@ use common::*;
 use serde_json::json;
 
 #[tokio::test]
-async fn full_flow_over_http() {
+async fn full_flow_with_the_file_provider() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path());
+    full_flow(Server::start(dir.path()), "file").await;
+}
+
+#[tokio::test]
+async fn full_flow_with_the_memory_provider() {
+    let dir = tempfile::tempdir().unwrap();
+    full_flow(
+        Launch::new(dir.path())
+            .arg("--kms-provider")
+            .arg("memory")
+            .start(),
+        "memory",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn full_flow_with_the_pkcs11_provider_on_softhsm2() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = softhsm_env(&dir.path().join("hsm"), "flow");
+    full_flow(
+        Launch::new(&dir.path().join("data")).envs(&env).start(),
+        "pkcs11",
+    )
+    .await;
+}
+
+/// The core flow of the API, run once per key provider.
+async fn full_flow(server: Server, provider: &str) {
     let mut api = server.client();
 
     api.get("/v1/health").await.expect(200);
     let hsm = api.get("/v1/health/hsm").await.expect(200);
     assert_eq!(hsm["status"], "ok");
-    assert_eq!(hsm["provider"], "file");
+    assert_eq!(hsm["provider"], provider);
 
     api.signup("owner@example.com").await;
     // Sign-up is closed after the first account.
@@ -34,6 +62,7 @@ async fn full_flow_over_http() {
         )
         .await
         .expect_problem(401);
+    assert_token_verifies_with_jwks(&api).await;
     let me = api.get("/v1/auth/me").await.expect(200);
     assert_eq!(me["email"], "owner@example.com");
     assert_eq!(me["role"], "owner");

@@ -90,7 +90,9 @@ pub async fn problem_for_bare_errors(req: Request, next: Next) -> Response<Body>
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with(PROBLEM_JSON));
+        // A handler that answers an error with its own JSON document (the HSM
+        // health check's 503) meant it.
+        .is_some_and(|ct| ct.starts_with(PROBLEM_JSON) || ct.starts_with("application/json"));
     if is_problem {
         return resp;
     }

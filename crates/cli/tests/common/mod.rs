@@ -363,3 +363,68 @@ pub fn run_cli(args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// Creates a throwaway SoftHSM2 token under `dir` (with `scripts/softhsm-token.sh`)
+/// and returns the environment that points the `pkcs11` provider at it.
+pub fn softhsm_env(dir: &Path, label: &str) -> Vec<(String, String)> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/softhsm-token.sh");
+    let out = Command::new("bash")
+        .arg(script)
+        .arg(dir)
+        .arg(label)
+        .arg("1234")
+        .output()
+        .expect("running softhsm-token.sh");
+    assert!(
+        out.status.success(),
+        "could not create a SoftHSM2 token (install softhsm2): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut env: Vec<(String, String)> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix("export "))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.trim_matches('\'').to_owned()))
+        .collect();
+    env.push(("STRONGROOM_KMS_PROVIDER".into(), "pkcs11".into()));
+    env.push(("STRONGROOM_PKCS11_TOKEN_LABEL".into(), label.into()));
+    env
+}
+
+impl<'a> Launch<'a> {
+    /// Adds several environment variables.
+    pub fn envs(mut self, vars: &[(String, String)]) -> Self {
+        self.env.extend(vars.iter().cloned());
+        self
+    }
+}
+
+/// Checks that the client's token is an EdDSA JWT whose signature verifies with
+/// the key published at `/.well-known/jwks.json`, and that a token signed by any
+/// other key is refused.
+pub async fn assert_token_verifies_with_jwks(api: &Api) {
+    use aws_lc_rs::signature::{ED25519, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let jwks = api.get("/.well-known/jwks.json").await.expect(200);
+    let key = b64.decode(jwks["keys"][0]["x"].as_str().unwrap()).unwrap();
+    let token = api.token.clone().unwrap();
+    let (input, sig) = token.rsplit_once('.').unwrap();
+    let header: Value =
+        serde_json::from_slice(&b64.decode(input.split('.').next().unwrap()).unwrap()).unwrap();
+    assert_eq!(header["alg"], "EdDSA");
+    assert_eq!(header["kid"], jwks["keys"][0]["kid"]);
+    UnparsedPublicKey::new(&ED25519, &key)
+        .verify(input.as_bytes(), &b64.decode(sig).unwrap())
+        .expect("the token verifies with the published key");
+    // The same claims signed by another Ed25519 key are refused.
+    let other = Ed25519KeyPair::generate().unwrap();
+    assert_ne!(other.public_key().as_ref(), key.as_slice());
+    let forged = format!(
+        "{input}.{}",
+        b64.encode(other.sign(input.as_bytes()).as_ref())
+    );
+    let mut f = api.clone();
+    f.token = Some(forged);
+    f.get("/v1/vaults").await.expect_problem(401);
+}

@@ -101,7 +101,10 @@ impl Pkcs11Config {
         }
         if let Some(path) = &self.pin_file {
             let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
-                KmsError::Internal(format!("reading the PKCS#11 pin_file {}: {e}", path.display()))
+                KmsError::Internal(format!(
+                    "reading the PKCS#11 pin_file {}: {e}",
+                    path.display()
+                ))
             })?);
             crate::root_key::warn_if_loose(path);
             let pin = text.trim_end_matches(['\r', '\n']);

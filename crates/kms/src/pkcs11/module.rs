@@ -20,6 +20,9 @@ pub(super) const MIN_RESET_INTERVAL: Duration = Duration::from_millis(200);
 pub(super) struct Module {
     pub(super) path: PathBuf,
     state: RwLock<ModState>,
+    /// Serialises first-use set-up (creating the signing key) in this process,
+    /// so two providers opening at once don't both create one.
+    pub(super) setup: Mutex<()>,
 }
 
 /// The module's state. HSM calls run while holding a read guard, so a
@@ -42,9 +45,8 @@ static MODULES: OnceLock<Mutex<HashMap<PathBuf, Arc<Module>>>> = OnceLock::new()
 
 /// The shared module for `path` (loaded and initialised on first use).
 pub(super) fn get(path: &Path) -> Result<Arc<Module>, KmsError> {
-    let canon = std::fs::canonicalize(path).map_err(|e| {
-        KmsError::Internal(format!("PKCS#11 module {}: {e}", path.display()))
-    })?;
+    let canon = std::fs::canonicalize(path)
+        .map_err(|e| KmsError::Internal(format!("PKCS#11 module {}: {e}", path.display())))?;
     let mut map = MODULES
         .get_or_init(Default::default)
         .lock()
@@ -65,6 +67,7 @@ pub(super) fn get(path: &Path) -> Result<Arc<Module>, KmsError> {
             generation: 0,
             last_reset: None,
         }),
+        setup: Mutex::new(()),
     });
     map.insert(canon, module.clone());
     Ok(module)
@@ -94,7 +97,10 @@ impl Module {
         if st.generation != seen {
             return true;
         }
-        if st.last_reset.is_some_and(|t| t.elapsed() < MIN_RESET_INTERVAL) {
+        if st
+            .last_reset
+            .is_some_and(|t| t.elapsed() < MIN_RESET_INTERVAL)
+        {
             return false;
         }
         if st.initialized {
