@@ -182,46 +182,10 @@ impl Config {
             "memory".to_owned()
         } else {
             args.kms_provider
-                .or(file.kms.provider)
+                .or(file.kms.provider.clone())
                 .unwrap_or_else(|| "file".into())
         };
-        let provider = match provider_name.as_str() {
-            "memory" => Provider::Memory,
-            "file" => Provider::File {
-                keyring: file
-                    .kms
-                    .keyring_file
-                    .unwrap_or_else(|| data_dir.join("keyring.sealed")),
-                root_key_file: file
-                    .kms
-                    .root_key_file
-                    .unwrap_or_else(|| data_dir.join("root.key")),
-            },
-            "pkcs11" => {
-                let mut c = match file.kms.pkcs11 {
-                    Some(c) => c,
-                    None => {
-                        let label = std::env::var("STRONGROOM_PKCS11_TOKEN_LABEL").map_err(|_| {
-                            anyhow::anyhow!("the pkcs11 provider needs [kms.pkcs11] token_label or STRONGROOM_PKCS11_TOKEN_LABEL")
-                        })?;
-                        strongroom_kms::pkcs11::Pkcs11Config::new(label)
-                    }
-                };
-                if let Ok(m) = std::env::var("STRONGROOM_PKCS11_MODULE") {
-                    c.module = m.into();
-                }
-                if let Ok(l) = std::env::var("STRONGROOM_PKCS11_TOKEN_LABEL") {
-                    c.token_label = l;
-                }
-                if let Ok(p) = std::env::var("STRONGROOM_PKCS11_PIN_FILE") {
-                    c.pin_file = Some(p.into());
-                }
-                Provider::Pkcs11(Box::new(c))
-            }
-            other => {
-                bail!("unknown key provider {other:?}: expected \"file\", \"memory\" or \"pkcs11\"")
-            }
-        };
+        let provider = provider_from(&provider_name, file.kms, &data_dir)?;
         let log_format = args
             .log_format
             .or(file.log.format)
@@ -286,4 +250,45 @@ fn load_file(explicit: Option<&std::path::Path>) -> anyhow::Result<FileConfig> {
     let text =
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+/// Builds a provider setting from its name, the `[kms]` section and the environment.
+fn provider_from(name: &str, kms: FileKms, data_dir: &std::path::Path) -> anyhow::Result<Provider> {
+    Ok(match name {
+        "memory" => Provider::Memory,
+        "file" => Provider::File {
+            keyring: kms.keyring_file.unwrap_or_else(|| data_dir.join("keyring.sealed")),
+            root_key_file: kms.root_key_file.unwrap_or_else(|| data_dir.join("root.key")),
+        },
+        "pkcs11" => {
+            let mut c = match kms.pkcs11 {
+                Some(c) => c,
+                None => {
+                    let label = std::env::var("STRONGROOM_PKCS11_TOKEN_LABEL").map_err(|_| {
+                        anyhow::anyhow!("the pkcs11 provider needs [kms.pkcs11] token_label or STRONGROOM_PKCS11_TOKEN_LABEL")
+                    })?;
+                    strongroom_kms::pkcs11::Pkcs11Config::new(label)
+                }
+            };
+            if let Ok(m) = std::env::var("STRONGROOM_PKCS11_MODULE") {
+                c.module = m.into();
+            }
+            if let Ok(l) = std::env::var("STRONGROOM_PKCS11_TOKEN_LABEL") {
+                c.token_label = l;
+            }
+            if let Ok(p) = std::env::var("STRONGROOM_PKCS11_PIN_FILE") {
+                c.pin_file = Some(p.into());
+            }
+            Provider::Pkcs11(Box::new(c))
+        }
+        other => bail!("unknown key provider {other:?}: expected \"file\", \"memory\" or \"pkcs11\""),
+    })
+}
+
+/// The provider named `name` (or the configured one) for a data directory,
+/// reading the configuration file afresh: for administrative commands.
+pub fn resolve_provider(name: Option<&str>, config: Option<&std::path::Path>, data_dir: &std::path::Path) -> anyhow::Result<Provider> {
+    let file = load_file(config)?;
+    let name = name.map(str::to_owned).or_else(|| std::env::var("STRONGROOM_KMS_PROVIDER").ok()).or(file.kms.provider.clone());
+    provider_from(name.as_deref().unwrap_or("file"), file.kms, data_dir)
 }

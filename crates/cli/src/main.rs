@@ -3,6 +3,7 @@
 
 mod audit;
 mod config;
+mod kek;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -22,6 +23,9 @@ enum Command {
     /// Export or verify the tamper-evident audit log.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Rotate, rewrap or migrate key-encryption keys.
+    #[command(subcommand)]
+    Kek(kek::KekCommand),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -33,6 +37,10 @@ fn main() -> anyhow::Result<()> {
                 .enable_all()
                 .build()?;
             rt.block_on(serve::run(cfg))
+        }
+        Command::Kek(cmd) => {
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            rt.block_on(kek::run(cmd))
         }
         Command::Audit(cmd) => {
             let rt = tokio::runtime::Builder::new_current_thread()

@@ -69,35 +69,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         );
     }
 
-    let kms: Arc<dyn KeyProvider> = match cfg.provider {
-        Provider::Memory => {
-            if !cfg.dev {
-                tracing::warn!(
-                    "the memory key provider loses every key on restart: stored secrets become unreadable"
-                );
-            }
-            Arc::new(Metered(Box::new(SoftProvider::memory()?)))
-        }
-        Provider::File {
-            keyring,
-            root_key_file,
-        } => {
-            let env = std::env::var("STRONGROOM_ROOT_KEY").ok();
-            let (root, created) = RootKey::load_or_create(env.as_deref(), &root_key_file)?;
-            if created {
-                tracing::warn!(file = %root_key_file.display(), "generated a new root key; back it up and keep it apart from the data directory");
-            }
-            Arc::new(Metered(Box::new(SoftProvider::open_file(keyring, root)?)))
-        }
-        Provider::Pkcs11(c) => {
-            let p = tokio::task::spawn_blocking(move || {
-                strongroom_kms::pkcs11::Pkcs11Provider::open(*c)
-            })
-            .await?
-            .context("opening the PKCS#11 token")?;
-            Arc::new(Metered(Box::new(p)))
-        }
-    };
+    let kms = open_provider(cfg.provider, cfg.dev).await?;
     let store = Arc::new(
         SqliteStore::open(&data_dir.join("strongroom.db"))
             .await
@@ -200,4 +172,37 @@ async fn shutdown_on_signal(handle: axum_server::Handle<SocketAddr>) {
     }
     tracing::info!("shutting down: finishing in-flight requests");
     handle.graceful_shutdown(Some(Duration::from_secs(30)));
+}
+
+/// Opens a key provider, wrapped for metrics.
+pub async fn open_provider(provider: Provider, dev: bool) -> anyhow::Result<Arc<dyn KeyProvider>> {
+    Ok(match provider {
+        Provider::Memory => {
+            if !dev {
+                tracing::warn!(
+                    "the memory key provider loses every key on restart: stored secrets become unreadable"
+                );
+            }
+            Arc::new(Metered(Box::new(SoftProvider::memory()?)))
+        }
+        Provider::File {
+            keyring,
+            root_key_file,
+        } => {
+            let env = std::env::var("STRONGROOM_ROOT_KEY").ok();
+            let (root, created) = RootKey::load_or_create(env.as_deref(), &root_key_file)?;
+            if created {
+                tracing::warn!(file = %root_key_file.display(), "generated a new root key; back it up and keep it apart from the data directory");
+            }
+            Arc::new(Metered(Box::new(SoftProvider::open_file(keyring, root)?)))
+        }
+        Provider::Pkcs11(c) => {
+            let p = tokio::task::spawn_blocking(move || {
+                strongroom_kms::pkcs11::Pkcs11Provider::open(*c)
+            })
+            .await?
+            .context("opening the PKCS#11 token")?;
+            Arc::new(Metered(Box::new(p)))
+        }
+    })
 }

@@ -10,6 +10,7 @@ pub mod agents;
 pub mod audit;
 mod auth;
 pub mod credentials;
+pub mod keys;
 mod org;
 mod policies;
 mod secrets;

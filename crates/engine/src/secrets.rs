@@ -148,6 +148,7 @@ impl Engine {
                     iv: sealed.iv.to_vec(),
                     auth_tag: sealed.tag.to_vec(),
                     wrapped_dek: wrapped.blob,
+                    kek_ref: vault.kek_ref.clone(),
                     kek_version: wrapped.kek_version,
                 },
                 created_by: who.subject,
@@ -250,7 +251,7 @@ impl Engine {
             let dek = self
                 .kms
                 .unwrap(
-                    &KekRef(vault.kek_ref.clone()),
+                    &KekRef(e.kek_ref.clone()),
                     &wrapped,
                     &envelope::dek_wrap_aad(c),
                 )

@@ -28,6 +28,9 @@ impl Engine {
             name,
             description,
             kek_ref: kek.0.clone(),
+            kek_version: 1,
+            kek_provider: self.kms.name().to_owned(),
+            pending_kek_ref: None,
             created_by: who.subject,
             created_at: now(),
         };

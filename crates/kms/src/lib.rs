@@ -12,9 +12,12 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod cache;
+#[cfg(feature = "gcp")]
+pub mod gcp;
 mod metered;
-pub mod root_key;
 pub mod pkcs11;
+pub mod root_key;
 pub mod soft;
 
 use std::fmt;

@@ -40,6 +40,7 @@ impl Modify for BearerAuth {
         routes::delete_agent, routes::rotate_agent_key, routes::agent_keys_vault,
         routes::create_policy, routes::list_policies, routes::update_policy, routes::delete_policy,
         routes::list_members, routes::invite, routes::update_member, routes::remove_member,
+        routes::rotate_kek, routes::rewrap_kek,
     ),
     components(schemas(crate::problem::Problem)),
     modifiers(&BearerAuth),

@@ -89,6 +89,18 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes a vault with all its secrets and versions. False if it did not exist.
     async fn delete_vault(&self, id: VaultId, audit: &AuditRecord) -> StoreResult<bool>;
 
+    /// Every vault of every organisation (for key migration).
+    async fn all_vaults(&self) -> StoreResult<Vec<VaultRow>>;
+    /// Records a vault's current KEK (after rotation or migration), with an audit record.
+    async fn set_vault_kek(&self, vault: &VaultRow, audit: Option<&AuditRecord>) -> StoreResult<()>;
+    /// Wrapped DEKs of a vault that are not under `(kek_ref, kek_version)`, at most `limit`.
+    async fn stale_wraps(&self, vault: VaultId, kek_ref: &str, kek_version: u32, limit: u32) -> StoreResult<Vec<WrapRow>>;
+    /// How many wrapped DEKs of a vault are not under `(kek_ref, kek_version)`.
+    async fn count_stale_wraps(&self, vault: VaultId, kek_ref: &str, kek_version: u32) -> StoreResult<u64>;
+    /// Replaces one wrapped DEK if it is still the one read (compare-and-set on
+    /// its KEK reference and version). Never touches the ciphertext.
+    async fn replace_wrap(&self, old: &WrapRow, kek_ref: &str, kek_version: u32, wrapped_dek: &[u8]) -> StoreResult<bool>;
+
     /// The head of a path's version chain, deleted or not.
     async fn secret_head(
         &self,
@@ -228,6 +240,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// A server-wide setting.
     async fn setting(&self, name: &str) -> StoreResult<Option<String>>;
+    /// Stores a setting, replacing any value.
+    async fn set_setting(&self, name: &str, value: &str) -> StoreResult<()>;
     /// Stores a setting unless one exists; returns the value in force.
     async fn init_setting(&self, name: &str, value: &str) -> StoreResult<String>;
 

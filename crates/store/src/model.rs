@@ -55,8 +55,14 @@ pub struct VaultRow {
     pub name: String,
     /// Description (may be empty).
     pub description: String,
-    /// The key provider's handle on the vault's KEK.
+    /// The key provider's handle on the vault's KEK (new versions are wrapped under it).
     pub kek_ref: String,
+    /// The KEK's newest version.
+    pub kek_version: u32,
+    /// The key provider holding the KEK (`file`, `pkcs11`, …).
+    pub kek_provider: String,
+    /// During a key migration, the target KEK (in the target provider).
+    pub pending_kek_ref: Option<String>,
     /// Creator.
     pub created_by: Subject,
     /// Creation time.
@@ -116,7 +122,9 @@ pub struct Envelope {
     pub auth_tag: Vec<u8>,
     /// The DEK wrapped by the vault KEK.
     pub wrapped_dek: Vec<u8>,
-    /// Which KEK version wrapped it.
+    /// The KEK that wrapped it.
+    pub kek_ref: String,
+    /// Which version of that KEK.
     pub kek_version: u32,
 }
 
@@ -332,4 +340,24 @@ pub struct PrincipalStatus {
     pub role: Option<Role>,
     /// The token id is on the deny list.
     pub revoked: bool,
+}
+
+/// A stored wrapped DEK with the context it is bound to: what key rotation
+/// (rewrap) and migration work on. Never the ciphertext.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrapRow {
+    /// The secret.
+    pub secret_id: SecretId,
+    /// The version.
+    pub version: u32,
+    /// Its vault.
+    pub vault_id: VaultId,
+    /// Its path.
+    pub path: SecretPath,
+    /// The KEK that wrapped it.
+    pub kek_ref: String,
+    /// That KEK's version.
+    pub kek_version: u32,
+    /// The wrapped DEK.
+    pub wrapped_dek: Vec<u8>,
 }

@@ -26,6 +26,7 @@ macro_rules! conformance {
 }
 
 conformance!(
+    key_lifecycle,
     signup_gate,
     vaults,
     versions,

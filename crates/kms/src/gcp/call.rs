@@ -59,12 +59,6 @@ pub(crate) const CREATE_KEY: Op = Op {
     permission: "cloudkms.cryptoKeys.create",
     role: "roles/cloudkms.admin (or a custom role with it)",
 };
-pub(crate) const GET_KEY: Op = Op {
-    name: "cryptoKeys.get",
-    idempotent: true,
-    permission: "cloudkms.cryptoKeys.get",
-    role: "roles/cloudkms.admin (or a custom role with it)",
-};
 pub(crate) const CREATE_VERSION: Op = Op {
     name: "cryptoKeyVersions.create",
     idempotent: false,

@@ -50,6 +50,8 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/v1/org/invite", post(invite))
         .route("/v1/org/agent-keys-vault", get(agent_keys_vault))
+        .route("/v1/vaults/{vault_id}/kek/rotate", post(rotate_kek))
+        .route("/v1/vaults/{vault_id}/kek/rewrap", post(rewrap_kek))
         .route(
             "/v1/vaults/{vault_id}/policies",
             post(create_policy).get(list_policies),

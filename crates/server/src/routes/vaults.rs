@@ -65,3 +65,46 @@ pub async fn delete_vault(
     s.engine.delete_vault(&p, vault_id(&id)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// A vault's KEK state after a rotation or rewrap step.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct KekResponse {
+    vault_id: String,
+    kek_version: u32,
+    /// DEKs rewrapped by this call.
+    rewrapped: u64,
+    /// DEKs still under an older KEK version.
+    remaining: u64,
+}
+
+/// `POST /v1/vaults/{id}/kek/rewrap`.
+#[derive(serde::Deserialize, Default, utoipa::ToSchema)]
+pub struct RewrapRequest {
+    /// DEKs per call (1..=1000, default 200).
+    #[serde(default)]
+    batch_size: Option<u32>,
+}
+
+/// Adds a KEK version (Strongroom extension). New writes use it at once.
+#[utoipa::path(post, path = "/v1/vaults/{vault_id}/kek/rotate", tag = "keys", params(("vault_id" = String, Path)),
+    responses((status = 200, body = KekResponse)), security(("bearer" = [])))]
+pub async fn rotate_kek(State(s): State<AppState>, Auth(p): Auth, Path(id): Path<String>) -> ApiResult<Json<KekResponse>> {
+    let id = vault_id(&id)?;
+    let r = s.engine.rotate_vault_kek(&p, id).await?;
+    Ok(Json(KekResponse { vault_id: id.to_string(), kek_version: r.kek_version, rewrapped: 0, remaining: r.remaining }))
+}
+
+/// Rewraps a batch of the vault's DEKs under its newest KEK version (Strongroom
+/// extension); call until `remaining` is 0. Ciphertexts are never touched.
+#[utoipa::path(post, path = "/v1/vaults/{vault_id}/kek/rewrap", tag = "keys", request_body = RewrapRequest,
+    params(("vault_id" = String, Path)), responses((status = 200, body = KekResponse)), security(("bearer" = [])))]
+pub async fn rewrap_kek(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    crate::extract::OptionalJson(req): crate::extract::OptionalJson<RewrapRequest>,
+) -> ApiResult<Json<KekResponse>> {
+    let id = vault_id(&id)?;
+    let r = s.engine.rewrap_vault(&p, id, req.batch_size.unwrap_or(200)).await?;
+    Ok(Json(KekResponse { vault_id: id.to_string(), kek_version: r.kek_version, rewrapped: r.rewrapped, remaining: r.remaining }))
+}

@@ -23,7 +23,10 @@ CREATE TABLE vaults (
     org_id           TEXT NOT NULL REFERENCES orgs(id),
     name             TEXT NOT NULL,
     description      TEXT NOT NULL,
-    kek_ref          TEXT NOT NULL,
+    kek_ref          TEXT NOT NULL,     -- the KEK new versions are wrapped under
+    kek_version      INTEGER NOT NULL,  -- its newest version
+    kek_provider     TEXT NOT NULL,     -- the key provider holding it
+    pending_kek_ref  TEXT,              -- a migration's target KEK, until it completes
     created_by       TEXT NOT NULL,
     created_at       INTEGER NOT NULL
 );
@@ -58,11 +61,13 @@ CREATE TABLE secret_versions (
     iv                BLOB NOT NULL,
     auth_tag          BLOB NOT NULL,
     wrapped_dek       BLOB NOT NULL,
+    kek_ref           TEXT NOT NULL,
     kek_version       INTEGER NOT NULL,
     created_by        TEXT NOT NULL,
     created_at        INTEGER NOT NULL,
     PRIMARY KEY (secret_id, version)
 ) WITHOUT ROWID;
+CREATE INDEX secret_versions_vault ON secret_versions(vault_id);
 
 -- The audit log: one hash chain per organisation (see docs/audit.md).
 CREATE TABLE audit_events (

@@ -238,6 +238,9 @@ fn vault_row(r: &SqliteRow) -> StoreResult<VaultRow> {
         name: r.try_get("name").map_err(map_err)?,
         description: r.try_get("description").map_err(map_err)?,
         kek_ref: r.try_get("kek_ref").map_err(map_err)?,
+        kek_version: r.try_get::<i64, _>("kek_version").map_err(map_err)? as u32,
+        kek_provider: r.try_get("kek_provider").map_err(map_err)?,
+        pending_kek_ref: r.try_get("pending_kek_ref").map_err(map_err)?,
         created_by: Subject::from_str(&created_by)
             .map_err(|_| StoreError::Corrupt("vaults.created_by".into()))?,
         created_at: from_micros(r.try_get("created_at").map_err(map_err)?),
@@ -264,7 +267,7 @@ fn meta_row(r: &SqliteRow) -> StoreResult<SecretMeta> {
 
 const VERSION_COLUMNS: &str = "v.secret_id, v.version, v.vault_id, v.path, v.type, v.metadata, v.expires_at, \
      v.max_access_count, v.access_count, v.disabled, v.envelope_version, v.ciphertext, v.iv, v.auth_tag, \
-     v.wrapped_dek, v.kek_version, v.created_by, v.created_at, s.deleted_at";
+     v.wrapped_dek, v.kek_ref, v.kek_version, v.created_by, v.created_at, s.deleted_at";
 
 fn version_row(r: &SqliteRow) -> StoreResult<VersionRow> {
     let kek_version: i64 = r.try_get("kek_version").map_err(map_err)?;
@@ -284,6 +287,7 @@ fn version_row(r: &SqliteRow) -> StoreResult<VersionRow> {
             iv: r.try_get("iv").map_err(map_err)?,
             auth_tag: r.try_get("auth_tag").map_err(map_err)?,
             wrapped_dek: r.try_get("wrapped_dek").map_err(map_err)?,
+            kek_ref: r.try_get("kek_ref").map_err(map_err)?,
             kek_version: u32::try_from(kek_version)
                 .map_err(|_| StoreError::Corrupt("kek_version".into()))?,
         },
@@ -358,13 +362,17 @@ impl Store for SqliteStore {
     async fn create_vault(&self, v: &VaultRow, audit: &AuditRecord) -> StoreResult<()> {
         let mut tx = self.tx().await?;
         sqlx::query(
-            "INSERT INTO vaults (id, org_id, name, description, kek_ref, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO vaults (id, org_id, name, description, kek_ref, kek_version, kek_provider, pending_kek_ref, created_by, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(v.id.to_string())
         .bind(v.org_id.to_string())
         .bind(&v.name)
         .bind(&v.description)
         .bind(&v.kek_ref)
+        .bind(v.kek_version as i64)
+        .bind(&v.kek_provider)
+        .bind(&v.pending_kek_ref)
         .bind(v.created_by.to_string())
         .bind(to_micros(v.created_at))
         .execute(&mut *tx)
@@ -492,8 +500,8 @@ impl Store for SqliteStore {
         let e = &v.envelope;
         sqlx::query(
             "INSERT INTO secret_versions (secret_id, version, vault_id, path, type, metadata, expires_at, max_access_count,
-                access_count, disabled, envelope_version, ciphertext, iv, auth_tag, wrapped_dek, kek_version, created_by, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?, ?, ?, ?, ?, ?, ?, ?)",
+                access_count, disabled, envelope_version, ciphertext, iv, auth_tag, wrapped_dek, kek_ref, kek_version, created_by, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(v.secret_id.to_string())
         .bind(v.version as i64)
@@ -508,6 +516,7 @@ impl Store for SqliteStore {
         .bind(&e.iv)
         .bind(&e.auth_tag)
         .bind(&e.wrapped_dek)
+        .bind(&e.kek_ref)
         .bind(e.kek_version as i64)
         .bind(v.created_by.to_string())
         .bind(now)
@@ -746,6 +755,100 @@ impl Store for SqliteStore {
             .collect()
     }
 
+    async fn all_vaults(&self) -> StoreResult<Vec<VaultRow>> {
+        sqlx::query("SELECT * FROM vaults ORDER BY created_at, id")
+            .fetch_all(&self.reader)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(vault_row)
+            .collect()
+    }
+
+    async fn set_vault_kek(&self, v: &VaultRow, audit: Option<&AuditRecord>) -> StoreResult<()> {
+        let mut tx = self.tx().await?;
+        let n = sqlx::query("UPDATE vaults SET kek_ref = ?, kek_version = ?, kek_provider = ?, pending_kek_ref = ? WHERE id = ?")
+            .bind(&v.kek_ref)
+            .bind(v.kek_version as i64)
+            .bind(&v.kek_provider)
+            .bind(&v.pending_kek_ref)
+            .bind(v.id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?
+            .rows_affected();
+        if n != 1 {
+            return Err(StoreError::Conflict("the vault no longer exists".into()));
+        }
+        if let Some(a) = audit {
+            insert_audit(&mut tx, a).await?;
+        }
+        commit(tx).await
+    }
+
+    async fn stale_wraps(&self, vault: VaultId, kek_ref: &str, kek_version: u32, limit: u32) -> StoreResult<Vec<WrapRow>> {
+        let rows = sqlx::query(
+            "SELECT secret_id, version, vault_id, path, kek_ref, kek_version, wrapped_dek FROM secret_versions
+             WHERE vault_id = ? AND NOT (kek_ref = ? AND kek_version = ?) ORDER BY secret_id, version LIMIT ?",
+        )
+        .bind(vault.to_string())
+        .bind(kek_ref)
+        .bind(kek_version as i64)
+        .bind(limit as i64)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(map_err)?;
+        rows.iter()
+            .map(|r| {
+                let path: String = r.try_get("path").map_err(map_err)?;
+                Ok(WrapRow {
+                    secret_id: parse(r, "secret_id")?,
+                    version: r.try_get::<i64, _>("version").map_err(map_err)? as u32,
+                    vault_id: parse(r, "vault_id")?,
+                    path: SecretPath::parse(&path).map_err(|_| StoreError::Corrupt("path".into()))?,
+                    kek_ref: r.try_get("kek_ref").map_err(map_err)?,
+                    kek_version: r.try_get::<i64, _>("kek_version").map_err(map_err)? as u32,
+                    wrapped_dek: r.try_get("wrapped_dek").map_err(map_err)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn count_stale_wraps(&self, vault: VaultId, kek_ref: &str, kek_version: u32) -> StoreResult<u64> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM secret_versions WHERE vault_id = ? AND NOT (kek_ref = ? AND kek_version = ?)",
+        )
+        .bind(vault.to_string())
+        .bind(kek_ref)
+        .bind(kek_version as i64)
+        .fetch_one(&self.reader)
+        .await
+        .map_err(map_err)?;
+        Ok(n as u64)
+    }
+
+    async fn replace_wrap(&self, old: &WrapRow, kek_ref: &str, kek_version: u32, wrapped_dek: &[u8]) -> StoreResult<bool> {
+        let mut tx = self.tx().await?;
+        let n = sqlx::query(
+            "UPDATE secret_versions SET kek_ref = ?, kek_version = ?, wrapped_dek = ?
+             WHERE secret_id = ? AND version = ? AND kek_ref = ? AND kek_version = ? AND wrapped_dek = ?",
+        )
+        .bind(kek_ref)
+        .bind(kek_version as i64)
+        .bind(wrapped_dek)
+        .bind(old.secret_id.to_string())
+        .bind(old.version as i64)
+        .bind(&old.kek_ref)
+        .bind(old.kek_version as i64)
+        .bind(&old.wrapped_dek)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?
+        .rows_affected();
+        commit(tx).await?;
+        Ok(n == 1)
+    }
+
     async fn accept_invitation(&self, user: &UserRow, audit: &AuditRecord) -> StoreResult<()> {
         self.accept_invitation_impl(user, audit).await
     }
@@ -841,6 +944,16 @@ impl Store for SqliteStore {
     }
     async fn setting(&self, name: &str) -> StoreResult<Option<String>> {
         self.setting_impl(name).await
+    }
+    async fn set_setting(&self, name: &str, value: &str) -> StoreResult<()> {
+        let mut tx = self.tx().await?;
+        sqlx::query("INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value")
+            .bind(name)
+            .bind(value)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        commit(tx).await
     }
     async fn init_setting(&self, name: &str, value: &str) -> StoreResult<String> {
         self.init_setting_impl(name, value).await

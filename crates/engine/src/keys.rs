@@ -1,0 +1,202 @@
+//! Key lifecycle: KEK rotation, rewrapping stored DEKs under the newest KEK
+//! version, and migrating every vault's KEK to another key provider.
+//!
+//! None of these ever touch a ciphertext: a DEK is unwrapped with the KEK that
+//! wrapped it and wrapped again under the new KEK with the same context AAD,
+//! and the row's wrapped DEK is replaced with a compare-and-set. Work lists are
+//! derived from the rows themselves ("every wrap not under the vault's current
+//! KEK"), so an interrupted rewrap or migration simply resumes where it stopped.
+
+use serde_json::json;
+use strongroom_core::audit::{Actor, AuditRecord};
+use strongroom_core::authz::Action;
+use strongroom_core::{Error, Principal, Result, VaultId};
+use strongroom_crypto::envelope::{SecretContext, dek_wrap_aad};
+use strongroom_kms::{KekRef, KeyProvider, WrappedDek};
+use strongroom_store::{Store, VaultRow, WrapRow};
+
+use crate::{Engine, ip_of};
+
+/// Progress of a rewrap or migration step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RewrapProgress {
+    /// Wrapped DEKs replaced by this step.
+    pub rewrapped: u64,
+    /// Wrapped DEKs still not under the current KEK.
+    pub remaining: u64,
+    /// The KEK version new wraps use.
+    pub kek_version: u32,
+}
+
+/// Moves one wrapped DEK under `(target_ref, target)` — unwrapping with
+/// `source`. Returns whether the row was replaced (false: someone else changed
+/// it first; it will be seen again if still stale).
+async fn rewrap_one(
+    store: &dyn Store,
+    source: &dyn KeyProvider,
+    target: &dyn KeyProvider,
+    target_ref: &KekRef,
+    w: &WrapRow,
+) -> Result<bool> {
+    let vault_id = w.vault_id.to_string();
+    let aad = dek_wrap_aad(SecretContext { vault_id: &vault_id, path: w.path.as_str(), version: w.version as u64 });
+    let dek = source
+        .unwrap(&KekRef(w.kek_ref.clone()), &WrappedDek { kek_version: w.kek_version, blob: w.wrapped_dek.clone() }, &aad)
+        .await?;
+    let new = target.wrap(target_ref, &dek, &aad).await?;
+    Ok(store.replace_wrap(w, &target_ref.0, new.kek_version, &new.blob).await?)
+}
+
+impl Engine {
+    /// Adds a KEK version for a vault; new writes use it at once, and existing
+    /// rows still unwrap under their old version until rewrapped.
+    pub async fn rotate_vault_kek(&self, who: &Principal, vault_id: VaultId) -> Result<RewrapProgress> {
+        let (mut vault, _) = self.vault_for(who, vault_id, Action::DeleteVault, None).await?;
+        let version = self.kms.rotate_kek(&KekRef(vault.kek_ref.clone())).await?;
+        vault.kek_version = version;
+        let audit = AuditRecord::new(
+            who.org_id,
+            Actor::Subject(who.subject),
+            "vault.kek_rotate",
+            "vault",
+            vault.id.to_string(),
+            json!({"vault_id": vault.id.to_string(), "kek_version": version}),
+            ip_of(who),
+        );
+        self.store.set_vault_kek(&vault, Some(&audit)).await?;
+        let remaining = self.store.count_stale_wraps(vault.id, &vault.kek_ref, version).await?;
+        Ok(RewrapProgress { rewrapped: 0, remaining, kek_version: version })
+    }
+
+    /// Rewraps up to `batch` of a vault's DEKs under its newest KEK version.
+    pub async fn rewrap_vault(&self, who: &Principal, vault_id: VaultId, batch: u32) -> Result<RewrapProgress> {
+        let (vault, _) = self.vault_for(who, vault_id, Action::DeleteVault, None).await?;
+        let batch = batch.clamp(1, 1000);
+        let kek = KekRef(vault.kek_ref.clone());
+        let mut done = 0u64;
+        for w in self.store.stale_wraps(vault.id, &vault.kek_ref, vault.kek_version, batch).await? {
+            if rewrap_one(&*self.store, &*self.kms, &*self.kms, &kek, &w).await? {
+                done += 1;
+            }
+        }
+        if done > 0 {
+            self.store
+                .append_audit(&AuditRecord::new(
+                    who.org_id,
+                    Actor::Subject(who.subject),
+                    "vault.kek_rewrap",
+                    "vault",
+                    vault.id.to_string(),
+                    json!({"vault_id": vault.id.to_string(), "rewrapped": done, "kek_version": vault.kek_version}),
+                    ip_of(who),
+                ))
+                .await?;
+        }
+        let remaining = self.store.count_stale_wraps(vault.id, &vault.kek_ref, vault.kek_version).await?;
+        Ok(RewrapProgress { rewrapped: done, remaining, kek_version: vault.kek_version })
+    }
+}
+
+/// A key migration from one provider to another, run offline (the server
+/// stopped) by `strongroom kek migrate`: every vault gets a KEK in the target
+/// provider, every DEK is rewrapped under it, then the old KEK is destroyed.
+pub struct Migration<'a> {
+    /// The store.
+    pub store: &'a dyn Store,
+    /// Where the KEKs are now.
+    pub source: &'a dyn KeyProvider,
+    /// Where they go.
+    pub target: &'a dyn KeyProvider,
+}
+
+/// What a migration did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MigrationSummary {
+    /// Vaults moved.
+    pub vaults: u64,
+    /// Vaults already in the target provider.
+    pub already: u64,
+    /// DEKs rewrapped.
+    pub rewrapped: u64,
+}
+
+impl Migration<'_> {
+    /// Total wrapped DEKs still to move (for a progress bar).
+    pub async fn pending(&self) -> Result<u64> {
+        let mut n = 0;
+        for v in self.store.all_vaults().await? {
+            if v.kek_provider != self.target.name() || v.pending_kek_ref.is_some() {
+                let target_ref = v.pending_kek_ref.clone().unwrap_or_default();
+                n += self.store.count_stale_wraps(v.id, &target_ref, 1).await?;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Moves every vault; `progress(n)` is called after each batch of `n` DEKs.
+    pub async fn run(&self, mut progress: impl FnMut(u64)) -> Result<MigrationSummary> {
+        if self.source.name() == self.target.name() {
+            return Err(Error::invalid("the source and target providers are the same"));
+        }
+        crate::credentials::migrate_pepper(self.store, self.source, self.target).await?;
+        let mut summary = MigrationSummary::default();
+        for vault in self.store.all_vaults().await? {
+            if vault.kek_provider == self.target.name() && vault.pending_kek_ref.is_none() {
+                summary.already += 1;
+                continue;
+            }
+            summary.rewrapped += self.migrate_vault(vault, &mut progress).await?;
+            summary.vaults += 1;
+        }
+        Ok(summary)
+    }
+
+    async fn migrate_vault(&self, mut vault: VaultRow, progress: &mut impl FnMut(u64)) -> Result<u64> {
+        // Record the target KEK before using it, so an interruption resumes with it.
+        let target_ref = match &vault.pending_kek_ref {
+            Some(r) => KekRef(r.clone()),
+            None => {
+                let r = self.target.create_kek(&vault.id).await?;
+                vault.pending_kek_ref = Some(r.0.clone());
+                self.store.set_vault_kek(&vault, None).await?;
+                r
+            }
+        };
+        let mut moved = 0;
+        loop {
+            // Rows not yet under the target KEK (a new KEK has only version 1).
+            let page: Vec<WrapRow> = self.store.stale_wraps(vault.id, &target_ref.0, 1, 500).await?;
+            if page.is_empty() {
+                break;
+            }
+            let mut n = 0;
+            for w in &page {
+                if rewrap_one(self.store, self.source, self.target, &target_ref, w).await? {
+                    n += 1;
+                }
+            }
+            moved += n;
+            progress(n);
+        }
+        let old = KekRef(vault.kek_ref.clone());
+        vault.kek_ref = target_ref.0.clone();
+        vault.kek_version = 1;
+        vault.kek_provider = self.target.name().to_owned();
+        vault.pending_kek_ref = None;
+        let audit = AuditRecord::new(
+            vault.org_id,
+            Actor::Anonymous,
+            "vault.kek_migrate",
+            "vault",
+            vault.id.to_string(),
+            json!({"vault_id": vault.id.to_string(), "to": self.target.name(), "rewrapped": moved}),
+            None,
+        );
+        self.store.set_vault_kek(&vault, Some(&audit)).await?;
+        // Only now is the old KEK unused; a failure here leaves a harmless orphan.
+        if let Err(e) = self.source.destroy_kek(&old).await {
+            tracing::warn!(error = %e, vault_id = %vault.id, "the old KEK could not be destroyed after migration");
+        }
+        Ok(moved)
+    }
+}
