@@ -101,6 +101,11 @@ struct FileKms {
     root_key_file: Option<PathBuf>,
     keyring_file: Option<PathBuf>,
     pkcs11: Option<strongroom_kms::pkcs11::Pkcs11Config>,
+    #[cfg(feature = "gcp")]
+    gcp: Option<strongroom_kms::gcp::GcpConfig>,
+    #[cfg(not(feature = "gcp"))]
+    gcp: Option<toml::Value>,
+    dek_cache: Option<strongroom_kms::cache::DekCacheConfig>,
 }
 
 impl std::fmt::Debug for FileKms {
@@ -130,6 +135,9 @@ pub enum Provider {
     },
     /// A PKCS#11 token (an HSM; SoftHSM2 in tests).
     Pkcs11(Box<strongroom_kms::pkcs11::Pkcs11Config>),
+    /// Google Cloud KMS.
+    #[cfg(feature = "gcp")]
+    Gcp(Box<strongroom_kms::gcp::GcpConfig>),
 }
 
 impl std::fmt::Debug for Provider {
@@ -138,6 +146,8 @@ impl std::fmt::Debug for Provider {
             Provider::Memory => f.write_str("memory"),
             Provider::File { keyring, .. } => write!(f, "file ({})", keyring.display()),
             Provider::Pkcs11(c) => write!(f, "pkcs11 (token {:?})", c.token_label),
+            #[cfg(feature = "gcp")]
+            Provider::Gcp(c) => write!(f, "gcp ({})", c.key_ring_name()),
         }
     }
 }
@@ -157,6 +167,7 @@ pub struct Config {
     pub dev: bool,
     pub checkpoints: strongroom_engine::CheckpointPolicy,
     pub auth_rate_limit: Option<strongroom_server::ratelimit::AuthRateLimit>,
+    pub dek_cache: Option<strongroom_kms::cache::DekCacheConfig>,
 }
 
 impl Config {
@@ -185,6 +196,7 @@ impl Config {
                 .or(file.kms.provider.clone())
                 .unwrap_or_else(|| "file".into())
         };
+        let dek_cache = file.kms.dek_cache.clone();
         let provider = provider_from(&provider_name, file.kms, &data_dir)?;
         let log_format = args
             .log_format
@@ -221,6 +233,7 @@ impl Config {
             }),
         };
         Ok(Config {
+            dek_cache,
             auth_rate_limit,
             checkpoints,
             listen,
@@ -257,8 +270,12 @@ fn provider_from(name: &str, kms: FileKms, data_dir: &std::path::Path) -> anyhow
     Ok(match name {
         "memory" => Provider::Memory,
         "file" => Provider::File {
-            keyring: kms.keyring_file.unwrap_or_else(|| data_dir.join("keyring.sealed")),
-            root_key_file: kms.root_key_file.unwrap_or_else(|| data_dir.join("root.key")),
+            keyring: kms
+                .keyring_file
+                .unwrap_or_else(|| data_dir.join("keyring.sealed")),
+            root_key_file: kms
+                .root_key_file
+                .unwrap_or_else(|| data_dir.join("root.key")),
         },
         "pkcs11" => {
             let mut c = match kms.pkcs11 {
@@ -281,14 +298,33 @@ fn provider_from(name: &str, kms: FileKms, data_dir: &std::path::Path) -> anyhow
             }
             Provider::Pkcs11(Box::new(c))
         }
-        other => bail!("unknown key provider {other:?}: expected \"file\", \"memory\" or \"pkcs11\""),
+        #[cfg(feature = "gcp")]
+        "gcp" => Provider::Gcp(Box::new(kms.gcp.ok_or_else(|| {
+            anyhow::anyhow!(
+                "the gcp provider needs a [kms.gcp] section (see docs/operations/gcp-kms.md)"
+            )
+        })?)),
+        #[cfg(not(feature = "gcp"))]
+        "gcp" => {
+            bail!("this build of strongroom has no gcp provider: rebuild with the `gcp` feature")
+        }
+        other => bail!(
+            "unknown key provider {other:?}: expected \"file\", \"memory\", \"pkcs11\" or \"gcp\""
+        ),
     })
 }
 
 /// The provider named `name` (or the configured one) for a data directory,
 /// reading the configuration file afresh: for administrative commands.
-pub fn resolve_provider(name: Option<&str>, config: Option<&std::path::Path>, data_dir: &std::path::Path) -> anyhow::Result<Provider> {
+pub fn resolve_provider(
+    name: Option<&str>,
+    config: Option<&std::path::Path>,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<Provider> {
     let file = load_file(config)?;
-    let name = name.map(str::to_owned).or_else(|| std::env::var("STRONGROOM_KMS_PROVIDER").ok()).or(file.kms.provider.clone());
+    let name = name
+        .map(str::to_owned)
+        .or_else(|| std::env::var("STRONGROOM_KMS_PROVIDER").ok())
+        .or(file.kms.provider.clone());
     provider_from(name.as_deref().unwrap_or("file"), file.kms, data_dir)
 }

@@ -60,7 +60,11 @@ pub struct MigrateArgs {
 fn progress(total: u64, what: &str) -> ProgressBar {
     if std::io::stderr().is_terminal() {
         let pb = ProgressBar::new(total);
-        pb.set_style(ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({eta})").expect("valid template").progress_chars("=> "));
+        pb.set_style(
+            ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({eta})")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
         pb.set_message(what.to_owned());
         pb
     } else {
@@ -76,20 +80,37 @@ struct Client {
 
 impl Client {
     async fn post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
-        let r = self.http.post(format!("{}{}", self.base.trim_end_matches('/'), path)).bearer_auth(&self.token).json(&body).send().await?;
+        let r = self
+            .http
+            .post(format!("{}{}", self.base.trim_end_matches('/'), path))
+            .bearer_auth(&self.token)
+            .json(&body)
+            .send()
+            .await?;
         let status = r.status();
         let v: Value = r.json().await.unwrap_or(Value::Null);
         if !status.is_success() {
-            bail!("{path}: HTTP {status}: {}", v["detail"].as_str().unwrap_or("no detail"));
+            bail!(
+                "{path}: HTTP {status}: {}",
+                v["detail"].as_str().unwrap_or("no detail")
+            );
         }
         Ok(v)
     }
     async fn get(&self, path: &str) -> anyhow::Result<Value> {
-        let r = self.http.get(format!("{}{}", self.base.trim_end_matches('/'), path)).bearer_auth(&self.token).send().await?;
+        let r = self
+            .http
+            .get(format!("{}{}", self.base.trim_end_matches('/'), path))
+            .bearer_auth(&self.token)
+            .send()
+            .await?;
         let status = r.status();
         let v: Value = r.json().await.unwrap_or(Value::Null);
         if !status.is_success() {
-            bail!("{path}: HTTP {status}: {}", v["detail"].as_str().unwrap_or("no detail"));
+            bail!(
+                "{path}: HTTP {status}: {}",
+                v["detail"].as_str().unwrap_or("no detail")
+            );
         }
         Ok(v)
     }
@@ -99,8 +120,14 @@ pub async fn run(cmd: KekCommand) -> anyhow::Result<()> {
     match cmd {
         KekCommand::Rotate(a) => {
             let vault = a.vault.clone().context("--vault is required")?;
-            let c = Client { http: reqwest::Client::new(), base: a.server, token: a.token };
-            let r = c.post(&format!("/v1/vaults/{vault}/kek/rotate"), json!({})).await?;
+            let c = Client {
+                http: reqwest::Client::new(),
+                base: a.server,
+                token: a.token,
+            };
+            let r = c
+                .post(&format!("/v1/vaults/{vault}/kek/rotate"), json!({}))
+                .await?;
             println!(
                 "vault {vault}: KEK version {} is now current; {} DEKs are under older versions (run `strongroom kek rewrap --vault {vault}`)",
                 r["kek_version"], r["remaining"]
@@ -113,17 +140,31 @@ pub async fn run(cmd: KekCommand) -> anyhow::Result<()> {
 }
 
 async fn rewrap(a: RemoteArgs) -> anyhow::Result<()> {
-    let c = Client { http: reqwest::Client::new(), base: a.server.clone(), token: a.token.clone() };
+    let c = Client {
+        http: reqwest::Client::new(),
+        base: a.server.clone(),
+        token: a.token.clone(),
+    };
     let vaults: Vec<String> = match &a.vault {
         Some(v) => vec![v.clone()],
         None => c.get("/v1/vaults").await?["vaults"]
             .as_array()
-            .map(|l| l.iter().filter_map(|v| v["id"].as_str().map(str::to_owned)).collect())
+            .map(|l| {
+                l.iter()
+                    .filter_map(|v| v["id"].as_str().map(str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default(),
     };
     let (mut total, mut skipped) = (0u64, 0u64);
     for vault in vaults {
-        let mut r = match c.post(&format!("/v1/vaults/{vault}/kek/rewrap"), json!({"batch_size": 1})).await {
+        let mut r = match c
+            .post(
+                &format!("/v1/vaults/{vault}/kek/rewrap"),
+                json!({"batch_size": 1}),
+            )
+            .await
+        {
             Ok(r) => r,
             Err(e) if a.vault.is_none() => {
                 // Vaults the caller may see but not manage.
@@ -134,22 +175,43 @@ async fn rewrap(a: RemoteArgs) -> anyhow::Result<()> {
             Err(e) => return Err(e),
         };
         let mut done = r["rewrapped"].as_u64().unwrap_or(0);
-        let pb = progress(done + r["remaining"].as_u64().unwrap_or(0), &format!("vault {vault}"));
+        let pb = progress(
+            done + r["remaining"].as_u64().unwrap_or(0),
+            &format!("vault {vault}"),
+        );
         pb.set_position(done);
         while r["remaining"].as_u64().unwrap_or(0) > 0 {
-            r = c.post(&format!("/v1/vaults/{vault}/kek/rewrap"), json!({"batch_size": a.batch})).await?;
+            r = c
+                .post(
+                    &format!("/v1/vaults/{vault}/kek/rewrap"),
+                    json!({"batch_size": a.batch}),
+                )
+                .await?;
             let n = r["rewrapped"].as_u64().unwrap_or(0);
             done += n;
             pb.inc(n);
             if n == 0 && r["remaining"].as_u64().unwrap_or(0) > 0 {
-                bail!("vault {vault}: no progress ({} DEKs remain); is another rewrap running?", r["remaining"]);
+                bail!(
+                    "vault {vault}: no progress ({} DEKs remain); is another rewrap running?",
+                    r["remaining"]
+                );
             }
         }
         pb.finish_and_clear();
-        println!("vault {vault}: {done} DEKs rewrapped; all under KEK version {}", r["kek_version"]);
+        println!(
+            "vault {vault}: {done} DEKs rewrapped; all under KEK version {}",
+            r["kek_version"]
+        );
         total += done;
     }
-    println!("rewrap complete: {total} DEKs rewrapped{}", if skipped > 0 { format!(", {skipped} vaults skipped") } else { String::new() });
+    println!(
+        "rewrap complete: {total} DEKs rewrapped{}",
+        if skipped > 0 {
+            format!(", {skipped} vaults skipped")
+        } else {
+            String::new()
+        }
+    );
     Ok(())
 }
 
@@ -159,13 +221,28 @@ async fn migrate(a: MigrateArgs) -> anyhow::Result<()> {
         bail!("no database at {}", db.display());
     }
     let store = Arc::new(SqliteStore::open(&db).await?);
-    let source = open_provider(resolve_provider(a.from.as_deref(), a.config.as_deref(), &a.data_dir)?, false).await?;
-    let target = open_provider(resolve_provider(Some(&a.to), a.config.as_deref(), &a.data_dir)?, false).await?;
+    let source = open_provider(
+        resolve_provider(a.from.as_deref(), a.config.as_deref(), &a.data_dir)?,
+        false,
+    )
+    .await?;
+    let target = open_provider(
+        resolve_provider(Some(&a.to), a.config.as_deref(), &a.data_dir)?,
+        false,
+    )
+    .await?;
     if source.name() == "memory" || target.name() == "memory" {
         bail!("the memory provider holds no persistent keys to migrate from or to");
     }
-    let m = Migration { store: &*store, source: &*source, target: &*target };
-    let pb = progress(m.pending().await?, &format!("{} → {}", source.name(), target.name()));
+    let m = Migration {
+        store: &*store,
+        source: &*source,
+        target: &*target,
+    };
+    let pb = progress(
+        m.pending().await?,
+        &format!("{} → {}", source.name(), target.name()),
+    );
     let summary = m.run(|n| pb.inc(n)).await?;
     pb.finish_and_clear();
     store.close().await;

@@ -4,6 +4,7 @@
 mod audit;
 mod config;
 mod kek;
+mod kms_check;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -26,6 +27,15 @@ enum Command {
     /// Rotate, rewrap or migrate key-encryption keys.
     #[command(subcommand)]
     Kek(kek::KekCommand),
+    /// Check the configured key provider with a throwaway key.
+    #[command(subcommand)]
+    Kms(KmsCommand),
+}
+
+#[derive(Subcommand)]
+enum KmsCommand {
+    /// Create, wrap, unwrap, destroy a throwaway KEK and sign with the JWT key.
+    Check(kms_check::CheckArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -38,8 +48,16 @@ fn main() -> anyhow::Result<()> {
                 .build()?;
             rt.block_on(serve::run(cfg))
         }
+        Command::Kms(KmsCommand::Check(a)) => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(kms_check::run(a))
+        }
         Command::Kek(cmd) => {
-            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
             rt.block_on(kek::run(cmd))
         }
         Command::Audit(cmd) => {

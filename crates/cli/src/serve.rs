@@ -69,7 +69,16 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         );
     }
 
-    let kms = open_provider(cfg.provider, cfg.dev).await?;
+    let mut kms = open_provider(cfg.provider, cfg.dev).await?;
+    if let Some(c) = cfg.dek_cache.clone() {
+        tracing::warn!(
+            ttl_secs = c.ttl.as_secs(),
+            max_entries = c.max_entries,
+            max_uses = c.max_uses,
+            "the DEK cache is on: unwrapped DEKs stay in memory for up to its TTL (see docs/operations/gcp-kms.md)"
+        );
+        kms = Arc::new(strongroom_kms::cache::DekCache::new(Box::new(kms), c)?);
+    }
     let store = Arc::new(
         SqliteStore::open(&data_dir.join("strongroom.db"))
             .await
@@ -202,6 +211,13 @@ pub async fn open_provider(provider: Provider, dev: bool) -> anyhow::Result<Arc<
             })
             .await?
             .context("opening the PKCS#11 token")?;
+            Arc::new(Metered(Box::new(p)))
+        }
+        #[cfg(feature = "gcp")]
+        Provider::Gcp(c) => {
+            let p = strongroom_kms::gcp::GcpKmsProvider::connect(*c)
+                .await
+                .context("connecting to Cloud KMS")?;
             Arc::new(Metered(Box::new(p)))
         }
     })

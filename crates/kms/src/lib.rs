@@ -144,6 +144,44 @@ pub trait KeyProvider: Send + Sync + 'static {
     async fn health(&self) -> ProviderHealth;
 }
 
+/// A shared provider is a provider (so wrappers such as the DEK cache can sit
+/// on top of an `Arc<dyn KeyProvider>`).
+#[async_trait]
+impl<P: KeyProvider + ?Sized> KeyProvider for std::sync::Arc<P> {
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+    async fn create_kek(&self, vault_id: &VaultId) -> Result<KekRef, KmsError> {
+        (**self).create_kek(vault_id).await
+    }
+    async fn wrap(&self, kek: &KekRef, dek: &Dek, aad: &[u8]) -> Result<WrappedDek, KmsError> {
+        (**self).wrap(kek, dek, aad).await
+    }
+    async fn unwrap(
+        &self,
+        kek: &KekRef,
+        wrapped: &WrappedDek,
+        aad: &[u8],
+    ) -> Result<Dek, KmsError> {
+        (**self).unwrap(kek, wrapped, aad).await
+    }
+    async fn rotate_kek(&self, kek: &KekRef) -> Result<u32, KmsError> {
+        (**self).rotate_kek(kek).await
+    }
+    async fn destroy_kek(&self, kek: &KekRef) -> Result<(), KmsError> {
+        (**self).destroy_kek(kek).await
+    }
+    async fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, KmsError> {
+        (**self).sign(msg).await
+    }
+    fn signing_public_key(&self) -> SigningPublicKey {
+        (**self).signing_public_key()
+    }
+    async fn health(&self) -> ProviderHealth {
+        (**self).health().await
+    }
+}
+
 /// The key id for an Ed25519 public key: the first 16 hex digits of its SHA-256.
 pub fn kid_for(public: &[u8; 32]) -> String {
     let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, public);
