@@ -38,6 +38,13 @@ fn init_logging(json: bool) {
 
 pub async fn run(cfg: Config) -> anyhow::Result<()> {
     init_logging(cfg.json_logs);
+    #[cfg(feature = "bench-unaudited")]
+    if strongroom_store::bench_unaudited() {
+        eprintln!(
+            "\n  *** BENCHMARK BUILD: AUDIT RECORDS ARE NOT WRITTEN (STRONGROOM_BENCH_UNAUDITED=1) ***\n"
+        );
+        tracing::warn!("benchmark build running without an audit log");
+    }
     if cfg.tls.is_none() && !cfg.listen.ip().is_loopback() && !cfg.allow_plain_http {
         bail!(
             "refusing to serve plain HTTP on {}: pass --tls-cert/--tls-key, or --allow-plain-http when a TLS proxy sits in front",

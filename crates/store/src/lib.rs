@@ -21,6 +21,17 @@ use strongroom_core::{AgentId, OrgId, Role, SecretId, SecretPath, Subject, UserI
 
 pub use model::*;
 
+/// True when this is a benchmark build with `STRONGROOM_BENCH_UNAUDITED=1` set:
+/// audit records are then not written. The cargo feature `bench-unaudited`
+/// exists only so the benchmark can measure the audit log's cost against a run
+/// without it; release builds never enable it, and even a build that does
+/// audits unless the variable is also set.
+#[cfg(feature = "bench-unaudited")]
+pub fn bench_unaudited() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("STRONGROOM_BENCH_UNAUDITED").as_deref() == Ok("1"))
+}
+
 /// Errors from a store.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -92,14 +103,32 @@ pub trait Store: Send + Sync + 'static {
     /// Every vault of every organisation (for key migration).
     async fn all_vaults(&self) -> StoreResult<Vec<VaultRow>>;
     /// Records a vault's current KEK (after rotation or migration), with an audit record.
-    async fn set_vault_kek(&self, vault: &VaultRow, audit: Option<&AuditRecord>) -> StoreResult<()>;
+    async fn set_vault_kek(&self, vault: &VaultRow, audit: Option<&AuditRecord>)
+    -> StoreResult<()>;
     /// Wrapped DEKs of a vault that are not under `(kek_ref, kek_version)`, at most `limit`.
-    async fn stale_wraps(&self, vault: VaultId, kek_ref: &str, kek_version: u32, limit: u32) -> StoreResult<Vec<WrapRow>>;
+    async fn stale_wraps(
+        &self,
+        vault: VaultId,
+        kek_ref: &str,
+        kek_version: u32,
+        limit: u32,
+    ) -> StoreResult<Vec<WrapRow>>;
     /// How many wrapped DEKs of a vault are not under `(kek_ref, kek_version)`.
-    async fn count_stale_wraps(&self, vault: VaultId, kek_ref: &str, kek_version: u32) -> StoreResult<u64>;
+    async fn count_stale_wraps(
+        &self,
+        vault: VaultId,
+        kek_ref: &str,
+        kek_version: u32,
+    ) -> StoreResult<u64>;
     /// Replaces one wrapped DEK if it is still the one read (compare-and-set on
     /// its KEK reference and version). Never touches the ciphertext.
-    async fn replace_wrap(&self, old: &WrapRow, kek_ref: &str, kek_version: u32, wrapped_dek: &[u8]) -> StoreResult<bool>;
+    async fn replace_wrap(
+        &self,
+        old: &WrapRow,
+        kek_ref: &str,
+        kek_version: u32,
+        wrapped_dek: &[u8],
+    ) -> StoreResult<bool>;
 
     /// The head of a path's version chain, deleted or not.
     async fn secret_head(

@@ -94,35 +94,65 @@ fn envelope(tag: u8) -> Envelope {
 }
 
 pub async fn key_lifecycle(s: &dyn Store) {
-    let (org, owner) = org_and_owner(s, "a@example.com", SignupGate::Open).await.unwrap();
+    let (org, owner) = org_and_owner(s, "a@example.com", SignupGate::Open)
+        .await
+        .unwrap();
     let mut v = vault(s, &org, &owner).await;
     let other = vault(s, &org, &owner).await;
     for (i, p) in ["a", "b", "c"].iter().enumerate() {
-        s.insert_version(&new_version(&v, p, SecretId::new(), 0, i as u8), &audit(org.id, "w")).await.unwrap();
+        s.insert_version(
+            &new_version(&v, p, SecretId::new(), 0, i as u8),
+            &audit(org.id, "w"),
+        )
+        .await
+        .unwrap();
     }
-    s.insert_version(&new_version(&other, "z", SecretId::new(), 0, 9), &audit(org.id, "w")).await.unwrap();
+    s.insert_version(
+        &new_version(&other, "z", SecretId::new(), 0, 9),
+        &audit(org.id, "w"),
+    )
+    .await
+    .unwrap();
     assert_eq!(s.all_vaults().await.unwrap().len(), 2);
     // Nothing is stale under the current KEK.
     assert_eq!(s.count_stale_wraps(v.id, "kek-1", 1).await.unwrap(), 0);
     // After a rotation every row of that vault (only) is stale.
     v.kek_version = 2;
-    s.set_vault_kek(&v, Some(&audit(org.id, "vault.kek_rotate"))).await.unwrap();
+    s.set_vault_kek(&v, Some(&audit(org.id, "vault.kek_rotate")))
+        .await
+        .unwrap();
     assert_eq!(s.vault(v.id).await.unwrap().unwrap().kek_version, 2);
     assert_eq!(s.count_stale_wraps(v.id, "kek-1", 2).await.unwrap(), 3);
     assert_eq!(s.count_stale_wraps(other.id, "kek-1", 1).await.unwrap(), 0);
     let page = s.stale_wraps(v.id, "kek-1", 2, 2).await.unwrap();
     assert_eq!(page.len(), 2);
     // Replacing is a compare-and-set on what was read.
-    assert!(s.replace_wrap(&page[0], "kek-1", 2, &[7u8; 60]).await.unwrap());
-    assert!(!s.replace_wrap(&page[0], "kek-1", 2, &[8u8; 60]).await.unwrap(), "a stale read must not overwrite");
+    assert!(
+        s.replace_wrap(&page[0], "kek-1", 2, &[7u8; 60])
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.replace_wrap(&page[0], "kek-1", 2, &[8u8; 60])
+            .await
+            .unwrap(),
+        "a stale read must not overwrite"
+    );
     assert_eq!(s.count_stale_wraps(v.id, "kek-1", 2).await.unwrap(), 2);
     for w in s.stale_wraps(v.id, "kek-1", 2, 100).await.unwrap() {
-        assert!(s.replace_wrap(&w, "kek-2", 1, &[w.version as u8; 60]).await.unwrap());
+        assert!(
+            s.replace_wrap(&w, "kek-2", 1, &[w.version as u8; 60])
+                .await
+                .unwrap()
+        );
     }
     // Moved to another KEK: stale against kek-1 v2, current against kek-2 v1 for those two.
     assert_eq!(s.count_stale_wraps(v.id, "kek-2", 1).await.unwrap(), 1);
     let row = s.version(v.id, &page[1].path, None).await.unwrap().unwrap();
-    assert_eq!((row.envelope.kek_ref.as_str(), row.envelope.kek_version), ("kek-2", 1));
+    assert_eq!(
+        (row.envelope.kek_ref.as_str(), row.envelope.kek_version),
+        ("kek-2", 1)
+    );
     // The ciphertext never changes.
     assert_eq!(row.envelope.ciphertext, envelope(1).ciphertext);
     // A migration's pending KEK is recorded.
@@ -130,7 +160,10 @@ pub async fn key_lifecycle(s: &dyn Store) {
     v.kek_provider = "pkcs11".into();
     s.set_vault_kek(&v, None).await.unwrap();
     let back = s.vault(v.id).await.unwrap().unwrap();
-    assert_eq!((back.pending_kek_ref.as_deref(), back.kek_provider.as_str()), (Some("kek-2"), "pkcs11"));
+    assert_eq!(
+        (back.pending_kek_ref.as_deref(), back.kek_provider.as_str()),
+        (Some("kek-2"), "pkcs11")
+    );
 }
 
 pub fn new_version(
