@@ -36,7 +36,11 @@ fn kek_cli(server: &Server, token: &str, args: &[&str]) -> (i32, String, String)
         .env("STRONGROOM_TOKEN", token)
         .output()
         .unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[tokio::test]
@@ -48,7 +52,8 @@ async fn rotate_then_rewrap_resumes_after_interruption_and_never_touches_ciphert
     let vault = api.create_vault("rotating").await;
     let other = api.create_vault("untouched").await;
     for i in 0..25 {
-        api.put_secret(&vault, &format!("k/{i}"), &format!("value-{i}")).await;
+        api.put_secret(&vault, &format!("k/{i}"), &format!("value-{i}"))
+            .await;
     }
     api.put_secret(&other, "x", "other-vault").await;
     let token = api.token.clone().unwrap();
@@ -62,12 +67,28 @@ async fn rotate_then_rewrap_resumes_after_interruption_and_never_touches_ciphert
     let before = rows(dir.path()).await;
     let new_row = before.iter().find(|r| r.0 == "new").unwrap();
     assert_eq!(new_row.3, 2);
-    assert_eq!(api.get_secret(&vault, "k/3").await.expect(200)["value"], "value-3");
+    assert_eq!(
+        api.get_secret(&vault, "k/3").await.expect(200)["value"],
+        "value-3"
+    );
 
     // An interrupted rewrap: one batch of 10, then the command finishes the rest.
-    let b = api.post(&format!("/v1/vaults/{vault}/kek/rewrap"), json!({"batch_size": 10})).await.expect(200);
-    assert_eq!((b["rewrapped"].as_u64(), b["remaining"].as_u64()), (Some(10), Some(15)));
-    let (code, out, err) = kek_cli(&server, &token, &["rewrap", "--vault", &vault, "--batch", "4"]);
+    let b = api
+        .post(
+            &format!("/v1/vaults/{vault}/kek/rewrap"),
+            json!({"batch_size": 10}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(
+        (b["rewrapped"].as_u64(), b["remaining"].as_u64()),
+        (Some(10), Some(15))
+    );
+    let (code, out, err) = kek_cli(
+        &server,
+        &token,
+        &["rewrap", "--vault", &vault, "--batch", "4"],
+    );
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("15 DEKs rewrapped"), "{out}");
     let after = rows(dir.path()).await;
@@ -82,14 +103,20 @@ async fn rotate_then_rewrap_resumes_after_interruption_and_never_touches_ciphert
     let x = after.iter().find(|r| r.0 == "x").unwrap();
     assert_eq!(x.3, 1);
     for i in 0..25 {
-        assert_eq!(api.get_secret(&vault, &format!("k/{i}")).await.expect(200)["value"], format!("value-{i}"));
+        assert_eq!(
+            api.get_secret(&vault, &format!("k/{i}")).await.expect(200)["value"],
+            format!("value-{i}")
+        );
     }
     // Rewrapping everything is idempotent, across every vault the caller manages.
     let (code, out, _) = kek_cli(&server, &token, &["rewrap"]);
     assert_eq!(code, 0);
     assert!(out.contains("rewrap complete: 0 DEKs rewrapped"), "{out}");
     // Audited.
-    let ev = api.get("/v1/audit/events?action=vault.kek_rewrap").await.expect(200);
+    let ev = api
+        .get("/v1/audit/events?action=vault.kek_rewrap")
+        .await
+        .expect(200);
     assert!(ev["count"].as_u64().unwrap() >= 2);
 }
 
@@ -111,9 +138,25 @@ async fn deleting_a_vault_shreds_its_key() {
     let (root, _) = RootKey::load_or_create(None, &dir.path().join("root.key")).unwrap();
     let kms = SoftProvider::open_file(dir.path().join("keyring.sealed"), root).unwrap();
     for (path, version, kek_ref, kek_version, wrapped, _) in saved {
-        let aad = dek_wrap_aad(SecretContext { vault_id: &vault, path: &path, version: version as u64 });
-        let r = kms.unwrap(&KekRef(kek_ref), &WrappedDek { kek_version: kek_version as u32, blob: wrapped }, &aad).await;
-        assert!(matches!(r, Err(KmsError::KeyNotFound)), "{path} still unwraps");
+        let aad = dek_wrap_aad(SecretContext {
+            vault_id: &vault,
+            path: &path,
+            version: version as u64,
+        });
+        let r = kms
+            .unwrap(
+                &KekRef(kek_ref),
+                &WrappedDek {
+                    kek_version: kek_version as u32,
+                    blob: wrapped,
+                },
+                &aad,
+            )
+            .await;
+        assert!(
+            matches!(r, Err(KmsError::KeyNotFound)),
+            "{path} still unwraps"
+        );
     }
 }
 
@@ -127,11 +170,16 @@ async fn migrating_from_file_to_pkcs11_keeps_every_value_and_credential() {
     let v1 = api.create_vault("one").await;
     let v2 = api.create_vault("two").await;
     for i in 0..12 {
-        api.put_secret(&v1, &format!("a/{i}"), &format!("one-{i}")).await;
-        api.put_secret(&v2, &format!("b/{i}"), &format!("two-{i}")).await;
+        api.put_secret(&v1, &format!("a/{i}"), &format!("one-{i}"))
+            .await;
+        api.put_secret(&v2, &format!("b/{i}"), &format!("two-{i}"))
+            .await;
     }
     api.put_secret(&v1, "a/0", "one-0-v2").await;
-    let created = api.post("/v1/agents", json!({"name": "bot"})).await.expect(201);
+    let created = api
+        .post("/v1/agents", json!({"name": "bot"}))
+        .await
+        .expect(201);
     let agent_key = created["api_key"].as_str().unwrap().to_owned();
     server.stop();
 
@@ -139,42 +187,88 @@ async fn migrating_from_file_to_pkcs11_keeps_every_value_and_credential() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_strongroom"))
         .args(["kek", "migrate", "--to", "pkcs11", "--data-dir"])
         .arg(&data)
-        .envs(env.iter().filter(|(k, _)| k != "STRONGROOM_KMS_PROVIDER").cloned())
+        .envs(
+            env.iter()
+                .filter(|(k, _)| k != "STRONGROOM_KMS_PROVIDER")
+                .cloned(),
+        )
         .env_remove("STRONGROOM_KMS_PROVIDER")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // Three vaults: the two and the agent-keys vault.
     assert!(stdout.contains("3 vaults moved"), "{stdout}");
     for r in rows(&data).await {
         assert!(!r.2.is_empty());
     }
     let pool = raw_db(&data).await;
-    let providers: Vec<String> = sqlx::query_scalar("SELECT DISTINCT kek_provider FROM vaults").fetch_all(&pool).await.unwrap();
+    let providers: Vec<String> = sqlx::query_scalar("SELECT DISTINCT kek_provider FROM vaults")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
     assert_eq!(providers, ["pkcs11"]);
     pool.close().await;
 
     // A second run has nothing left to do.
     let again = std::process::Command::new(env!("CARGO_BIN_EXE_strongroom"))
-        .args(["kek", "migrate", "--to", "pkcs11", "--from", "file", "--data-dir"])
+        .args([
+            "kek",
+            "migrate",
+            "--to",
+            "pkcs11",
+            "--from",
+            "file",
+            "--data-dir",
+        ])
         .arg(&data)
-        .envs(env.iter().filter(|(k, _)| k != "STRONGROOM_KMS_PROVIDER").cloned())
+        .envs(
+            env.iter()
+                .filter(|(k, _)| k != "STRONGROOM_KMS_PROVIDER")
+                .cloned(),
+        )
         .output()
         .unwrap();
-    assert!(String::from_utf8_lossy(&again.stdout).contains("0 vaults moved"), "{}", String::from_utf8_lossy(&again.stdout));
+    assert!(
+        String::from_utf8_lossy(&again.stdout).contains("0 vaults moved"),
+        "{}",
+        String::from_utf8_lossy(&again.stdout)
+    );
 
     // The server on the token serves everything: values, logins, agent keys.
     let server = Launch::new(&data).envs(&env).start();
     let mut api = server.client();
     api.login("owner@example.com").await;
-    assert_eq!(api.get("/v1/health/hsm").await.expect(200)["provider"], "pkcs11");
+    assert_eq!(
+        api.get("/v1/health/hsm").await.expect(200)["provider"],
+        "pkcs11"
+    );
     for i in 1..12 {
-        assert_eq!(api.get_secret(&v1, &format!("a/{i}")).await.expect(200)["value"], format!("one-{i}"));
-        assert_eq!(api.get_secret(&v2, &format!("b/{i}")).await.expect(200)["value"], format!("two-{i}"));
+        assert_eq!(
+            api.get_secret(&v1, &format!("a/{i}")).await.expect(200)["value"],
+            format!("one-{i}")
+        );
+        assert_eq!(
+            api.get_secret(&v2, &format!("b/{i}")).await.expect(200)["value"],
+            format!("two-{i}")
+        );
     }
-    assert_eq!(api.get_secret(&v1, "a/0").await.expect(200)["value"], "one-0-v2");
-    assert_eq!(api.get(&format!("/v1/vaults/{v1}/secret-version/a/0/1")).await.expect(200)["value"], "one-0");
-    api.post("/v1/auth/agent-token", json!({"api_key": agent_key})).await.expect(200);
+    assert_eq!(
+        api.get_secret(&v1, "a/0").await.expect(200)["value"],
+        "one-0-v2"
+    );
+    assert_eq!(
+        api.get(&format!("/v1/vaults/{v1}/secret-version/a/0/1"))
+            .await
+            .expect(200)["value"],
+        "one-0"
+    );
+    api.post("/v1/auth/agent-token", json!({"api_key": agent_key}))
+        .await
+        .expect(200);
     api.put_secret(&v1, "after", "migration").await;
 }

@@ -81,19 +81,41 @@ pub(crate) async fn load_or_create_pepper(store: &dyn Store, kms: &dyn KeyProvid
 }
 
 /// Moves the pepper under a KEK of `target` (a no-op if it is already there).
-pub(crate) async fn migrate_pepper(store: &dyn Store, source: &dyn KeyProvider, target: &dyn KeyProvider) -> Result<()> {
-    let Some(stored) = store.setting(PEPPER_SETTING).await? else { return Ok(()) };
-    let s: StoredPepper = serde_json::from_str(&stored).map_err(|_| Error::internal("the stored API-key pepper is malformed"))?;
-    let blob = B64URL.decode(&s.wrapped).map_err(|_| Error::internal("the stored API-key pepper is malformed"))?;
-    let wrapped = WrappedDek { kek_version: s.kek_version, blob };
-    if target.unwrap(&KekRef(s.kek_ref.clone()), &wrapped, &pepper_aad()).await.is_ok() {
+pub(crate) async fn migrate_pepper(
+    store: &dyn Store,
+    source: &dyn KeyProvider,
+    target: &dyn KeyProvider,
+) -> Result<()> {
+    let Some(stored) = store.setting(PEPPER_SETTING).await? else {
+        return Ok(());
+    };
+    let s: StoredPepper = serde_json::from_str(&stored)
+        .map_err(|_| Error::internal("the stored API-key pepper is malformed"))?;
+    let blob = B64URL
+        .decode(&s.wrapped)
+        .map_err(|_| Error::internal("the stored API-key pepper is malformed"))?;
+    let wrapped = WrappedDek {
+        kek_version: s.kek_version,
+        blob,
+    };
+    if target
+        .unwrap(&KekRef(s.kek_ref.clone()), &wrapped, &pepper_aad())
+        .await
+        .is_ok()
+    {
         return Ok(());
     }
-    let pepper = source.unwrap(&KekRef(s.kek_ref.clone()), &wrapped, &pepper_aad()).await?;
+    let pepper = source
+        .unwrap(&KekRef(s.kek_ref.clone()), &wrapped, &pepper_aad())
+        .await?;
     let kek = target.create_kek(&VaultId(uuid::Uuid::nil())).await?;
     let w = target.wrap(&kek, &pepper, &pepper_aad()).await?;
-    let value = serde_json::to_string(&StoredPepper { kek_ref: kek.0, kek_version: w.kek_version, wrapped: B64URL.encode(&w.blob) })
-        .map_err(|e| Error::internal(e.to_string()))?;
+    let value = serde_json::to_string(&StoredPepper {
+        kek_ref: kek.0,
+        kek_version: w.kek_version,
+        wrapped: B64URL.encode(&w.blob),
+    })
+    .map_err(|e| Error::internal(e.to_string()))?;
     store.set_setting(PEPPER_SETTING, &value).await?;
     let _ = source.destroy_kek(&KekRef(s.kek_ref)).await;
     Ok(())

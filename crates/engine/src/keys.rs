@@ -39,19 +39,38 @@ async fn rewrap_one(
     w: &WrapRow,
 ) -> Result<bool> {
     let vault_id = w.vault_id.to_string();
-    let aad = dek_wrap_aad(SecretContext { vault_id: &vault_id, path: w.path.as_str(), version: w.version as u64 });
+    let aad = dek_wrap_aad(SecretContext {
+        vault_id: &vault_id,
+        path: w.path.as_str(),
+        version: w.version as u64,
+    });
     let dek = source
-        .unwrap(&KekRef(w.kek_ref.clone()), &WrappedDek { kek_version: w.kek_version, blob: w.wrapped_dek.clone() }, &aad)
+        .unwrap(
+            &KekRef(w.kek_ref.clone()),
+            &WrappedDek {
+                kek_version: w.kek_version,
+                blob: w.wrapped_dek.clone(),
+            },
+            &aad,
+        )
         .await?;
     let new = target.wrap(target_ref, &dek, &aad).await?;
-    Ok(store.replace_wrap(w, &target_ref.0, new.kek_version, &new.blob).await?)
+    Ok(store
+        .replace_wrap(w, &target_ref.0, new.kek_version, &new.blob)
+        .await?)
 }
 
 impl Engine {
     /// Adds a KEK version for a vault; new writes use it at once, and existing
     /// rows still unwrap under their old version until rewrapped.
-    pub async fn rotate_vault_kek(&self, who: &Principal, vault_id: VaultId) -> Result<RewrapProgress> {
-        let (mut vault, _) = self.vault_for(who, vault_id, Action::DeleteVault, None).await?;
+    pub async fn rotate_vault_kek(
+        &self,
+        who: &Principal,
+        vault_id: VaultId,
+    ) -> Result<RewrapProgress> {
+        let (mut vault, _) = self
+            .vault_for(who, vault_id, Action::DeleteVault, None)
+            .await?;
         let version = self.kms.rotate_kek(&KekRef(vault.kek_ref.clone())).await?;
         vault.kek_version = version;
         let audit = AuditRecord::new(
@@ -64,17 +83,35 @@ impl Engine {
             ip_of(who),
         );
         self.store.set_vault_kek(&vault, Some(&audit)).await?;
-        let remaining = self.store.count_stale_wraps(vault.id, &vault.kek_ref, version).await?;
-        Ok(RewrapProgress { rewrapped: 0, remaining, kek_version: version })
+        let remaining = self
+            .store
+            .count_stale_wraps(vault.id, &vault.kek_ref, version)
+            .await?;
+        Ok(RewrapProgress {
+            rewrapped: 0,
+            remaining,
+            kek_version: version,
+        })
     }
 
     /// Rewraps up to `batch` of a vault's DEKs under its newest KEK version.
-    pub async fn rewrap_vault(&self, who: &Principal, vault_id: VaultId, batch: u32) -> Result<RewrapProgress> {
-        let (vault, _) = self.vault_for(who, vault_id, Action::DeleteVault, None).await?;
+    pub async fn rewrap_vault(
+        &self,
+        who: &Principal,
+        vault_id: VaultId,
+        batch: u32,
+    ) -> Result<RewrapProgress> {
+        let (vault, _) = self
+            .vault_for(who, vault_id, Action::DeleteVault, None)
+            .await?;
         let batch = batch.clamp(1, 1000);
         let kek = KekRef(vault.kek_ref.clone());
         let mut done = 0u64;
-        for w in self.store.stale_wraps(vault.id, &vault.kek_ref, vault.kek_version, batch).await? {
+        for w in self
+            .store
+            .stale_wraps(vault.id, &vault.kek_ref, vault.kek_version, batch)
+            .await?
+        {
             if rewrap_one(&*self.store, &*self.kms, &*self.kms, &kek, &w).await? {
                 done += 1;
             }
@@ -92,8 +129,15 @@ impl Engine {
                 ))
                 .await?;
         }
-        let remaining = self.store.count_stale_wraps(vault.id, &vault.kek_ref, vault.kek_version).await?;
-        Ok(RewrapProgress { rewrapped: done, remaining, kek_version: vault.kek_version })
+        let remaining = self
+            .store
+            .count_stale_wraps(vault.id, &vault.kek_ref, vault.kek_version)
+            .await?;
+        Ok(RewrapProgress {
+            rewrapped: done,
+            remaining,
+            kek_version: vault.kek_version,
+        })
     }
 }
 
@@ -136,7 +180,9 @@ impl Migration<'_> {
     /// Moves every vault; `progress(n)` is called after each batch of `n` DEKs.
     pub async fn run(&self, mut progress: impl FnMut(u64)) -> Result<MigrationSummary> {
         if self.source.name() == self.target.name() {
-            return Err(Error::invalid("the source and target providers are the same"));
+            return Err(Error::invalid(
+                "the source and target providers are the same",
+            ));
         }
         crate::credentials::migrate_pepper(self.store, self.source, self.target).await?;
         let mut summary = MigrationSummary::default();
@@ -151,7 +197,11 @@ impl Migration<'_> {
         Ok(summary)
     }
 
-    async fn migrate_vault(&self, mut vault: VaultRow, progress: &mut impl FnMut(u64)) -> Result<u64> {
+    async fn migrate_vault(
+        &self,
+        mut vault: VaultRow,
+        progress: &mut impl FnMut(u64),
+    ) -> Result<u64> {
         // Record the target KEK before using it, so an interruption resumes with it.
         let target_ref = match &vault.pending_kek_ref {
             Some(r) => KekRef(r.clone()),
@@ -165,7 +215,10 @@ impl Migration<'_> {
         let mut moved = 0;
         loop {
             // Rows not yet under the target KEK (a new KEK has only version 1).
-            let page: Vec<WrapRow> = self.store.stale_wraps(vault.id, &target_ref.0, 1, 500).await?;
+            let page: Vec<WrapRow> = self
+                .store
+                .stale_wraps(vault.id, &target_ref.0, 1, 500)
+                .await?;
             if page.is_empty() {
                 break;
             }

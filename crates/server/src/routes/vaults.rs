@@ -88,10 +88,19 @@ pub struct RewrapRequest {
 /// Adds a KEK version (Strongroom extension). New writes use it at once.
 #[utoipa::path(post, path = "/v1/vaults/{vault_id}/kek/rotate", tag = "keys", params(("vault_id" = String, Path)),
     responses((status = 200, body = KekResponse)), security(("bearer" = [])))]
-pub async fn rotate_kek(State(s): State<AppState>, Auth(p): Auth, Path(id): Path<String>) -> ApiResult<Json<KekResponse>> {
+pub async fn rotate_kek(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<KekResponse>> {
     let id = vault_id(&id)?;
     let r = s.engine.rotate_vault_kek(&p, id).await?;
-    Ok(Json(KekResponse { vault_id: id.to_string(), kek_version: r.kek_version, rewrapped: 0, remaining: r.remaining }))
+    Ok(Json(KekResponse {
+        vault_id: id.to_string(),
+        kek_version: r.kek_version,
+        rewrapped: 0,
+        remaining: r.remaining,
+    }))
 }
 
 /// Rewraps a batch of the vault's DEKs under its newest KEK version (Strongroom
@@ -105,6 +114,14 @@ pub async fn rewrap_kek(
     crate::extract::OptionalJson(req): crate::extract::OptionalJson<RewrapRequest>,
 ) -> ApiResult<Json<KekResponse>> {
     let id = vault_id(&id)?;
-    let r = s.engine.rewrap_vault(&p, id, req.batch_size.unwrap_or(200)).await?;
-    Ok(Json(KekResponse { vault_id: id.to_string(), kek_version: r.kek_version, rewrapped: r.rewrapped, remaining: r.remaining }))
+    let r = s
+        .engine
+        .rewrap_vault(&p, id, req.batch_size.unwrap_or(200))
+        .await?;
+    Ok(Json(KekResponse {
+        vault_id: id.to_string(),
+        kek_version: r.kek_version,
+        rewrapped: r.rewrapped,
+        remaining: r.remaining,
+    }))
 }
