@@ -718,6 +718,21 @@ async fn ip_allowlist_is_enforced_on_the_client_address() {
         &value,
         "no client address under an IPv6 allowlist",
     );
+
+    // `"conditions": null` clears them: every address reads again. A missing
+    // field leaves them alone.
+    h.update_policy(&v, &pid, json!({"permissions": ["read"]}))
+        .await;
+    let r = h.read_from(&a.token, &v, "net/db", ip("192.168.1.1")).await;
+    refused(
+        &r,
+        StatusCode::FORBIDDEN,
+        &value,
+        "conditions kept when the field is absent",
+    );
+    h.update_policy(&v, &pid, json!({"conditions": null})).await;
+    let r = h.read_from(&a.token, &v, "net/db", ip("192.168.1.1")).await;
+    reads(&r, &value, "no allowlist after conditions: null");
 }
 
 #[tokio::test]

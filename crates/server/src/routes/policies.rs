@@ -162,7 +162,8 @@ pub async fn list_policies(
 pub struct UpdatePolicyRequest {
     #[serde(default)]
     permissions: Option<Vec<String>>,
-    #[serde(default)]
+    /// Absent: unchanged; `null`: cleared.
+    #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<Object>)]
     conditions: Option<Value>,
     #[serde(default, deserialize_with = "expiry")]
@@ -175,6 +176,11 @@ pub struct UpdatePolicyRequest {
     #[serde(flatten)]
     #[schema(value_type = Object)]
     extra: Map<String, Value>,
+}
+
+/// A present field, even `null`, is `Some` (`null` becomes `Value::Null`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
 }
 
 fn expiry<'de, D: serde::Deserializer<'de>>(
