@@ -43,6 +43,11 @@ pub struct GcpConfig {
     /// Plain `http://` is accepted only for a loopback host (tests).
     #[serde(default)]
     pub endpoint: Option<String>,
+    /// Send no credentials at all (default false). For tests against a local
+    /// Cloud KMS stand-in only: refused unless `endpoint` is a plain
+    /// `http://` loopback address, and together with `credentials_file`.
+    #[serde(default)]
+    pub anonymous: bool,
     /// Timeout of each attempt of each call, in milliseconds (default 10000).
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
@@ -76,6 +81,7 @@ impl GcpConfig {
             signing_key_version: signing_key_version.into(),
             credentials_file: None,
             endpoint: None,
+            anonymous: false,
             timeout_ms: default_timeout_ms(),
             max_retries: default_max_retries(),
         }
@@ -122,6 +128,18 @@ impl GcpConfig {
         }
         if let Some(e) = &self.endpoint {
             check_endpoint(e).or_else(bad)?;
+        }
+        if self.anonymous {
+            if self.credentials_file.is_some() {
+                return bad("anonymous = true and credentials_file exclude each other".into());
+            }
+            if !self.endpoint.as_deref().is_some_and(is_loopback_http) {
+                return bad(
+                    "anonymous = true is for tests against a local stand-in only: \
+                     it needs endpoint = \"http://127.0.0.1:PORT\" (a plain http:// loopback address)"
+                        .into(),
+                );
+            }
         }
         Ok(())
     }
@@ -172,28 +190,32 @@ fn parse_version_number(n: &str) -> Option<u32> {
 /// HTTPS anywhere; plain HTTP only to this machine, so a bearer token never
 /// crosses a network in the clear.
 fn check_endpoint(e: &str) -> Result<(), String> {
-    if e.starts_with("https://") {
+    if e.starts_with("https://") || is_loopback_http(e) {
         return Ok(());
     }
-    if let Some(rest) = e.strip_prefix("http://") {
-        let host_port = rest.split('/').next().unwrap_or("");
-        let host = if let Some(v6) = host_port.strip_prefix('[') {
-            v6.split(']').next().unwrap_or("")
-        } else {
-            host_port.split(':').next().unwrap_or("")
-        };
-        let loopback = host == "localhost"
-            || host
-                .parse::<std::net::IpAddr>()
-                .is_ok_and(|ip| ip.is_loopback());
-        if loopback {
-            return Ok(());
-        }
+    if e.starts_with("http://") {
         return Err(format!(
             "endpoint {e:?}: plain http:// is only allowed to a loopback address"
         ));
     }
     Err(format!("endpoint {e:?} must start with https://"))
+}
+
+/// A plain `http://` URL to this machine (`localhost`, 127.0.0.0/8, `[::1]`).
+fn is_loopback_http(e: &str) -> bool {
+    let Some(rest) = e.strip_prefix("http://") else {
+        return false;
+    };
+    let host_port = rest.split('/').next().unwrap_or("");
+    let host = if let Some(v6) = host_port.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("")
+    } else {
+        host_port.split(':').next().unwrap_or("")
+    };
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]
@@ -271,5 +293,44 @@ mod tests {
             c.endpoint = Some(endpoint.into());
             assert_eq!(c.validate().is_ok(), good, "{endpoint}");
         }
+    }
+
+    #[test]
+    fn anonymous_is_only_for_a_loopback_stand_in() {
+        let ok = GcpConfig::new("p", "global", "r", V);
+        assert!(!ok.anonymous, "off by default");
+        let mut c = ok.clone();
+        c.anonymous = true;
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("anonymous"), "no endpoint: {err}");
+        for (endpoint, good) in [
+            ("http://127.0.0.1:5999", true),
+            ("http://localhost:5999/", true),
+            ("http://[::1]:5999", true),
+            ("https://cloudkms.googleapis.com", false),
+            ("https://127.0.0.1:5999", false),
+            ("http://10.0.0.8:5999", false),
+            ("http://kms.example.com", false),
+            ("http://127.0.0.1.example.com", false),
+        ] {
+            let mut c = ok.clone();
+            c.anonymous = true;
+            c.endpoint = Some(endpoint.into());
+            assert_eq!(c.validate().is_ok(), good, "{endpoint}");
+        }
+        let mut c = ok.clone();
+        c.anonymous = true;
+        c.endpoint = Some("http://127.0.0.1:5999".into());
+        c.credentials_file = Some("/etc/strongroom/sa.json".into());
+        assert!(c.validate().is_err(), "anonymous and a key file");
+        // From a config file.
+        let c: GcpConfig = serde_json::from_value(serde_json::json!({
+            "project": "p", "location": "global", "key_ring": "r",
+            "signing_key_version": V, "anonymous": true,
+            "endpoint": "http://127.0.0.1:5999",
+        }))
+        .unwrap();
+        assert!(c.anonymous);
+        c.validate().unwrap();
     }
 }

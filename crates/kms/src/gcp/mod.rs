@@ -89,14 +89,22 @@ impl std::fmt::Debug for GcpKmsProvider {
 
 impl GcpKmsProvider {
     /// Connects with the configured credentials: `credentials_file` if set,
-    /// else Application Default Credentials (`GOOGLE_APPLICATION_CREDENTIALS`,
-    /// then the metadata server). Fetches the signing public key, so a wrong
+    /// none if `anonymous` (a loopback stand-in in tests), else Application
+    /// Default Credentials (`GOOGLE_APPLICATION_CREDENTIALS`, then the
+    /// metadata server). Fetches the signing public key, so a wrong
     /// key name, a missing permission or an unreachable API fails here, at
     /// start-up.
     pub async fn connect(cfg: GcpConfig) -> Result<Self, KmsError> {
         cfg.validate()?;
         let credentials = match &cfg.credentials_file {
             Some(path) => Some(service_account_credentials(path)?),
+            // `validate` allows this only with a plain-http loopback endpoint.
+            None if cfg.anonymous => {
+                tracing::warn!(
+                    "[kms.gcp] anonymous = true: no credentials are sent (tests against a local stand-in only)"
+                );
+                Some(google_cloud_auth::credentials::anonymous::Builder::new().build())
+            }
             None => None,
         };
         Self::build(cfg, credentials).await
