@@ -79,14 +79,8 @@ struct Client {
 }
 
 impl Client {
-    async fn post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
-        let r = self
-            .http
-            .post(format!("{}{}", self.base.trim_end_matches('/'), path))
-            .bearer_auth(&self.token)
-            .json(&body)
-            .send()
-            .await?;
+    async fn send(&self, req: reqwest::RequestBuilder, path: &str) -> anyhow::Result<Value> {
+        let r = req.bearer_auth(&self.token).send().await?;
         let status = r.status();
         let v: Value = r.json().await.unwrap_or(Value::Null);
         if !status.is_success() {
@@ -97,22 +91,15 @@ impl Client {
         }
         Ok(v)
     }
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base.trim_end_matches('/'), path)
+    }
+    async fn post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
+        self.send(self.http.post(self.url(path)).json(&body), path)
+            .await
+    }
     async fn get(&self, path: &str) -> anyhow::Result<Value> {
-        let r = self
-            .http
-            .get(format!("{}{}", self.base.trim_end_matches('/'), path))
-            .bearer_auth(&self.token)
-            .send()
-            .await?;
-        let status = r.status();
-        let v: Value = r.json().await.unwrap_or(Value::Null);
-        if !status.is_success() {
-            bail!(
-                "{path}: HTTP {status}: {}",
-                v["detail"].as_str().unwrap_or("no detail")
-            );
-        }
-        Ok(v)
+        self.send(self.http.get(self.url(path)), path).await
     }
 }
 
