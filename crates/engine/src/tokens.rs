@@ -70,7 +70,15 @@ pub struct TokenService {
     public: SigningPublicKey,
     decoding: DecodingKey,
     validation: Validation,
+    /// Tokens whose signature already verified, by SHA-256 of the whole token,
+    /// until they expire: the hot path skips the Ed25519 verification. Only the
+    /// exact same token string hits; revocation and the principal's state are
+    /// checked on every request regardless.
+    verified: std::sync::Mutex<std::collections::HashMap<[u8; 32], Claims>>,
 }
+
+/// How many verified tokens are remembered.
+const VERIFIED_CACHE_MAX: usize = 10_000;
 
 /// A freshly issued token.
 pub struct IssuedToken {
@@ -102,6 +110,7 @@ impl TokenService {
             public,
             decoding,
             validation,
+            verified: std::sync::Mutex::new(std::collections::HashMap::new()),
         }
     }
 
@@ -156,12 +165,30 @@ impl TokenService {
         if token.len() > 8192 {
             return Err(bad());
         }
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let key: [u8; 32] = {
+            use sha2::Digest;
+            sha2::Sha256::digest(token.as_bytes()).into()
+        };
+        if let Some(c) = self.verified.lock().expect("token cache").get(&key)
+            && c.exp + (self.validation.leeway as i64) > now
+        {
+            return Ok(c.clone());
+        }
         let header = decode_header(token).map_err(|_| bad())?;
         if header.alg != Algorithm::EdDSA || header.kid.as_deref() != Some(self.public.kid.as_str())
         {
             return Err(bad());
         }
         let data = decode::<Claims>(token, &self.decoding, &self.validation).map_err(|_| bad())?;
+        let mut cache = self.verified.lock().expect("token cache");
+        if cache.len() >= VERIFIED_CACHE_MAX {
+            cache.retain(|_, c| c.exp > now);
+            if cache.len() >= VERIFIED_CACHE_MAX {
+                cache.clear();
+            }
+        }
+        cache.insert(key, data.claims.clone());
         Ok(data.claims)
     }
 

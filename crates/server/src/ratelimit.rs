@@ -27,8 +27,8 @@ pub struct AuthRateLimit {
 impl Default for AuthRateLimit {
     fn default() -> Self {
         AuthRateLimit {
-            per_second: 5,
-            burst: 20,
+            per_second: 10,
+            burst: 50,
         }
     }
 }

@@ -11,7 +11,7 @@ use strongroom_core::{OrgId, Role, Subject, UserId, VaultId};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{SqliteStore, commit, insert_audit, json, map_err, parse, user_row};
+use super::{SqliteStore, insert_audit, json, map_err, parse, user_row};
 use crate::*;
 
 fn corrupt(what: &str) -> StoreError {
@@ -168,7 +168,7 @@ impl SqliteStore {
         .await
         .map_err(map_err)?;
         insert_audit(&mut tx, audit).await?;
-        commit(tx).await
+        self.commit(tx).await
     }
 
     pub(super) async fn invitation_impl(&self, email: &str) -> StoreResult<Option<InvitationRow>> {
@@ -220,7 +220,7 @@ impl SqliteStore {
         .await
         .map_err(map_err)?;
         insert_audit(&mut tx, audit).await?;
-        commit(tx).await
+        self.commit(tx).await
     }
 
     pub(super) async fn list_users_impl(&self, org: OrgId) -> StoreResult<Vec<UserRow>> {
@@ -265,7 +265,7 @@ impl SqliteStore {
             .await
             .map_err(map_err)?;
         insert_audit(&mut tx, audit).await?;
-        commit(tx).await?;
+        self.commit(tx).await?;
         Ok(true)
     }
 
@@ -303,7 +303,7 @@ impl SqliteStore {
                 .map_err(map_err)?;
         }
         insert_audit(&mut tx, audit).await?;
-        commit(tx).await?;
+        self.commit(tx).await?;
         Ok(true)
     }
 
@@ -365,7 +365,7 @@ impl SqliteStore {
             .await
             .map_err(map_err)?;
         insert_audit(&mut tx, audit).await?;
-        commit(tx).await
+        self.commit(tx).await
     }
 
     pub(super) async fn create_agent_impl(
@@ -402,7 +402,7 @@ impl SqliteStore {
         .await
         .map_err(map_err)?;
         insert_audit(&mut tx, audit).await?;
-        commit(tx).await
+        self.commit(tx).await
     }
 
     pub(super) async fn agent_where(
@@ -471,7 +471,7 @@ impl SqliteStore {
             return Ok(false);
         }
         insert_audit(&mut tx, audit).await?;
-        commit(tx).await?;
+        self.commit(tx).await?;
         Ok(true)
     }
 
@@ -499,7 +499,7 @@ impl SqliteStore {
         .await
         .map_err(map_err)?;
         insert_audit(&mut tx, audit).await?;
-        commit(tx).await
+        self.commit(tx).await
     }
 
     pub(super) async fn api_key_by_prefix_impl(
@@ -545,7 +545,7 @@ impl SqliteStore {
             return Ok(false);
         }
         insert_audit(&mut tx, audit).await?;
-        commit(tx).await?;
+        self.commit(tx).await?;
         Ok(true)
     }
 
@@ -579,7 +579,7 @@ impl SqliteStore {
         .await
         .map_err(map_err)?;
         insert_audit(&mut tx, audit).await?;
-        commit(tx).await
+        self.commit(tx).await
     }
 
     pub(super) async fn policy_impl(&self, id: Uuid) -> StoreResult<Option<PolicyRow>> {
@@ -651,7 +651,7 @@ impl SqliteStore {
             return Ok(false);
         }
         insert_audit(&mut tx, audit).await?;
-        commit(tx).await?;
+        self.commit(tx).await?;
         Ok(true)
     }
 
@@ -671,7 +671,7 @@ impl SqliteStore {
             return Ok(false);
         }
         insert_audit(&mut tx, audit).await?;
-        commit(tx).await?;
+        self.commit(tx).await?;
         Ok(true)
     }
 
@@ -698,7 +698,7 @@ impl SqliteStore {
             .fetch_one(&mut *tx)
             .await
             .map_err(map_err)?;
-        commit(tx).await?;
+        self.commit(tx).await?;
         Ok(v)
     }
 }

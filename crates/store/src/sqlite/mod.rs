@@ -24,12 +24,17 @@ use strongroom_core::{OrgId, Role, SecretId, SecretPath, Subject, UserId, VaultI
 
 use crate::*;
 
+mod group_sync;
 mod identity;
 
 /// SQLite-backed [`Store`].
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    /// Runs checkpoints with `synchronous=FULL` (see [`group_sync`]).
+    checkpointer: SqlitePool,
+    sync: group_sync::GroupSync,
+    checkpoint_task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 fn map_err(e: sqlx::Error) -> StoreError {
@@ -54,10 +59,16 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(5))
             .foreign_keys(true);
+        // The writer never syncs or checkpoints by itself: commits are made
+        // durable by the group fsync, the database file by the checkpointer.
+        let writer_opts = opts
+            .clone()
+            .synchronous(SqliteSynchronous::Off)
+            .pragma("wal_autocheckpoint", "0");
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(10))
-            .connect_with(opts.clone())
+            .connect_with(writer_opts)
             .await
             .map_err(map_err)?;
         sqlx::migrate!("./migrations/sqlite")
@@ -67,18 +78,65 @@ impl SqliteStore {
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(10))
+            .connect_with(opts.clone().pragma("wal_autocheckpoint", "0"))
+            .await
+            .map_err(map_err)?;
+        let checkpointer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(10))
             .connect_with(opts)
             .await
             .map_err(map_err)?;
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        let store = SqliteStore {
+            writer,
+            reader,
+            checkpointer: checkpointer.clone(),
+            sync: group_sync::GroupSync::new(wal.into()),
+            checkpoint_task: std::sync::Mutex::new(None),
+        };
+        // The migrations' own commits.
+        store.sync.durable().await?;
         // Owner-only permissions on the database and its journals.
         restrict_permissions(path);
-        Ok(SqliteStore { writer, reader })
+        let task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                    .execute(&checkpointer)
+                    .await
+                {
+                    tracing::warn!(error = %e, "WAL checkpoint failed");
+                }
+            }
+        });
+        *store.checkpoint_task.lock().expect("lock") = Some(task);
+        Ok(store)
     }
 
-    /// Closes both pools, flushing the WAL.
+    /// Closes the pools: a final synced checkpoint, then the WAL is removed.
     pub async fn close(&self) {
+        if let Some(t) = self.checkpoint_task.lock().expect("lock").take() {
+            t.abort();
+        }
         self.reader.close().await;
         self.writer.close().await;
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.checkpointer)
+            .await
+        {
+            tracing::warn!(error = %e, "final WAL checkpoint failed");
+        }
+        // The last connection to close runs with synchronous=FULL.
+        self.checkpointer.close().await;
+    }
+
+    /// Commits a write transaction and waits until it is on disk.
+    async fn commit(&self, tx: Transaction<'static, Sqlite>) -> StoreResult<()> {
+        tx.commit().await.map_err(map_err)?;
+        self.sync.durable().await
     }
 
     async fn tx(&self) -> StoreResult<Transaction<'static, Sqlite>> {
@@ -206,10 +264,6 @@ fn checkpoint_row(r: &SqliteRow) -> StoreResult<Checkpoint> {
         kid: r.try_get("kid").map_err(map_err)?,
         signature: r.try_get("signature").map_err(map_err)?,
     })
-}
-
-async fn commit(tx: Transaction<'static, Sqlite>) -> StoreResult<()> {
-    tx.commit().await.map_err(map_err)
 }
 
 fn parse<T: FromStr>(row: &SqliteRow, col: &str) -> StoreResult<T> {
@@ -340,7 +394,7 @@ impl Store for SqliteStore {
         .await
         .map_err(map_err)?;
         insert_audit(&mut tx, audit).await?;
-        commit(tx).await
+        self.commit(tx).await
     }
 
     async fn user_by_email(&self, email: &str) -> StoreResult<Option<UserRow>> {
@@ -385,7 +439,7 @@ impl Store for SqliteStore {
         .await
         .map_err(map_err)?;
         insert_audit(&mut tx, audit).await?;
-        commit(tx).await
+        self.commit(tx).await
     }
 
     async fn vault(&self, id: VaultId) -> StoreResult<Option<VaultRow>> {
@@ -433,7 +487,7 @@ impl Store for SqliteStore {
             return Ok(false);
         }
         insert_audit(&mut tx, audit).await?;
-        commit(tx).await?;
+        self.commit(tx).await?;
         Ok(true)
     }
 
@@ -530,7 +584,7 @@ impl Store for SqliteStore {
         .await
         .map_err(map_err)?;
         insert_audit(&mut tx, audit).await?;
-        commit(tx).await
+        self.commit(tx).await
     }
 
     async fn version(
@@ -577,7 +631,7 @@ impl Store for SqliteStore {
             return Ok(false);
         }
         insert_audit(&mut tx, audit).await?;
-        commit(tx).await?;
+        self.commit(tx).await?;
         Ok(true)
     }
 
@@ -585,12 +639,14 @@ impl Store for SqliteStore {
         sqlx::query(
             "SELECT v.secret_id, v.version, v.vault_id, v.path, v.type, v.metadata, v.expires_at, v.disabled, v.created_by, v.created_at
              FROM secrets s JOIN secret_versions v ON v.secret_id = s.id AND v.version = s.latest_version
-             WHERE s.vault_id = ? AND s.deleted_at IS NULL AND substr(s.path, 1, length(?)) = ?
+             WHERE s.vault_id = ? AND s.path >= ? AND s.path < ? AND s.deleted_at IS NULL
              ORDER BY s.path",
         )
         .bind(vault.to_string())
         .bind(prefix)
-        .bind(prefix)
+        // Every string starting with `prefix` sorts below prefix + U+10FFFF
+        // (byte order), so the (vault_id, path) index serves the range.
+        .bind(format!("{prefix}\u{10FFFF}"))
         .fetch_all(&self.reader)
         .await
         .map_err(map_err)?
@@ -633,7 +689,7 @@ impl Store for SqliteStore {
             return Ok(false);
         }
         insert_audit(&mut tx, audit).await?;
-        commit(tx).await?;
+        self.commit(tx).await?;
         Ok(true)
     }
 
@@ -647,13 +703,13 @@ impl Store for SqliteStore {
             .await
             .map_err(map_err)?;
         insert_audit(&mut tx, audit).await?;
-        commit(tx).await
+        self.commit(tx).await
     }
 
     async fn append_audit(&self, audit: &AuditRecord) -> StoreResult<()> {
         let mut tx = self.tx().await?;
         insert_audit(&mut tx, audit).await?;
-        commit(tx).await
+        self.commit(tx).await
     }
 
     async fn audit_query(&self, q: &AuditQuery) -> StoreResult<(Vec<ChainedEvent>, u64)> {
@@ -747,7 +803,7 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(map_err)?;
-        commit(tx).await
+        self.commit(tx).await
     }
 
     async fn checkpoints(&self, org: &str) -> StoreResult<Vec<Checkpoint>> {
@@ -789,7 +845,7 @@ impl Store for SqliteStore {
         if let Some(a) = audit {
             insert_audit(&mut tx, a).await?;
         }
-        commit(tx).await
+        self.commit(tx).await
     }
 
     async fn stale_wraps(
@@ -869,7 +925,7 @@ impl Store for SqliteStore {
         .await
         .map_err(map_err)?
         .rows_affected();
-        commit(tx).await?;
+        self.commit(tx).await?;
         Ok(n == 1)
     }
 
@@ -977,7 +1033,7 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
-        commit(tx).await
+        self.commit(tx).await
     }
     async fn init_setting(&self, name: &str, value: &str) -> StoreResult<String> {
         self.init_setting_impl(name, value).await
