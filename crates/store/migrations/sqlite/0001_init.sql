@@ -88,15 +88,6 @@ CREATE TABLE audit_events (
 ) WITHOUT ROWID;
 CREATE INDEX audit_events_time ON audit_events(org_id, created_at);
 
--- The head of each organisation's chain, updated in the same transaction as
--- the append (a row lock on it serializes appends per organisation).
-CREATE TABLE audit_heads (
-    org_id    TEXT PRIMARY KEY,
-    seq       INTEGER NOT NULL,
-    event_id  TEXT NOT NULL,
-    hash      TEXT NOT NULL
-);
-
 -- Signed statements of a chain head.
 CREATE TABLE audit_checkpoints (
     org_id      TEXT NOT NULL,

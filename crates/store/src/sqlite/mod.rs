@@ -154,7 +154,7 @@ fn restrict_permissions(db: &Path) {
 }
 
 /// Appends a record to its organisation's chain: reads the head, hashes the
-/// event over the previous hash, inserts it and moves the head — all inside the
+/// event over the previous hash and inserts it — all inside the
 /// caller's transaction, so the chain and the change commit together.
 async fn insert_audit(tx: &mut Transaction<'static, Sqlite>, a: &AuditRecord) -> StoreResult<()> {
     // Benchmark builds only: measure what the audit log costs. Never in a release.
@@ -164,7 +164,11 @@ async fn insert_audit(tx: &mut Transaction<'static, Sqlite>, a: &AuditRecord) ->
         return Ok(());
     }
     let org = a.org_id.to_string();
-    let head = sqlx::query("SELECT seq, event_id, hash FROM audit_heads WHERE org_id = ?")
+    // The chain's head is its newest event (the (org_id, seq) primary key
+    // serves this; the single writer serializes appends).
+    let head = sqlx::query(
+        "SELECT seq, id AS event_id, integrity_hash AS hash FROM audit_events WHERE org_id = ? ORDER BY seq DESC LIMIT 1",
+    )
         .bind(&org)
         .fetch_optional(&mut **tx)
         .await
@@ -174,8 +178,8 @@ async fn insert_audit(tx: &mut Transaction<'static, Sqlite>, a: &AuditRecord) ->
         Some(r) => {
             let seq: i64 = r.try_get("seq").map_err(map_err)?;
             let hash: String = r.try_get("hash").map_err(map_err)?;
-            let hash =
-                parse_hash(&hash).ok_or_else(|| StoreError::Corrupt("audit_heads.hash".into()))?;
+            let hash = parse_hash(&hash)
+                .ok_or_else(|| StoreError::Corrupt("audit_events.integrity_hash".into()))?;
             (
                 seq as u64,
                 Some(r.try_get::<String, _>("event_id").map_err(map_err)?),
@@ -216,17 +220,6 @@ async fn insert_audit(tx: &mut Transaction<'static, Sqlite>, a: &AuditRecord) ->
     .bind(&e.ip_address)
     .bind(e.created_at_us)
     .bind(&e.prev_event_id)
-    .bind(&e.integrity_hash)
-    .execute(&mut **tx)
-    .await
-    .map_err(map_err)?;
-    sqlx::query(
-        "INSERT INTO audit_heads (org_id, seq, event_id, hash) VALUES (?, ?, ?, ?)
-         ON CONFLICT (org_id) DO UPDATE SET seq = excluded.seq, event_id = excluded.event_id, hash = excluded.hash",
-    )
-    .bind(&e.org_id)
-    .bind(e.seq as i64)
-    .bind(&e.id)
     .bind(&e.integrity_hash)
     .execute(&mut **tx)
     .await
@@ -770,11 +763,15 @@ impl Store for SqliteStore {
     }
 
     async fn audit_heads(&self) -> StoreResult<Vec<AuditHead>> {
-        let rows =
-            sqlx::query("SELECT org_id, seq, event_id, hash FROM audit_heads ORDER BY org_id")
-                .fetch_all(&self.reader)
-                .await
-                .map_err(map_err)?;
+        let rows = sqlx::query(
+            "SELECT e.org_id, e.seq, e.id AS event_id, e.integrity_hash AS hash FROM audit_events e
+                 JOIN (SELECT org_id, MAX(seq) AS seq FROM audit_events GROUP BY org_id) m
+                   ON e.org_id = m.org_id AND e.seq = m.seq
+                 ORDER BY e.org_id",
+        )
+        .fetch_all(&self.reader)
+        .await
+        .map_err(map_err)?;
         rows.iter()
             .map(|r| {
                 Ok(AuditHead {
