@@ -73,7 +73,7 @@ CREATE INDEX secret_versions_vault ON secret_versions(vault_id);
 CREATE TABLE audit_events (
     org_id          TEXT NOT NULL,
     seq             INTEGER NOT NULL,
-    id              TEXT NOT NULL UNIQUE,
+    id              TEXT NOT NULL,     -- UUIDv7; not indexed: every append would pay for it
     actor_type      TEXT NOT NULL,
     actor_id        TEXT NOT NULL,
     action          TEXT NOT NULL,
@@ -86,7 +86,8 @@ CREATE TABLE audit_events (
     integrity_hash  TEXT NOT NULL,
     PRIMARY KEY (org_id, seq)
 ) WITHOUT ROWID;
-CREATE INDEX audit_events_time ON audit_events(org_id, created_at);
+-- No secondary indexes: each one would add a page write to every audited
+-- request. Queries by time or actor scan one organisation's chain.
 
 -- Signed statements of a chain head.
 CREATE TABLE audit_checkpoints (

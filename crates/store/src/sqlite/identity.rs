@@ -11,7 +11,7 @@ use strongroom_core::{OrgId, Role, Subject, UserId, VaultId};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{SqliteStore, insert_audit, json, map_err, parse, user_row};
+use super::{SqliteStore, json, map_err, parse, user_row};
 use crate::*;
 
 fn corrupt(what: &str) -> StoreError {
@@ -167,7 +167,7 @@ impl SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(map_err)?;
-        insert_audit(&mut tx, audit).await?;
+        self.insert_audit(&mut tx, audit).await?;
         self.commit(tx).await
     }
 
@@ -219,7 +219,7 @@ impl SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(map_err)?;
-        insert_audit(&mut tx, audit).await?;
+        self.insert_audit(&mut tx, audit).await?;
         self.commit(tx).await
     }
 
@@ -264,7 +264,7 @@ impl SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
-        insert_audit(&mut tx, audit).await?;
+        self.insert_audit(&mut tx, audit).await?;
         self.commit(tx).await?;
         Ok(true)
     }
@@ -302,7 +302,7 @@ impl SqliteStore {
                 .await
                 .map_err(map_err)?;
         }
-        insert_audit(&mut tx, audit).await?;
+        self.insert_audit(&mut tx, audit).await?;
         self.commit(tx).await?;
         Ok(true)
     }
@@ -364,7 +364,7 @@ impl SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
-        insert_audit(&mut tx, audit).await?;
+        self.insert_audit(&mut tx, audit).await?;
         self.commit(tx).await
     }
 
@@ -401,7 +401,7 @@ impl SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(map_err)?;
-        insert_audit(&mut tx, audit).await?;
+        self.insert_audit(&mut tx, audit).await?;
         self.commit(tx).await
     }
 
@@ -470,7 +470,7 @@ impl SqliteStore {
         if n != 1 {
             return Ok(false);
         }
-        insert_audit(&mut tx, audit).await?;
+        self.insert_audit(&mut tx, audit).await?;
         self.commit(tx).await?;
         Ok(true)
     }
@@ -498,7 +498,7 @@ impl SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(map_err)?;
-        insert_audit(&mut tx, audit).await?;
+        self.insert_audit(&mut tx, audit).await?;
         self.commit(tx).await
     }
 
@@ -544,7 +544,7 @@ impl SqliteStore {
         if n != 1 {
             return Ok(false);
         }
-        insert_audit(&mut tx, audit).await?;
+        self.insert_audit(&mut tx, audit).await?;
         self.commit(tx).await?;
         Ok(true)
     }
@@ -578,7 +578,7 @@ impl SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(map_err)?;
-        insert_audit(&mut tx, audit).await?;
+        self.insert_audit(&mut tx, audit).await?;
         self.commit(tx).await
     }
 
@@ -650,7 +650,7 @@ impl SqliteStore {
         if n != 1 {
             return Ok(false);
         }
-        insert_audit(&mut tx, audit).await?;
+        self.insert_audit(&mut tx, audit).await?;
         self.commit(tx).await?;
         Ok(true)
     }
@@ -670,7 +670,7 @@ impl SqliteStore {
         if n != 1 {
             return Ok(false);
         }
-        insert_audit(&mut tx, audit).await?;
+        self.insert_audit(&mut tx, audit).await?;
         self.commit(tx).await?;
         Ok(true)
     }

@@ -35,6 +35,20 @@ pub struct SqliteStore {
     checkpointer: SqlitePool,
     sync: group_sync::GroupSync,
     checkpoint_task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Committed chain heads by organisation, so an append needs no read.
+    /// Valid because this store is the database's only writer and its write
+    /// transactions run one at a time on one connection.
+    heads: std::sync::Mutex<std::collections::HashMap<String, ChainHead>>,
+    /// Heads appended by the open write transaction, published on commit.
+    pending_heads: std::sync::Mutex<Vec<(String, ChainHead)>>,
+}
+
+/// The newest event of a chain: what the next one links to.
+#[derive(Clone)]
+struct ChainHead {
+    seq: u64,
+    id: String,
+    hash: [u8; 32],
 }
 
 fn map_err(e: sqlx::Error) -> StoreError {
@@ -95,6 +109,8 @@ impl SqliteStore {
             checkpointer: checkpointer.clone(),
             sync: group_sync::GroupSync::new(wal.into()),
             checkpoint_task: std::sync::Mutex::new(None),
+            heads: Default::default(),
+            pending_heads: Default::default(),
         };
         // The migrations' own commits.
         store.sync.durable().await?;
@@ -135,12 +151,90 @@ impl SqliteStore {
 
     /// Commits a write transaction and waits until it is on disk.
     async fn commit(&self, tx: Transaction<'static, Sqlite>) -> StoreResult<()> {
-        tx.commit().await.map_err(map_err)?;
+        // Publish this transaction's chain heads before the connection is
+        // released to the next writer; forget them all if the commit fails.
+        let pending = std::mem::take(&mut *self.pending_heads.lock().expect("lock"));
+        self.heads.lock().expect("lock").extend(pending);
+        if let Err(e) = tx.commit().await {
+            self.heads.lock().expect("lock").clear();
+            return Err(map_err(e));
+        }
         self.sync.durable().await
     }
 
     async fn tx(&self) -> StoreResult<Transaction<'static, Sqlite>> {
-        self.writer.begin().await.map_err(map_err)
+        let tx = self.writer.begin().await.map_err(map_err)?;
+        // Heads of a transaction that was rolled back (dropped) never count.
+        self.pending_heads.lock().expect("lock").clear();
+        Ok(tx)
+    }
+
+    /// The head a new event of `org` links to: this transaction's own last
+    /// append, else the committed head, else the newest stored event.
+    async fn chain_head(
+        &self,
+        tx: &mut Transaction<'static, Sqlite>,
+        org: &str,
+    ) -> StoreResult<Option<ChainHead>> {
+        if let Some((_, h)) = self
+            .pending_heads
+            .lock()
+            .expect("lock")
+            .iter()
+            .rev()
+            .find(|(o, _)| o == org)
+        {
+            return Ok(Some(h.clone()));
+        }
+        if let Some(h) = self.heads.lock().expect("lock").get(org) {
+            return Ok(Some(h.clone()));
+        }
+        let row = sqlx::query(
+            "SELECT seq, id, integrity_hash FROM audit_events WHERE org_id = ? ORDER BY seq DESC LIMIT 1",
+        )
+        .bind(org)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(map_err)?;
+        row.map(|r| {
+            let seq: i64 = r.try_get("seq").map_err(map_err)?;
+            let hash: String = r.try_get("integrity_hash").map_err(map_err)?;
+            Ok(ChainHead {
+                seq: seq as u64,
+                id: r.try_get("id").map_err(map_err)?,
+                hash: parse_hash(&hash)
+                    .ok_or_else(|| StoreError::Corrupt("audit_events.integrity_hash".into()))?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Appends a record to its organisation's chain inside the caller's
+    /// transaction, so the chain and the change commit together.
+    async fn insert_audit(
+        &self,
+        tx: &mut Transaction<'static, Sqlite>,
+        a: &AuditRecord,
+    ) -> StoreResult<()> {
+        // Benchmark builds only: measure what the audit log costs. Never in a release.
+        #[cfg(feature = "bench-unaudited")]
+        if crate::bench_unaudited() {
+            let _ = (tx, a);
+            return Ok(());
+        }
+        let org = a.org_id.to_string();
+        let head = self.chain_head(tx, &org).await?;
+        let e = insert_event(tx, a, head.as_ref()).await?;
+        let hash = parse_hash(&e.integrity_hash).expect("computed just now");
+        self.pending_heads.lock().expect("lock").push((
+            org,
+            ChainHead {
+                seq: e.seq,
+                id: e.id,
+                hash,
+            },
+        ));
+        Ok(())
     }
 }
 
@@ -153,39 +247,16 @@ fn restrict_permissions(db: &Path) {
     }
 }
 
-/// Appends a record to its organisation's chain: reads the head, hashes the
-/// event over the previous hash and inserts it — all inside the
-/// caller's transaction, so the chain and the change commit together.
-async fn insert_audit(tx: &mut Transaction<'static, Sqlite>, a: &AuditRecord) -> StoreResult<()> {
-    // Benchmark builds only: measure what the audit log costs. Never in a release.
-    #[cfg(feature = "bench-unaudited")]
-    if crate::bench_unaudited() {
-        let _ = (tx, a);
-        return Ok(());
-    }
+/// Hashes an event over the previous head and inserts it.
+async fn insert_event(
+    tx: &mut Transaction<'static, Sqlite>,
+    a: &AuditRecord,
+    head: Option<&ChainHead>,
+) -> StoreResult<ChainedEvent> {
     let org = a.org_id.to_string();
-    // The chain's head is its newest event (the (org_id, seq) primary key
-    // serves this; the single writer serializes appends).
-    let head = sqlx::query(
-        "SELECT seq, id AS event_id, integrity_hash AS hash FROM audit_events WHERE org_id = ? ORDER BY seq DESC LIMIT 1",
-    )
-        .bind(&org)
-        .fetch_optional(&mut **tx)
-        .await
-        .map_err(map_err)?;
     let (prev_seq, prev_id, prev_hash) = match head {
         None => (0u64, None, GENESIS_HASH),
-        Some(r) => {
-            let seq: i64 = r.try_get("seq").map_err(map_err)?;
-            let hash: String = r.try_get("hash").map_err(map_err)?;
-            let hash = parse_hash(&hash)
-                .ok_or_else(|| StoreError::Corrupt("audit_events.integrity_hash".into()))?;
-            (
-                seq as u64,
-                Some(r.try_get::<String, _>("event_id").map_err(map_err)?),
-                hash,
-            )
-        }
+        Some(h) => (h.seq, Some(h.id.clone()), h.hash),
     };
     let mut e = ChainedEvent {
         seq: prev_seq + 1,
@@ -224,7 +295,7 @@ async fn insert_audit(tx: &mut Transaction<'static, Sqlite>, a: &AuditRecord) ->
     .execute(&mut **tx)
     .await
     .map_err(map_err)?;
-    Ok(())
+    Ok(e)
 }
 
 fn event_row(r: &SqliteRow) -> StoreResult<ChainedEvent> {
@@ -386,7 +457,7 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(map_err)?;
-        insert_audit(&mut tx, audit).await?;
+        self.insert_audit(&mut tx, audit).await?;
         self.commit(tx).await
     }
 
@@ -431,7 +502,7 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(map_err)?;
-        insert_audit(&mut tx, audit).await?;
+        self.insert_audit(&mut tx, audit).await?;
         self.commit(tx).await
     }
 
@@ -479,7 +550,7 @@ impl Store for SqliteStore {
         if n == 0 {
             return Ok(false);
         }
-        insert_audit(&mut tx, audit).await?;
+        self.insert_audit(&mut tx, audit).await?;
         self.commit(tx).await?;
         Ok(true)
     }
@@ -576,7 +647,7 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(map_err)?;
-        insert_audit(&mut tx, audit).await?;
+        self.insert_audit(&mut tx, audit).await?;
         self.commit(tx).await
     }
 
@@ -623,7 +694,7 @@ impl Store for SqliteStore {
         if n != 1 {
             return Ok(false);
         }
-        insert_audit(&mut tx, audit).await?;
+        self.insert_audit(&mut tx, audit).await?;
         self.commit(tx).await?;
         Ok(true)
     }
@@ -681,7 +752,7 @@ impl Store for SqliteStore {
         if n != 1 {
             return Ok(false);
         }
-        insert_audit(&mut tx, audit).await?;
+        self.insert_audit(&mut tx, audit).await?;
         self.commit(tx).await?;
         Ok(true)
     }
@@ -695,13 +766,13 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
-        insert_audit(&mut tx, audit).await?;
+        self.insert_audit(&mut tx, audit).await?;
         self.commit(tx).await
     }
 
     async fn append_audit(&self, audit: &AuditRecord) -> StoreResult<()> {
         let mut tx = self.tx().await?;
-        insert_audit(&mut tx, audit).await?;
+        self.insert_audit(&mut tx, audit).await?;
         self.commit(tx).await
     }
 
@@ -840,7 +911,7 @@ impl Store for SqliteStore {
             return Err(StoreError::Conflict("the vault no longer exists".into()));
         }
         if let Some(a) = audit {
-            insert_audit(&mut tx, a).await?;
+            self.insert_audit(&mut tx, a).await?;
         }
         self.commit(tx).await
     }
