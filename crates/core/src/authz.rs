@@ -34,6 +34,8 @@ pub enum Action {
     DeleteVault,
     /// Create, change or delete the vault's policies.
     ManagePolicies,
+    /// Rotate the vault's KEK or rewrap its DEKs.
+    ManageKeys,
     /// Read a secret value or its versions.
     Read,
     /// Create a version, or disable one.
@@ -51,6 +53,7 @@ impl Action {
             Action::ViewVault => "view_vault",
             Action::DeleteVault => "delete_vault",
             Action::ManagePolicies => "manage_policies",
+            Action::ManageKeys => "manage_keys",
             Action::Read => "read",
             Action::Write => "write",
             Action::Delete => "delete",
@@ -64,7 +67,7 @@ impl Action {
             Action::Write => Some(Permission::Write),
             Action::Delete => Some(Permission::Delete),
             Action::Rotate => Some(Permission::Rotate),
-            Action::DeleteVault | Action::ManagePolicies => None,
+            Action::DeleteVault | Action::ManagePolicies | Action::ManageKeys => None,
         }
     }
 }
@@ -517,5 +520,7 @@ mod tests {
             .is_err()
         );
         assert!(authorize(&w.agent, &w.vault, Action::ManagePolicies, None, &[], now()).is_err());
+        assert!(authorize(&w.creator, &w.vault, Action::ManageKeys, None, &[], now()).is_ok());
+        assert!(authorize(&w.admin, &w.vault, Action::ManageKeys, None, &[], now()).is_err());
     }
 }

@@ -69,7 +69,7 @@ impl Engine {
         vault_id: VaultId,
     ) -> Result<RewrapProgress> {
         let (mut vault, _) = self
-            .vault_for(who, vault_id, Action::DeleteVault, None)
+            .vault_for(who, vault_id, Action::ManageKeys, None)
             .await?;
         let version = self.kms.rotate_kek(&KekRef(vault.kek_ref.clone())).await?;
         vault.kek_version = version;
@@ -102,7 +102,7 @@ impl Engine {
         batch: u32,
     ) -> Result<RewrapProgress> {
         let (vault, _) = self
-            .vault_for(who, vault_id, Action::DeleteVault, None)
+            .vault_for(who, vault_id, Action::ManageKeys, None)
             .await?;
         let batch = batch.clamp(1, 1000);
         let kek = KekRef(vault.kek_ref.clone());

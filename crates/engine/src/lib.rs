@@ -134,6 +134,19 @@ impl Engine {
         action: Action,
         path: Option<&SecretPath>,
     ) -> Result<(VaultRow, PolicyDecision)> {
+        let (vault, decision, _) = self.vault_access(who, vault_id, action, path).await?;
+        Ok((vault, decision))
+    }
+
+    /// [`Engine::vault_for`], also returning the caller's policies on the vault
+    /// (for use cases that decide path by path, such as listing).
+    async fn vault_access(
+        &self,
+        who: &Principal,
+        vault_id: VaultId,
+        action: Action,
+        path: Option<&SecretPath>,
+    ) -> Result<(VaultRow, PolicyDecision, Vec<Policy>)> {
         let vault = self
             .store
             .vault(vault_id)
@@ -148,7 +161,7 @@ impl Engine {
             &policies,
             time_util::now(),
         ) {
-            Ok(d) => Ok((vault, d)),
+            Ok(d) => Ok((vault, d, policies)),
             Err(refusal) => {
                 if refusal.rule != "org" {
                     self.audit_denied(who, &vault, action, path, &refusal).await;

@@ -295,11 +295,10 @@ impl Engine {
         if prefix.len() > strongroom_core::path::MAX_PATH_LEN {
             return Err(Error::invalid("prefix is too long"));
         }
-        let (vault, _) = self
-            .vault_for(who, vault_id, Action::ViewVault, None)
+        let (vault, _, policies) = self
+            .vault_access(who, vault_id, Action::ViewVault, None)
             .await?;
         // Only the paths the caller may read: listing must not reveal the rest.
-        let policies = self.policies_of(who, &vault).await?;
         let now = strongroom_core::time_util::now();
         let facts = crate::facts(&vault);
         Ok(self
