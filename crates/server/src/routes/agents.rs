@@ -14,12 +14,8 @@ use utoipa::ToSchema;
 use crate::AppState;
 use crate::extract::{ApiJson, Auth, ClientIp};
 use crate::problem::ApiResult;
+use crate::routes::parse_id;
 use crate::wire::TokenResponse;
-
-fn agent_id(raw: &str) -> ApiResult<AgentId> {
-    raw.parse()
-        .map_err(|_| Error::invalid("agent id must be a UUID").into())
-}
 
 /// `POST /v1/agents`.
 #[derive(Deserialize, ToSchema)]
@@ -213,7 +209,12 @@ pub async fn get_agent(
     Auth(p): Auth,
     Path(id): Path<String>,
 ) -> ApiResult<Json<AgentResponse>> {
-    Ok(Json(s.engine.get_agent(&p, agent_id(&id)?).await?.into()))
+    Ok(Json(
+        s.engine
+            .get_agent(&p, parse_id::<AgentId>(&id, "agent id")?)
+            .await?
+            .into(),
+    ))
 }
 
 /// `PATCH /v1/agents/{id}`: absent fields are left alone; `null` clears an expiry or TTL.
@@ -277,7 +278,10 @@ pub async fn update_agent(
         extra: req.extra,
     };
     Ok(Json(
-        s.engine.update_agent(&p, agent_id(&id)?, u).await?.into(),
+        s.engine
+            .update_agent(&p, parse_id::<AgentId>(&id, "agent id")?, u)
+            .await?
+            .into(),
     ))
 }
 
@@ -289,7 +293,9 @@ pub async fn delete_agent(
     Auth(p): Auth,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    s.engine.deactivate_agent(&p, agent_id(&id)?).await?;
+    s.engine
+        .deactivate_agent(&p, parse_id::<AgentId>(&id, "agent id")?)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -301,7 +307,10 @@ pub async fn rotate_agent_key(
     Auth(p): Auth,
     Path(id): Path<String>,
 ) -> ApiResult<Json<AgentWithKeyResponse>> {
-    let out = s.engine.rotate_agent_key(&p, agent_id(&id)?).await?;
+    let out = s
+        .engine
+        .rotate_agent_key(&p, parse_id::<AgentId>(&id, "agent id")?)
+        .await?;
     Ok(Json(AgentWithKeyResponse {
         agent: out.agent.into(),
         api_key: out.api_key.to_string(),
@@ -506,9 +515,7 @@ pub async fn delete_api_key(
     Auth(p): Auth,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let id = id
-        .parse()
-        .map_err(|_| Error::invalid("key id must be a UUID"))?;
+    let id = parse_id(&id, "key id")?;
     s.engine.revoke_api_key(&p, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

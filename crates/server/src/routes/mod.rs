@@ -90,6 +90,18 @@ pub fn routes() -> Router<AppState> {
         )
 }
 
+/// Parses an id from a URL segment: a UUID of the id type `T`, else 400
+/// naming `what` (e.g. "vault id").
+pub fn parse_id<T: std::str::FromStr>(raw: &str, what: &str) -> crate::problem::ApiResult<T> {
+    raw.parse()
+        .map_err(|_| strongroom_core::Error::invalid(format!("{what} must be a UUID")).into())
+}
+
+/// A vault id from a URL segment.
+pub fn vault_id(raw: &str) -> crate::problem::ApiResult<strongroom_core::VaultId> {
+    parse_id(raw, "vault id")
+}
+
 /// The answer for unknown routes.
 pub async fn not_found() -> Problem {
     Problem::new(StatusCode::NOT_FOUND, "no such resource")

@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 use crate::AppState;
 use crate::extract::{ApiJson, Auth};
 use crate::problem::ApiResult;
-use crate::routes::vault_id;
+use crate::routes::{parse_id, vault_id};
 
 /// `POST /v1/vaults/{id}/policies`.
 #[derive(Deserialize, ToSchema)]
@@ -114,11 +114,6 @@ pub struct PolicyList {
     policies: Vec<PolicyResponse>,
 }
 
-fn policy_id(raw: &str) -> ApiResult<uuid::Uuid> {
-    raw.parse()
-        .map_err(|_| Error::invalid("policy id must be a UUID").into())
-}
-
 /// Grants (or denies) a principal access to paths of a vault.
 #[utoipa::path(post, path = "/v1/vaults/{vault_id}/policies", tag = "policies", request_body = CreatePolicyRequest,
     params(("vault_id" = String, Path)), responses((status = 201, body = PolicyResponse)), security(("bearer" = [])))]
@@ -216,7 +211,7 @@ pub async fn update_policy(
     };
     Ok(Json(
         s.engine
-            .update_policy(&p, vault_id(&vid)?, policy_id(&pid)?, u)
+            .update_policy(&p, vault_id(&vid)?, parse_id(&pid, "policy id")?, u)
             .await?
             .into(),
     ))
@@ -231,7 +226,7 @@ pub async fn delete_policy(
     Path((vid, pid)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     s.engine
-        .delete_policy(&p, vault_id(&vid)?, policy_id(&pid)?)
+        .delete_policy(&p, vault_id(&vid)?, parse_id(&pid, "policy id")?)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -323,11 +318,6 @@ pub struct RoleRequest {
     role: String,
 }
 
-fn user_id(raw: &str) -> ApiResult<strongroom_core::UserId> {
-    raw.parse()
-        .map_err(|_| Error::invalid("user id must be a UUID").into())
-}
-
 /// Changes a member's role.
 #[utoipa::path(patch, path = "/v1/org/members/{user_id}", tag = "org", request_body = RoleRequest, params(("user_id" = String, Path)),
     responses((status = 200, body = MemberResponse)), security(("bearer" = [])))]
@@ -339,7 +329,7 @@ pub async fn update_member(
 ) -> ApiResult<Json<MemberResponse>> {
     Ok(Json(
         s.engine
-            .set_member_role(&p, user_id(&id)?, &req.role)
+            .set_member_role(&p, parse_id(&id, "user id")?, &req.role)
             .await?
             .into(),
     ))
@@ -353,6 +343,8 @@ pub async fn remove_member(
     Auth(p): Auth,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    s.engine.remove_member(&p, user_id(&id)?).await?;
+    s.engine
+        .remove_member(&p, parse_id(&id, "user id")?)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

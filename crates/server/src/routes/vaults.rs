@@ -7,13 +7,8 @@ use axum::http::StatusCode;
 use crate::AppState;
 use crate::extract::{ApiJson, Auth};
 use crate::problem::ApiResult;
+use crate::routes::vault_id;
 use crate::wire::*;
-
-/// Parses a vault id from a URL segment (400 when malformed).
-pub fn vault_id(raw: &str) -> ApiResult<strongroom_core::VaultId> {
-    raw.parse()
-        .map_err(|_| strongroom_core::Error::invalid("vault id must be a UUID").into())
-}
 
 /// Creates a vault and its KEK.
 #[utoipa::path(post, path = "/v1/vaults", tag = "vaults", request_body = CreateVaultRequest,
