@@ -33,7 +33,7 @@ pub fn bench_unaudited() -> bool {
 }
 
 /// Errors from a store.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
     /// A uniqueness rule or a compare-and-set failed.

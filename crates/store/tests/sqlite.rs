@@ -51,6 +51,12 @@ async fn concurrent_audit_appends() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_writes_amid_concurrent_ones() {
+    let (_dir, s) = fresh().await;
+    conformance::failed_writes_amid_concurrent_ones(s).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_writers() {
     let (_dir, s) = fresh().await;
     conformance::concurrent_writers(s).await;

@@ -2,8 +2,7 @@
 
 use std::str::FromStr;
 
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, Sqlite, Transaction};
+use rusqlite::{Connection, Row, params};
 use strongroom_core::audit::AuditRecord;
 use strongroom_core::policy::{Conditions, Effect, PathPattern, Permission, Policy};
 use strongroom_core::time_util::{from_micros, now, to_micros};
@@ -11,28 +10,27 @@ use strongroom_core::{OrgId, Role, Subject, UserId, VaultId};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{SqliteStore, json, map_err, parse, user_row};
+use super::db::{Tx, exec, get, query_all, query_i64, query_opt};
+use super::{SqliteStore, json, parse, user_row};
 use crate::*;
 
 fn corrupt(what: &str) -> StoreError {
     StoreError::Corrupt(what.to_owned())
 }
 
-fn opt_time(r: &SqliteRow, col: &str) -> StoreResult<Option<OffsetDateTime>> {
-    Ok(r.try_get::<Option<i64>, _>(col)
-        .map_err(map_err)?
-        .map(from_micros))
+fn opt_time(r: &Row<'_>, col: &str) -> StoreResult<Option<OffsetDateTime>> {
+    Ok(get::<Option<i64>>(r, col)?.map(from_micros))
 }
 
-fn strings(r: &SqliteRow, col: &str) -> StoreResult<Vec<String>> {
+fn strings(r: &Row<'_>, col: &str) -> StoreResult<Vec<String>> {
     serde_json::from_value(json(r, col)?).map_err(|_| corrupt(col))
 }
 
-fn subject(r: &SqliteRow, col: &str) -> StoreResult<Subject> {
+fn subject(r: &Row<'_>, col: &str) -> StoreResult<Subject> {
     parse(r, col)
 }
 
-fn agent_row(r: &SqliteRow) -> StoreResult<AgentRow> {
+fn agent_row(r: &Row<'_>) -> StoreResult<AgentRow> {
     let vault_ids = strings(r, "vault_ids")?
         .iter()
         .map(|v| {
@@ -43,48 +41,48 @@ fn agent_row(r: &SqliteRow) -> StoreResult<AgentRow> {
     Ok(AgentRow {
         id: parse(r, "id")?,
         org_id: parse(r, "org_id")?,
-        name: r.try_get("name").map_err(map_err)?,
-        description: r.try_get("description").map_err(map_err)?,
-        auth_method: r.try_get("auth_method").map_err(map_err)?,
+        name: get(r, "name")?,
+        description: get(r, "description")?,
+        auth_method: get(r, "auth_method")?,
         scopes: strings(r, "scopes")?,
         vault_ids,
-        token_ttl_seconds: r.try_get("token_ttl_seconds").map_err(map_err)?,
+        token_ttl_seconds: get(r, "token_ttl_seconds")?,
         expires_at: opt_time(r, "expires_at")?,
         api_key_expires_at: opt_time(r, "api_key_expires_at")?,
-        is_active: r.try_get::<i64, _>("is_active").map_err(map_err)? != 0,
-        key_prefix: r.try_get("key_prefix").map_err(map_err)?,
-        key_hash: r.try_get("key_hash").map_err(map_err)?,
-        ssh_public_key: r.try_get("ssh_public_key").map_err(map_err)?,
-        ecdh_public_key: r.try_get("ecdh_public_key").map_err(map_err)?,
+        is_active: get::<i64>(r, "is_active")? != 0,
+        key_prefix: get(r, "key_prefix")?,
+        key_hash: get(r, "key_hash")?,
+        ssh_public_key: get(r, "ssh_public_key")?,
+        ecdh_public_key: get(r, "ecdh_public_key")?,
         extra: json(r, "extra")?,
         created_by: subject(r, "created_by")?,
-        created_at: from_micros(r.try_get("created_at").map_err(map_err)?),
-        updated_at: from_micros(r.try_get("updated_at").map_err(map_err)?),
+        created_at: from_micros(get(r, "created_at")?),
+        updated_at: from_micros(get(r, "updated_at")?),
     })
 }
 
-fn api_key_row(r: &SqliteRow) -> StoreResult<ApiKeyRow> {
+fn api_key_row(r: &Row<'_>) -> StoreResult<ApiKeyRow> {
     Ok(ApiKeyRow {
         id: parse(r, "id")?,
         user_id: parse(r, "user_id")?,
         org_id: parse(r, "org_id")?,
-        name: r.try_get("name").map_err(map_err)?,
-        key_prefix: r.try_get("key_prefix").map_err(map_err)?,
-        key_hash: r.try_get("key_hash").map_err(map_err)?,
+        name: get(r, "name")?,
+        key_prefix: get(r, "key_prefix")?,
+        key_hash: get(r, "key_hash")?,
         scopes: strings(r, "scopes")?,
-        is_active: r.try_get::<i64, _>("is_active").map_err(map_err)? != 0,
-        created_at: from_micros(r.try_get("created_at").map_err(map_err)?),
+        is_active: get::<i64>(r, "is_active")? != 0,
+        created_at: from_micros(get(r, "created_at")?),
         expires_at: opt_time(r, "expires_at")?,
     })
 }
 
-fn policy_core(r: &SqliteRow) -> StoreResult<Policy> {
-    let kind: String = r.try_get("principal_type").map_err(map_err)?;
-    let pid: String = r.try_get("principal_id").map_err(map_err)?;
+fn policy_core(r: &Row<'_>) -> StoreResult<Policy> {
+    let kind: String = get(r, "principal_type")?;
+    let pid: String = get(r, "principal_id")?;
     let principal =
         Subject::from_str(&format!("{kind}:{pid}")).map_err(|_| corrupt("policies.principal"))?;
-    let pattern: String = r.try_get("secret_path_pattern").map_err(map_err)?;
-    let effect: String = r.try_get("effect").map_err(map_err)?;
+    let pattern: String = get(r, "secret_path_pattern")?;
+    let effect: String = get(r, "effect")?;
     Ok(Policy {
         id: parse(r, "id")?,
         vault_id: parse(r, "vault_id")?,
@@ -97,17 +95,17 @@ fn policy_core(r: &SqliteRow) -> StoreResult<Policy> {
             .map_err(|_| corrupt("policies.conditions"))?,
         expires_at: opt_time(r, "expires_at")?,
         effect: Effect::from_str(&effect).map_err(|_| corrupt("policies.effect"))?,
-        priority: r.try_get::<i64, _>("priority").map_err(map_err)? as i32,
+        priority: get::<i64>(r, "priority")? as i32,
     })
 }
 
-fn policy_row(r: &SqliteRow) -> StoreResult<PolicyRow> {
+fn policy_row(r: &Row<'_>) -> StoreResult<PolicyRow> {
     Ok(PolicyRow {
         policy: policy_core(r)?,
         extra: json(r, "extra")?,
         created_by: subject(r, "created_by")?,
-        created_at: from_micros(r.try_get("created_at").map_err(map_err)?),
-        updated_at: from_micros(r.try_get("updated_at").map_err(map_err)?),
+        created_at: from_micros(get(r, "created_at")?),
+        updated_at: from_micros(get(r, "updated_at")?),
     })
 }
 
@@ -116,17 +114,22 @@ fn to_json_text<T: serde::Serialize>(v: &T) -> String {
 }
 
 /// Owners of an org other than `except`, inside a transaction.
-async fn other_owners(
-    tx: &mut Transaction<'static, Sqlite>,
-    org: &str,
-    except: &str,
-) -> StoreResult<i64> {
-    sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE org_id = ? AND role = 'owner' AND id <> ?")
-        .bind(org)
-        .bind(except)
-        .fetch_one(&mut **tx)
-        .await
-        .map_err(map_err)
+fn other_owners(c: &Connection, org: &str, except: &str) -> StoreResult<i64> {
+    query_i64(
+        c,
+        "SELECT COUNT(*) FROM users WHERE org_id = ? AND role = 'owner' AND id <> ?",
+        params![org, except],
+    )
+}
+
+/// A user's organisation and role, inside a transaction.
+fn org_and_role(c: &Connection, id: &str) -> StoreResult<Option<(String, String)>> {
+    query_opt(
+        c,
+        "SELECT org_id, role FROM users WHERE id = ?",
+        [id],
+        |r| Ok((get(r, "org_id")?, get(r, "role")?)),
+    )
 }
 
 impl SqliteStore {
@@ -135,59 +138,49 @@ impl SqliteStore {
         user: &UserRow,
         audit: &AuditRecord,
     ) -> StoreResult<()> {
-        let mut tx = self.tx().await?;
-        let inv = sqlx::query("SELECT org_id, role FROM invitations WHERE email = ?")
-            .bind(&user.email)
-            .fetch_optional(&mut *tx)
+        let user = user.clone();
+        let audit = audit.clone();
+        self.db
+            .write(move |tx: &mut Tx<'_>| {
+                let (org, role) = query_opt(
+                    tx,
+                    "SELECT org_id, role FROM invitations WHERE email = ?",
+                    [&user.email],
+                    |r| Ok((get::<String>(r, "org_id")?, get::<String>(r, "role")?)),
+                )?
+                .ok_or_else(|| StoreError::Conflict("no invitation".into()))?;
+                if org != user.org_id.to_string() || role != user.role.as_str() {
+                    return Err(StoreError::Conflict(
+                        "the invitation is for another organisation or role".into(),
+                    ));
+                }
+                // A failure below (the email taken meanwhile) rolls back this
+                // delete too: the invitation stays.
+                exec(tx, "DELETE FROM invitations WHERE email = ?", [&user.email])?;
+                super::insert_user(tx, &user)?;
+                tx.audit(&audit)
+            })
             .await
-            .map_err(map_err)?
-            .ok_or_else(|| StoreError::Conflict("no invitation".into()))?;
-        let org: String = inv.try_get("org_id").map_err(map_err)?;
-        let role: String = inv.try_get("role").map_err(map_err)?;
-        if org != user.org_id.to_string() || role != user.role.as_str() {
-            return Err(StoreError::Conflict(
-                "the invitation is for another organisation or role".into(),
-            ));
-        }
-        sqlx::query("DELETE FROM invitations WHERE email = ?")
-            .bind(&user.email)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        sqlx::query(
-            "INSERT INTO users (id, org_id, email, display_name, password_hash, role, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(user.id.to_string())
-        .bind(user.org_id.to_string())
-        .bind(&user.email)
-        .bind(&user.display_name)
-        .bind(&user.password_hash)
-        .bind(user.role.as_str())
-        .bind(to_micros(user.created_at))
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        self.insert_audit(&mut tx, audit).await?;
-        self.commit(tx).await
     }
 
     pub(super) async fn invitation_impl(&self, email: &str) -> StoreResult<Option<InvitationRow>> {
-        let r = sqlx::query("SELECT * FROM invitations WHERE email = ?")
-            .bind(email)
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(map_err)?;
-        r.map(|r| {
-            let role: String = r.try_get("role").map_err(map_err)?;
-            Ok(InvitationRow {
-                email: r.try_get("email").map_err(map_err)?,
-                org_id: parse(&r, "org_id")?,
-                role: Role::from_str(&role).map_err(|_| corrupt("invitations.role"))?,
-                invited_by: parse(&r, "invited_by")?,
-                created_at: from_micros(r.try_get("created_at").map_err(map_err)?),
-            })
+        self.db.read(|c| {
+            query_opt(
+                c,
+                "SELECT * FROM invitations WHERE email = ?",
+                [email],
+                |r| {
+                    let role: String = get(r, "role")?;
+                    Ok(InvitationRow {
+                        email: get(r, "email")?,
+                        org_id: parse(r, "org_id")?,
+                        role: Role::from_str(&role).map_err(|_| corrupt("invitations.role"))?,
+                        invited_by: parse(r, "invited_by")?,
+                        created_at: from_micros(get(r, "created_at")?),
+                    })
+                },
+            )
         })
-        .transpose()
     }
 
     pub(super) async fn put_invitation_impl(
@@ -195,43 +188,45 @@ impl SqliteStore {
         inv: &InvitationRow,
         audit: &AuditRecord,
     ) -> StoreResult<()> {
-        let mut tx = self.tx().await?;
-        let taken: Option<i64> = sqlx::query_scalar("SELECT 1 FROM users WHERE email = ?")
-            .bind(&inv.email)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        if taken.is_some() {
-            return Err(StoreError::Conflict(
-                "a user with this email already exists".into(),
-            ));
-        }
-        sqlx::query(
-            "INSERT INTO invitations (email, org_id, role, invited_by, created_at) VALUES (?, ?, ?, ?, ?)
+        let inv = inv.clone();
+        let audit = audit.clone();
+        self.db
+            .write(move |tx: &mut Tx<'_>| {
+                let taken = query_opt(tx, "SELECT 1 FROM users WHERE email = ?", [&inv.email], |_| {
+                    Ok(())
+                })?;
+                if taken.is_some() {
+                    return Err(StoreError::Conflict(
+                        "a user with this email already exists".into(),
+                    ));
+                }
+                exec(
+                    tx,
+                    "INSERT INTO invitations (email, org_id, role, invited_by, created_at) VALUES (?, ?, ?, ?, ?)
              ON CONFLICT (email) DO UPDATE SET org_id = excluded.org_id, role = excluded.role,
                invited_by = excluded.invited_by, created_at = excluded.created_at",
-        )
-        .bind(&inv.email)
-        .bind(inv.org_id.to_string())
-        .bind(inv.role.as_str())
-        .bind(inv.invited_by.to_string())
-        .bind(to_micros(inv.created_at))
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        self.insert_audit(&mut tx, audit).await?;
-        self.commit(tx).await
+                    params![
+                        inv.email,
+                        inv.org_id.to_string(),
+                        inv.role.as_str(),
+                        inv.invited_by.to_string(),
+                        to_micros(inv.created_at),
+                    ],
+                )?;
+                tx.audit(&audit)
+            })
+            .await
     }
 
     pub(super) async fn list_users_impl(&self, org: OrgId) -> StoreResult<Vec<UserRow>> {
-        sqlx::query("SELECT * FROM users WHERE org_id = ? ORDER BY created_at, id")
-            .bind(org.to_string())
-            .fetch_all(&self.reader)
-            .await
-            .map_err(map_err)?
-            .iter()
-            .map(user_row)
-            .collect()
+        self.db.read(|c| {
+            query_all(
+                c,
+                "SELECT * FROM users WHERE org_id = ? ORDER BY created_at, id",
+                [org.to_string()],
+                user_row,
+            )
+        })
     }
 
     pub(super) async fn set_user_role_impl(
@@ -240,33 +235,27 @@ impl SqliteStore {
         role: Role,
         audit: &AuditRecord,
     ) -> StoreResult<bool> {
-        let mut tx = self.tx().await?;
-        let id = user.to_string();
-        let Some(row) = sqlx::query("SELECT org_id, role FROM users WHERE id = ?")
-            .bind(&id)
-            .fetch_optional(&mut *tx)
+        let audit = audit.clone();
+        self.db
+            .write(move |tx: &mut Tx<'_>| {
+                let id = user.to_string();
+                let Some((org, current)) = org_and_role(tx, &id)? else {
+                    return Ok(false);
+                };
+                if current == "owner" && role != Role::Owner && other_owners(tx, &org, &id)? == 0 {
+                    return Err(StoreError::Conflict(
+                        "an organisation must keep at least one owner".into(),
+                    ));
+                }
+                exec(
+                    tx,
+                    "UPDATE users SET role = ? WHERE id = ?",
+                    params![role.as_str(), id],
+                )?;
+                tx.audit(&audit)?;
+                Ok(true)
+            })
             .await
-            .map_err(map_err)?
-        else {
-            return Ok(false);
-        };
-        let org: String = row.try_get("org_id").map_err(map_err)?;
-        let current: String = row.try_get("role").map_err(map_err)?;
-        if current == "owner" && role != Role::Owner && other_owners(&mut tx, &org, &id).await? == 0
-        {
-            return Err(StoreError::Conflict(
-                "an organisation must keep at least one owner".into(),
-            ));
-        }
-        sqlx::query("UPDATE users SET role = ? WHERE id = ?")
-            .bind(role.as_str())
-            .bind(&id)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        self.insert_audit(&mut tx, audit).await?;
-        self.commit(tx).await?;
-        Ok(true)
     }
 
     pub(super) async fn delete_user_impl(
@@ -274,37 +263,29 @@ impl SqliteStore {
         user: UserId,
         audit: &AuditRecord,
     ) -> StoreResult<bool> {
-        let mut tx = self.tx().await?;
-        let id = user.to_string();
-        let Some(row) = sqlx::query("SELECT org_id, role FROM users WHERE id = ?")
-            .bind(&id)
-            .fetch_optional(&mut *tx)
+        let audit = audit.clone();
+        self.db
+            .write(move |tx: &mut Tx<'_>| {
+                let id = user.to_string();
+                let Some((org, role)) = org_and_role(tx, &id)? else {
+                    return Ok(false);
+                };
+                if role == "owner" && other_owners(tx, &org, &id)? == 0 {
+                    return Err(StoreError::Conflict(
+                        "an organisation must keep at least one owner".into(),
+                    ));
+                }
+                for sql in [
+                    "DELETE FROM api_keys WHERE user_id = ?",
+                    "DELETE FROM policies WHERE principal_type = 'user' AND principal_id = ?",
+                    "DELETE FROM users WHERE id = ?",
+                ] {
+                    exec(tx, sql, [&id])?;
+                }
+                tx.audit(&audit)?;
+                Ok(true)
+            })
             .await
-            .map_err(map_err)?
-        else {
-            return Ok(false);
-        };
-        let org: String = row.try_get("org_id").map_err(map_err)?;
-        let role: String = row.try_get("role").map_err(map_err)?;
-        if role == "owner" && other_owners(&mut tx, &org, &id).await? == 0 {
-            return Err(StoreError::Conflict(
-                "an organisation must keep at least one owner".into(),
-            ));
-        }
-        for sql in [
-            "DELETE FROM api_keys WHERE user_id = ?",
-            "DELETE FROM policies WHERE principal_type = 'user' AND principal_id = ?",
-            "DELETE FROM users WHERE id = ?",
-        ] {
-            sqlx::query(sql)
-                .bind(&id)
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
-        }
-        self.insert_audit(&mut tx, audit).await?;
-        self.commit(tx).await?;
-        Ok(true)
     }
 
     pub(super) async fn principal_status_impl(
@@ -313,22 +294,24 @@ impl SqliteStore {
         subject: &Subject,
         jti: Option<&str>,
     ) -> StoreResult<PrincipalStatus> {
-        let r = sqlx::query(
-            "SELECT (SELECT role FROM users WHERE id = ?1 AND org_id = ?2) AS role,
+        let (role, agent_active, revoked) = self.db.read(|c| {
+            query_opt(
+                c,
+                "SELECT (SELECT role FROM users WHERE id = ?1 AND org_id = ?2) AS role,
                     (SELECT 1 FROM agents WHERE id = ?1 AND org_id = ?2 AND is_active = 1
                         AND (expires_at IS NULL OR expires_at > ?4)) AS agent_active,
                     EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = ?3) AS revoked",
-        )
-        .bind(subject.id_string())
-        .bind(org.to_string())
-        .bind(jti)
-        .bind(to_micros(now()))
-        .fetch_one(&self.reader)
-        .await
-        .map_err(map_err)?;
-        let role: Option<String> = r.try_get("role").map_err(map_err)?;
-        let agent_active: Option<i64> = r.try_get("agent_active").map_err(map_err)?;
-        let revoked: i64 = r.try_get("revoked").map_err(map_err)?;
+                params![subject.id_string(), org.to_string(), jti, to_micros(now())],
+                |r| {
+                    Ok((
+                        get::<Option<String>>(r, "role")?,
+                        get::<Option<i64>>(r, "agent_active")?,
+                        get::<i64>(r, "revoked")?,
+                    ))
+                },
+            )?
+            .ok_or_else(|| corrupt("principal status: no row"))
+        })?;
         let (active, role) = match subject {
             Subject::User(_) => (
                 role.is_some(),
@@ -352,20 +335,23 @@ impl SqliteStore {
         expires_at: OffsetDateTime,
         audit: &AuditRecord,
     ) -> StoreResult<()> {
-        let mut tx = self.tx().await?;
-        sqlx::query("DELETE FROM revoked_tokens WHERE expires_at < ?")
-            .bind(to_micros(now()))
-            .execute(&mut *tx)
+        let jti = jti.to_owned();
+        let audit = audit.clone();
+        self.db
+            .write(move |tx: &mut Tx<'_>| {
+                exec(
+                    tx,
+                    "DELETE FROM revoked_tokens WHERE expires_at < ?",
+                    [to_micros(now())],
+                )?;
+                exec(
+                    tx,
+                    "INSERT INTO revoked_tokens (jti, expires_at) VALUES (?, ?) ON CONFLICT (jti) DO NOTHING",
+                    params![jti, to_micros(expires_at)],
+                )?;
+                tx.audit(&audit)
+            })
             .await
-            .map_err(map_err)?;
-        sqlx::query("INSERT INTO revoked_tokens (jti, expires_at) VALUES (?, ?) ON CONFLICT (jti) DO NOTHING")
-            .bind(jti)
-            .bind(to_micros(expires_at))
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        self.insert_audit(&mut tx, audit).await?;
-        self.commit(tx).await
     }
 
     pub(super) async fn create_agent_impl(
@@ -373,36 +359,40 @@ impl SqliteStore {
         a: &AgentRow,
         audit: &AuditRecord,
     ) -> StoreResult<()> {
-        let mut tx = self.tx().await?;
-        sqlx::query(
-            "INSERT INTO agents (id, org_id, name, description, auth_method, scopes, vault_ids, token_ttl_seconds, expires_at,
+        let a = a.clone();
+        let audit = audit.clone();
+        self.db
+            .write(move |tx: &mut Tx<'_>| {
+                exec(
+                    tx,
+                    "INSERT INTO agents (id, org_id, name, description, auth_method, scopes, vault_ids, token_ttl_seconds, expires_at,
                 api_key_expires_at, is_active, key_prefix, key_hash, ssh_public_key, ecdh_public_key, extra, created_by, created_at, updated_at)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(a.id.to_string())
-        .bind(a.org_id.to_string())
-        .bind(&a.name)
-        .bind(&a.description)
-        .bind(&a.auth_method)
-        .bind(to_json_text(&a.scopes))
-        .bind(to_json_text(&a.vault_ids))
-        .bind(a.token_ttl_seconds)
-        .bind(a.expires_at.map(to_micros))
-        .bind(a.api_key_expires_at.map(to_micros))
-        .bind(a.is_active as i64)
-        .bind(&a.key_prefix)
-        .bind(&a.key_hash)
-        .bind(&a.ssh_public_key)
-        .bind(&a.ecdh_public_key)
-        .bind(a.extra.to_string())
-        .bind(a.created_by.to_string())
-        .bind(to_micros(a.created_at))
-        .bind(to_micros(a.updated_at))
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        self.insert_audit(&mut tx, audit).await?;
-        self.commit(tx).await
+                    params![
+                        a.id.to_string(),
+                        a.org_id.to_string(),
+                        a.name,
+                        a.description,
+                        a.auth_method,
+                        to_json_text(&a.scopes),
+                        to_json_text(&a.vault_ids),
+                        a.token_ttl_seconds,
+                        a.expires_at.map(to_micros),
+                        a.api_key_expires_at.map(to_micros),
+                        a.is_active as i64,
+                        a.key_prefix,
+                        a.key_hash,
+                        a.ssh_public_key,
+                        a.ecdh_public_key,
+                        a.extra.to_string(),
+                        a.created_by.to_string(),
+                        to_micros(a.created_at),
+                        to_micros(a.updated_at),
+                    ],
+                )?;
+                tx.audit(&audit)
+            })
+            .await
     }
 
     pub(super) async fn agent_where(
@@ -414,25 +404,18 @@ impl SqliteStore {
             "id" => "SELECT * FROM agents WHERE id = ?",
             _ => "SELECT * FROM agents WHERE key_prefix = ?",
         };
-        sqlx::query(sql)
-            .bind(v)
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(map_err)?
-            .as_ref()
-            .map(agent_row)
-            .transpose()
+        self.db.read(|c| query_opt(c, sql, [v], agent_row))
     }
 
     pub(super) async fn list_agents_impl(&self, org: OrgId) -> StoreResult<Vec<AgentRow>> {
-        sqlx::query("SELECT * FROM agents WHERE org_id = ? ORDER BY created_at, id")
-            .bind(org.to_string())
-            .fetch_all(&self.reader)
-            .await
-            .map_err(map_err)?
-            .iter()
-            .map(agent_row)
-            .collect()
+        self.db.read(|c| {
+            query_all(
+                c,
+                "SELECT * FROM agents WHERE org_id = ? ORDER BY created_at, id",
+                [org.to_string()],
+                agent_row,
+            )
+        })
     }
 
     pub(super) async fn update_agent_impl(
@@ -440,39 +423,43 @@ impl SqliteStore {
         a: &AgentRow,
         audit: &AuditRecord,
     ) -> StoreResult<bool> {
-        let mut tx = self.tx().await?;
-        let n = sqlx::query(
-            "UPDATE agents SET name = ?, description = ?, scopes = ?, vault_ids = ?, token_ttl_seconds = ?, expires_at = ?,
+        let a = a.clone();
+        let audit = audit.clone();
+        self.db
+            .write(move |tx: &mut Tx<'_>| {
+                // `id` is the primary key: the update changes one row or none.
+                let n = exec(
+                    tx,
+                    "UPDATE agents SET name = ?, description = ?, scopes = ?, vault_ids = ?, token_ttl_seconds = ?, expires_at = ?,
                 api_key_expires_at = ?, is_active = ?, key_prefix = ?, key_hash = ?, ssh_public_key = ?, ecdh_public_key = ?,
                 extra = ?, updated_at = ?
              WHERE id = ? AND org_id = ?",
-        )
-        .bind(&a.name)
-        .bind(&a.description)
-        .bind(to_json_text(&a.scopes))
-        .bind(to_json_text(&a.vault_ids))
-        .bind(a.token_ttl_seconds)
-        .bind(a.expires_at.map(to_micros))
-        .bind(a.api_key_expires_at.map(to_micros))
-        .bind(a.is_active as i64)
-        .bind(&a.key_prefix)
-        .bind(&a.key_hash)
-        .bind(&a.ssh_public_key)
-        .bind(&a.ecdh_public_key)
-        .bind(a.extra.to_string())
-        .bind(to_micros(a.updated_at))
-        .bind(a.id.to_string())
-        .bind(a.org_id.to_string())
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?
-        .rows_affected();
-        if n != 1 {
-            return Ok(false);
-        }
-        self.insert_audit(&mut tx, audit).await?;
-        self.commit(tx).await?;
-        Ok(true)
+                    params![
+                        a.name,
+                        a.description,
+                        to_json_text(&a.scopes),
+                        to_json_text(&a.vault_ids),
+                        a.token_ttl_seconds,
+                        a.expires_at.map(to_micros),
+                        a.api_key_expires_at.map(to_micros),
+                        a.is_active as i64,
+                        a.key_prefix,
+                        a.key_hash,
+                        a.ssh_public_key,
+                        a.ecdh_public_key,
+                        a.extra.to_string(),
+                        to_micros(a.updated_at),
+                        a.id.to_string(),
+                        a.org_id.to_string(),
+                    ],
+                )?;
+                if n != 1 {
+                    return Ok(false);
+                }
+                tx.audit(&audit)?;
+                Ok(true)
+            })
+            .await
     }
 
     pub(super) async fn create_api_key_impl(
@@ -480,51 +467,55 @@ impl SqliteStore {
         k: &ApiKeyRow,
         audit: &AuditRecord,
     ) -> StoreResult<()> {
-        let mut tx = self.tx().await?;
-        sqlx::query(
-            "INSERT INTO api_keys (id, user_id, org_id, name, key_prefix, key_hash, scopes, is_active, created_at, expires_at)
+        let k = k.clone();
+        let audit = audit.clone();
+        self.db
+            .write(move |tx: &mut Tx<'_>| {
+                exec(
+                    tx,
+                    "INSERT INTO api_keys (id, user_id, org_id, name, key_prefix, key_hash, scopes, is_active, created_at, expires_at)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(k.id.to_string())
-        .bind(k.user_id.to_string())
-        .bind(k.org_id.to_string())
-        .bind(&k.name)
-        .bind(&k.key_prefix)
-        .bind(&k.key_hash)
-        .bind(to_json_text(&k.scopes))
-        .bind(k.is_active as i64)
-        .bind(to_micros(k.created_at))
-        .bind(k.expires_at.map(to_micros))
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        self.insert_audit(&mut tx, audit).await?;
-        self.commit(tx).await
+                    params![
+                        k.id.to_string(),
+                        k.user_id.to_string(),
+                        k.org_id.to_string(),
+                        k.name,
+                        k.key_prefix,
+                        k.key_hash,
+                        to_json_text(&k.scopes),
+                        k.is_active as i64,
+                        to_micros(k.created_at),
+                        k.expires_at.map(to_micros),
+                    ],
+                )?;
+                tx.audit(&audit)
+            })
+            .await
     }
 
     pub(super) async fn api_key_by_prefix_impl(
         &self,
         prefix: &str,
     ) -> StoreResult<Option<ApiKeyRow>> {
-        sqlx::query("SELECT * FROM api_keys WHERE key_prefix = ?")
-            .bind(prefix)
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(map_err)?
-            .as_ref()
-            .map(api_key_row)
-            .transpose()
+        self.db.read(|c| {
+            query_opt(
+                c,
+                "SELECT * FROM api_keys WHERE key_prefix = ?",
+                [prefix],
+                api_key_row,
+            )
+        })
     }
 
     pub(super) async fn list_api_keys_impl(&self, user: UserId) -> StoreResult<Vec<ApiKeyRow>> {
-        sqlx::query("SELECT * FROM api_keys WHERE user_id = ? ORDER BY created_at, id")
-            .bind(user.to_string())
-            .fetch_all(&self.reader)
-            .await
-            .map_err(map_err)?
-            .iter()
-            .map(api_key_row)
-            .collect()
+        self.db.read(|c| {
+            query_all(
+                c,
+                "SELECT * FROM api_keys WHERE user_id = ? ORDER BY created_at, id",
+                [user.to_string()],
+                api_key_row,
+            )
+        })
     }
 
     pub(super) async fn revoke_api_key_impl(
@@ -533,20 +524,22 @@ impl SqliteStore {
         id: Uuid,
         audit: &AuditRecord,
     ) -> StoreResult<bool> {
-        let mut tx = self.tx().await?;
-        let n = sqlx::query("UPDATE api_keys SET is_active = 0 WHERE id = ? AND user_id = ?")
-            .bind(id.to_string())
-            .bind(user.to_string())
-            .execute(&mut *tx)
+        let audit = audit.clone();
+        self.db
+            .write(move |tx: &mut Tx<'_>| {
+                // `id` is the primary key: the update changes one row or none.
+                let n = exec(
+                    tx,
+                    "UPDATE api_keys SET is_active = 0 WHERE id = ? AND user_id = ?",
+                    params![id.to_string(), user.to_string()],
+                )?;
+                if n != 1 {
+                    return Ok(false);
+                }
+                tx.audit(&audit)?;
+                Ok(true)
+            })
             .await
-            .map_err(map_err)?
-            .rows_affected();
-        if n != 1 {
-            return Ok(false);
-        }
-        self.insert_audit(&mut tx, audit).await?;
-        self.commit(tx).await?;
-        Ok(true)
     }
 
     pub(super) async fn create_policy_impl(
@@ -554,54 +547,58 @@ impl SqliteStore {
         row: &PolicyRow,
         audit: &AuditRecord,
     ) -> StoreResult<()> {
-        let p = &row.policy;
-        let mut tx = self.tx().await?;
-        sqlx::query(
-            "INSERT INTO policies (id, vault_id, secret_path_pattern, principal_type, principal_id, permissions, conditions,
+        let row = row.clone();
+        let audit = audit.clone();
+        self.db
+            .write(move |tx: &mut Tx<'_>| {
+                let p = &row.policy;
+                exec(
+                    tx,
+                    "INSERT INTO policies (id, vault_id, secret_path_pattern, principal_type, principal_id, permissions, conditions,
                 expires_at, effect, priority, extra, created_by, created_at, updated_at)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(p.id.to_string())
-        .bind(p.vault_id.to_string())
-        .bind(p.pattern.as_str())
-        .bind(p.principal.kind())
-        .bind(p.principal.id_string())
-        .bind(to_json_text(&p.permissions.iter().map(|x| x.as_str()).collect::<Vec<_>>()))
-        .bind(p.conditions.to_json().to_string())
-        .bind(p.expires_at.map(to_micros))
-        .bind(p.effect.as_str())
-        .bind(p.priority as i64)
-        .bind(row.extra.to_string())
-        .bind(row.created_by.to_string())
-        .bind(to_micros(row.created_at))
-        .bind(to_micros(row.updated_at))
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        self.insert_audit(&mut tx, audit).await?;
-        self.commit(tx).await
+                    params![
+                        p.id.to_string(),
+                        p.vault_id.to_string(),
+                        p.pattern.as_str(),
+                        p.principal.kind(),
+                        p.principal.id_string(),
+                        to_json_text(&p.permissions.iter().map(|x| x.as_str()).collect::<Vec<_>>()),
+                        p.conditions.to_json().to_string(),
+                        p.expires_at.map(to_micros),
+                        p.effect.as_str(),
+                        p.priority as i64,
+                        row.extra.to_string(),
+                        row.created_by.to_string(),
+                        to_micros(row.created_at),
+                        to_micros(row.updated_at),
+                    ],
+                )?;
+                tx.audit(&audit)
+            })
+            .await
     }
 
     pub(super) async fn policy_impl(&self, id: Uuid) -> StoreResult<Option<PolicyRow>> {
-        sqlx::query("SELECT * FROM policies WHERE id = ?")
-            .bind(id.to_string())
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(map_err)?
-            .as_ref()
-            .map(policy_row)
-            .transpose()
+        self.db.read(|c| {
+            query_opt(
+                c,
+                "SELECT * FROM policies WHERE id = ?",
+                [id.to_string()],
+                policy_row,
+            )
+        })
     }
 
     pub(super) async fn list_policies_impl(&self, vault: VaultId) -> StoreResult<Vec<PolicyRow>> {
-        sqlx::query("SELECT * FROM policies WHERE vault_id = ? ORDER BY created_at, id")
-            .bind(vault.to_string())
-            .fetch_all(&self.reader)
-            .await
-            .map_err(map_err)?
-            .iter()
-            .map(policy_row)
-            .collect()
+        self.db.read(|c| {
+            query_all(
+                c,
+                "SELECT * FROM policies WHERE vault_id = ? ORDER BY created_at, id",
+                [vault.to_string()],
+                policy_row,
+            )
+        })
     }
 
     pub(super) async fn policies_for_impl(
@@ -609,18 +606,14 @@ impl SqliteStore {
         vault: VaultId,
         who: &Subject,
     ) -> StoreResult<Vec<Policy>> {
-        sqlx::query(
-            "SELECT * FROM policies WHERE vault_id = ? AND principal_type = ? AND principal_id = ?",
-        )
-        .bind(vault.to_string())
-        .bind(who.kind())
-        .bind(who.id_string())
-        .fetch_all(&self.reader)
-        .await
-        .map_err(map_err)?
-        .iter()
-        .map(policy_core)
-        .collect()
+        self.db.read(|c| {
+            query_all(
+                c,
+                "SELECT * FROM policies WHERE vault_id = ? AND principal_type = ? AND principal_id = ?",
+                params![vault.to_string(), who.kind(), who.id_string()],
+                policy_core,
+            )
+        })
     }
 
     pub(super) async fn update_policy_impl(
@@ -628,31 +621,35 @@ impl SqliteStore {
         row: &PolicyRow,
         audit: &AuditRecord,
     ) -> StoreResult<bool> {
-        let p = &row.policy;
-        let mut tx = self.tx().await?;
-        let n = sqlx::query(
-            "UPDATE policies SET permissions = ?, conditions = ?, expires_at = ?, effect = ?, priority = ?, extra = ?, updated_at = ?
+        let row = row.clone();
+        let audit = audit.clone();
+        self.db
+            .write(move |tx: &mut Tx<'_>| {
+                let p = &row.policy;
+                // `id` is the primary key: the update changes one row or none.
+                let n = exec(
+                    tx,
+                    "UPDATE policies SET permissions = ?, conditions = ?, expires_at = ?, effect = ?, priority = ?, extra = ?, updated_at = ?
              WHERE id = ? AND vault_id = ?",
-        )
-        .bind(to_json_text(&p.permissions.iter().map(|x| x.as_str()).collect::<Vec<_>>()))
-        .bind(p.conditions.to_json().to_string())
-        .bind(p.expires_at.map(to_micros))
-        .bind(p.effect.as_str())
-        .bind(p.priority as i64)
-        .bind(row.extra.to_string())
-        .bind(to_micros(row.updated_at))
-        .bind(p.id.to_string())
-        .bind(p.vault_id.to_string())
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?
-        .rows_affected();
-        if n != 1 {
-            return Ok(false);
-        }
-        self.insert_audit(&mut tx, audit).await?;
-        self.commit(tx).await?;
-        Ok(true)
+                    params![
+                        to_json_text(&p.permissions.iter().map(|x| x.as_str()).collect::<Vec<_>>()),
+                        p.conditions.to_json().to_string(),
+                        p.expires_at.map(to_micros),
+                        p.effect.as_str(),
+                        p.priority as i64,
+                        row.extra.to_string(),
+                        to_micros(row.updated_at),
+                        p.id.to_string(),
+                        p.vault_id.to_string(),
+                    ],
+                )?;
+                if n != 1 {
+                    return Ok(false);
+                }
+                tx.audit(&audit)?;
+                Ok(true)
+            })
+            .await
     }
 
     pub(super) async fn delete_policy_impl(
@@ -660,45 +657,46 @@ impl SqliteStore {
         id: Uuid,
         audit: &AuditRecord,
     ) -> StoreResult<bool> {
-        let mut tx = self.tx().await?;
-        let n = sqlx::query("DELETE FROM policies WHERE id = ?")
-            .bind(id.to_string())
-            .execute(&mut *tx)
+        let audit = audit.clone();
+        self.db
+            .write(move |tx: &mut Tx<'_>| {
+                // `id` is the primary key: the delete removes one row or none.
+                let n = exec(tx, "DELETE FROM policies WHERE id = ?", [id.to_string()])?;
+                if n != 1 {
+                    return Ok(false);
+                }
+                tx.audit(&audit)?;
+                Ok(true)
+            })
             .await
-            .map_err(map_err)?
-            .rows_affected();
-        if n != 1 {
-            return Ok(false);
-        }
-        self.insert_audit(&mut tx, audit).await?;
-        self.commit(tx).await?;
-        Ok(true)
     }
 
     pub(super) async fn setting_impl(&self, name: &str) -> StoreResult<Option<String>> {
-        sqlx::query_scalar("SELECT value FROM settings WHERE name = ?")
-            .bind(name)
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(map_err)
+        self.db.read(|c| {
+            query_opt(
+                c,
+                "SELECT value FROM settings WHERE name = ?",
+                [name],
+                |r| get(r, "value"),
+            )
+        })
     }
 
     pub(super) async fn init_setting_impl(&self, name: &str, value: &str) -> StoreResult<String> {
-        let mut tx = self.tx().await?;
-        sqlx::query(
-            "INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
-        )
-        .bind(name)
-        .bind(value)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        let v: String = sqlx::query_scalar("SELECT value FROM settings WHERE name = ?")
-            .bind(name)
-            .fetch_one(&mut *tx)
+        let name = name.to_owned();
+        let value = value.to_owned();
+        self.db
+            .write(move |tx: &mut Tx<'_>| {
+                exec(
+                    tx,
+                    "INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+                    params![name, value],
+                )?;
+                query_opt(tx, "SELECT value FROM settings WHERE name = ?", [&name], |r| {
+                    get::<String>(r, "value")
+                })?
+                .ok_or_else(|| corrupt("settings: the value just written is missing"))
+            })
             .await
-            .map_err(map_err)?;
-        self.commit(tx).await?;
-        Ok(v)
     }
 }

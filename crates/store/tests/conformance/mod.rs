@@ -566,6 +566,48 @@ pub async fn concurrent_audit_appends(s: std::sync::Arc<dyn Store>) {
     assert!(r.chain_valid, "{r:?}");
 }
 
+/// Writes that fail (a conflict) while others succeed around them leave no
+/// trace, and the chain the successful ones built stays whole.
+pub async fn failed_writes_amid_concurrent_ones(s: std::sync::Arc<dyn Store>) {
+    use strongroom_core::audit::{GENESIS_HASH, verify_chain};
+    let (org, owner) = org_and_owner(&*s, "a@example.com", SignupGate::Open)
+        .await
+        .unwrap();
+    let taken = vault(&*s, &org, &owner).await;
+    let mut tasks = vec![];
+    for t in 0..8 {
+        let (s, taken) = (s.clone(), taken.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut ok = 0;
+            for i in 0..20 {
+                if (t + i) % 2 == 0 {
+                    s.append_audit(&audit(org.id, &format!("t{t}-{i}")))
+                        .await
+                        .unwrap();
+                    ok += 1;
+                } else {
+                    // Same id as an existing vault: refused, with its audit record.
+                    let r = s.create_vault(&taken, &audit(org.id, "vault.dup")).await;
+                    assert!(is_conflict(r));
+                }
+            }
+            ok
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        ok += t.await.unwrap();
+    }
+    assert_eq!(ok, 80);
+    let all = s.audit_chain(&org.id.to_string(), 1, 1000).await.unwrap();
+    // signup + vault.create + the successful appends; no "vault.dup".
+    assert_eq!(all.len(), 2 + ok);
+    assert!(all.iter().all(|e| e.action != "vault.dup"));
+    let r = verify_chain(&all, &[], 1, (GENESIS_HASH, None), &|_, _, _| false);
+    assert!(r.chain_valid, "{r:?}");
+    assert_eq!(s.list_vaults(org.id).await.unwrap().len(), 1);
+}
+
 pub async fn concurrent_writers(s: std::sync::Arc<dyn Store>) {
     let (org, owner) = org_and_owner(&*s, "a@example.com", SignupGate::Open)
         .await
