@@ -7,18 +7,18 @@ use std::path::Path;
 
 use base64::Engine as _;
 use common::*;
-use sqlx::Row;
-use sqlx::sqlite::SqliteConnectOptions;
 use strongroom_crypto::envelope::{SecretContext, dek_wrap_aad};
 use strongroom_kms::root_key::RootKey;
 use strongroom_kms::soft::SoftProvider;
 use strongroom_kms::{KekRef, KeyProvider, WrappedDek};
 
-async fn db(data_dir: &Path) -> sqlx::SqlitePool {
-    let opts = SqliteConnectOptions::new()
-        .filename(data_dir.join("strongroom.db"))
-        .busy_timeout(std::time::Duration::from_secs(5));
-    sqlx::SqlitePool::connect_with(opts).await.unwrap()
+fn db(data_dir: &Path) -> rusqlite::Connection {
+    let conn = rusqlite::Connection::open(data_dir.join("strongroom.db")).unwrap();
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .unwrap();
+    // Enforced, as the previous driver (with its defaults) did.
+    conn.pragma_update(None, "foreign_keys", "ON").unwrap();
+    conn
 }
 
 /// Unwraps every stored DEK with the file provider, as only the server should.
@@ -26,35 +26,41 @@ async fn all_deks(data_dir: &Path) -> Vec<Vec<u8>> {
     let (root, created) = RootKey::load_or_create(None, &data_dir.join("root.key")).unwrap();
     assert!(!created);
     let kms = SoftProvider::open_file(data_dir.join("keyring.sealed"), root).unwrap();
-    let pool = db(data_dir).await;
-    let rows = sqlx::query(
-        "SELECT v.vault_id, v.path, v.version, v.wrapped_dek, v.kek_version, k.kek_ref
-         FROM secret_versions v JOIN vaults k ON k.id = v.vault_id",
-    )
-    .fetch_all(&pool)
-    .await
-    .unwrap();
+    let conn = db(data_dir);
+    let rows: Vec<(String, String, i64, Vec<u8>, i64, String)> = conn
+        .prepare(
+            "SELECT v.vault_id, v.path, v.version, v.wrapped_dek, v.kek_version, k.kek_ref
+             FROM secret_versions v JOIN vaults k ON k.id = v.vault_id",
+        )
+        .unwrap()
+        .query_map([], |r| {
+            Ok((
+                r.get("vault_id")?,
+                r.get("path")?,
+                r.get("version")?,
+                r.get("wrapped_dek")?,
+                r.get("kek_version")?,
+                r.get("kek_ref")?,
+            ))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
     let mut out = vec![];
-    for r in rows {
-        let vault_id: String = r.get("vault_id");
-        let path: String = r.get("path");
-        let version: i64 = r.get("version");
+    for (vault_id, path, version, wrapped_dek, kek_version, kek_ref) in rows {
         let wrapped = WrappedDek {
-            kek_version: r.get::<i64, _>("kek_version") as u32,
-            blob: r.get("wrapped_dek"),
+            kek_version: kek_version as u32,
+            blob: wrapped_dek,
         };
         let aad = dek_wrap_aad(SecretContext {
             vault_id: &vault_id,
             path: &path,
             version: version as u64,
         });
-        let dek = kms
-            .unwrap(&KekRef(r.get("kek_ref")), &wrapped, &aad)
-            .await
-            .unwrap();
+        let dek = kms.unwrap(&KekRef(kek_ref), &wrapped, &aad).await.unwrap();
         out.push(dek.expose().to_vec());
     }
-    pool.close().await;
+    drop(conn);
     out
 }
 
@@ -164,15 +170,13 @@ async fn copied_rows_fail_with_an_opaque_integrity_error() {
     api.put_secret(&v1, "other/path", "victim-path").await;
     api.put_secret(&v2, "source", "victim-vault").await;
 
-    let pool = db(dir.path()).await;
+    let conn = db(dir.path());
     let copy = |target_vault: String,
                 target_path: &'static str,
                 target_version: i64,
                 source_version: i64| {
-        let pool = pool.clone();
-        let v1 = v1.clone();
-        async move {
-            let n = sqlx::query(
+        let n = conn
+            .execute(
                 "UPDATE secret_versions SET
                    ciphertext = (SELECT ciphertext FROM secret_versions WHERE vault_id = ?1 AND path = 'source' AND version = ?2),
                    iv = (SELECT iv FROM secret_versions WHERE vault_id = ?1 AND path = 'source' AND version = ?2),
@@ -180,26 +184,18 @@ async fn copied_rows_fail_with_an_opaque_integrity_error() {
                    wrapped_dek = (SELECT wrapped_dek FROM secret_versions WHERE vault_id = ?1 AND path = 'source' AND version = ?2),
                    kek_version = (SELECT kek_version FROM secret_versions WHERE vault_id = ?1 AND path = 'source' AND version = ?2)
                  WHERE vault_id = ?3 AND path = ?4 AND version = ?5",
+                rusqlite::params![&v1, source_version, &target_vault, target_path, target_version],
             )
-            .bind(&v1)
-            .bind(source_version)
-            .bind(&target_vault)
-            .bind(target_path)
-            .bind(target_version)
-            .execute(&pool)
-            .await
-            .unwrap()
-            .rows_affected();
-            assert_eq!(n, 1);
-        }
+            .unwrap();
+        assert_eq!(n, 1);
     };
 
     // Another path in the same vault.
-    copy(v1.clone(), "other/path", 1, 2).await;
+    copy(v1.clone(), "other/path", 1, 2);
     // Another vault, same path.
-    copy(v2.clone(), "source", 1, 2).await;
+    copy(v2.clone(), "source", 1, 2);
     // Another version of the same path: version 2's row put in version 1's place.
-    copy(v1.clone(), "source", 1, 2).await;
+    copy(v1.clone(), "source", 1, 2);
 
     for (vault, path) in [(&v1, "other/path"), (&v2, "source")] {
         let r = api.get_secret(vault, path).await;
@@ -231,18 +227,14 @@ async fn copied_rows_fail_with_an_opaque_integrity_error() {
             "UPDATE secret_versions SET {col} = (substr({col}, 1, 3)
                || CASE WHEN substr({col}, 4, 1) = x'FF' THEN x'00' ELSE x'FF' END || substr({col}, 5)) WHERE path = ?"
         );
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(path)
-            .execute(&pool)
-            .await
-            .unwrap();
+        conn.execute(&sql, [path]).unwrap();
         let r = api.get_secret(&v1, path).await;
         assert!(!r.text.contains("flip-me"), "{}", r.text);
         r.expect_problem(500);
     }
     // The server keeps serving.
     api.get("/v1/health").await.expect(200);
-    pool.close().await;
+    drop(conn);
     let (_, logs) = server.stop();
     assert!(
         logs.contains("integrity check"),

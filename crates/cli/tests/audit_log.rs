@@ -139,19 +139,22 @@ async fn every_action_is_recorded_with_its_actor_and_no_secret() {
     let token = api.token.clone().unwrap();
     let (status, logs) = server.stop();
     assert!(status.success());
-    let pool = raw_db(dir.path()).await;
-    let rows: Vec<(String, String, String)> =
-        sqlx::query_as("SELECT details, resource_id, action FROM audit_events")
-            .fetch_all(&pool)
-            .await
-            .unwrap();
+    let conn = raw_db(dir.path());
+    let rows: Vec<(String, String, String)> = conn
+        .prepare("SELECT details, resource_id, action FROM audit_events")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
     // The system chain holds the unknown-user and bad-token failures.
-    let system: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM audit_events WHERE org_id = '00000000-0000-0000-0000-000000000000'",
-    )
-    .fetch_one(&pool)
-    .await
-    .unwrap();
+    let system: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM audit_events WHERE org_id = '00000000-0000-0000-0000-000000000000'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
     assert_eq!(system, 2);
     let all_text: String = rows.iter().map(|(d, r, a)| format!("{d}{r}{a}")).collect();
     for needle in [
@@ -215,12 +218,9 @@ async fn check_tamper(
     let work = tempfile::tempdir().unwrap();
     let dir = work.path().join("data");
     copy_tree(pristine, &dir);
-    let pool = raw_db(&dir).await;
-    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
-        .execute(&pool)
-        .await
-        .unwrap();
-    pool.close().await;
+    let conn = raw_db(&dir);
+    conn.execute_batch(sql).unwrap();
+    drop(conn);
 
     // Offline, from the data directory and from an export.
     let (code, out, err) = run_cli(&[
@@ -364,10 +364,8 @@ async fn reads_and_writes_fail_closed_when_the_log_cannot_be_written() {
     api.put_secret(&vault, "k", "FAIL-CLOSED-VALUE").await;
 
     // A real failure of the store: the database refuses audit inserts.
-    let pool = raw_db(dir.path()).await;
-    sqlx::query("CREATE TRIGGER audit_down BEFORE INSERT ON audit_events BEGIN SELECT RAISE(ABORT, 'audit storage failure'); END")
-        .execute(&pool)
-        .await
+    let conn = raw_db(dir.path());
+    conn.execute("CREATE TRIGGER audit_down BEFORE INSERT ON audit_events BEGIN SELECT RAISE(ABORT, 'audit storage failure'); END", [])
         .unwrap();
 
     let r = api.get_secret(&vault, "k").await;
@@ -404,32 +402,25 @@ async fn reads_and_writes_fail_closed_when_the_log_cannot_be_written() {
         .expect_problem(503);
 
     // Nothing changed: no new version, the read was not counted, no new vault.
-    let versions: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM secret_versions")
-        .fetch_one(&pool)
-        .await
+    let versions: i64 = conn
+        .query_row("SELECT COUNT(*) FROM secret_versions", [], |r| r.get(0))
         .unwrap();
     assert_eq!(versions, 1);
-    let count: i64 = sqlx::query_scalar("SELECT access_count FROM secret_versions")
-        .fetch_one(&pool)
-        .await
+    let count: i64 = conn
+        .query_row("SELECT access_count FROM secret_versions", [], |r| r.get(0))
         .unwrap();
     assert_eq!(count, 0);
-    let vaults: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM vaults")
-        .fetch_one(&pool)
-        .await
+    let vaults: i64 = conn
+        .query_row("SELECT COUNT(*) FROM vaults", [], |r| r.get(0))
         .unwrap();
     assert_eq!(vaults, 1);
-    let deleted: Option<i64> = sqlx::query_scalar("SELECT deleted_at FROM secrets")
-        .fetch_one(&pool)
-        .await
+    let deleted: Option<i64> = conn
+        .query_row("SELECT deleted_at FROM secrets", [], |r| r.get(0))
         .unwrap();
     assert!(deleted.is_none());
 
     // Writable again: service resumes without a restart.
-    sqlx::query("DROP TRIGGER audit_down")
-        .execute(&pool)
-        .await
-        .unwrap();
+    conn.execute("DROP TRIGGER audit_down", []).unwrap();
     assert_eq!(
         api.get_secret(&vault, "k").await.expect(200)["value"],
         "FAIL-CLOSED-VALUE"
@@ -437,7 +428,7 @@ async fn reads_and_writes_fail_closed_when_the_log_cannot_be_written() {
     api.put_secret(&vault, "k", "after").await;
     let v = api.get("/v1/audit/verify").await.expect(200);
     assert_eq!(v["chain_valid"], true, "{v}");
-    pool.close().await;
+    drop(conn);
 }
 
 #[tokio::test]
@@ -595,12 +586,14 @@ async fn identity_policy_and_key_changes_are_recorded() {
     // No key, token or value in any stored event, of any organisation, or in the logs.
     let token = owner.token.clone().unwrap();
     let (_, logs) = server.stop();
-    let pool = raw_db(dir.path()).await;
-    let rows: Vec<(String, String, String)> =
-        sqlx::query_as("SELECT details, resource_id, action FROM audit_events")
-            .fetch_all(&pool)
-            .await
-            .unwrap();
+    let conn = raw_db(dir.path());
+    let rows: Vec<(String, String, String)> = conn
+        .prepare("SELECT details, resource_id, action FROM audit_events")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
     let text: String = rows.iter().map(|(d, r, a)| format!("{d}{r}{a}")).collect();
     for needle in [
         "IDENTITY-CANARY",

@@ -8,7 +8,6 @@ use std::path::Path;
 
 use common::*;
 use serde_json::json;
-use sqlx::Row;
 use strongroom_crypto::envelope::{SecretContext, dek_wrap_aad};
 use strongroom_kms::root_key::RootKey;
 use strongroom_kms::soft::SoftProvider;
@@ -16,15 +15,15 @@ use strongroom_kms::{KekRef, KeyProvider, KmsError, WrappedDek};
 
 /// (path, version, kek_ref, kek_version, wrapped_dek, ciphertext) of every stored version.
 async fn rows(data: &Path) -> Vec<(String, i64, String, i64, Vec<u8>, Vec<u8>)> {
-    let pool = raw_db(data).await;
-    let r = sqlx::query("SELECT path, version, kek_ref, kek_version, wrapped_dek, ciphertext, vault_id FROM secret_versions ORDER BY path, version")
-        .fetch_all(&pool)
-        .await
+    let conn = raw_db(data);
+    let r = conn
+        .prepare("SELECT path, version, kek_ref, kek_version, wrapped_dek, ciphertext, vault_id FROM secret_versions ORDER BY path, version")
         .unwrap()
-        .iter()
-        .map(|r| (r.get("path"), r.get("version"), r.get("kek_ref"), r.get("kek_version"), r.get("wrapped_dek"), r.get("ciphertext")))
-        .collect();
-    pool.close().await;
+        .query_map([], |r| Ok((r.get("path")?, r.get("version")?, r.get("kek_ref")?, r.get("kek_version")?, r.get("wrapped_dek")?, r.get("ciphertext")?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    drop(conn);
     r
 }
 
@@ -206,13 +205,16 @@ async fn migrating_from_file_to_pkcs11_keeps_every_value_and_credential() {
     for r in rows(&data).await {
         assert!(!r.2.is_empty());
     }
-    let pool = raw_db(&data).await;
-    let providers: Vec<String> = sqlx::query_scalar("SELECT DISTINCT kek_provider FROM vaults")
-        .fetch_all(&pool)
-        .await
+    let conn = raw_db(&data);
+    let providers: Vec<String> = conn
+        .prepare("SELECT DISTINCT kek_provider FROM vaults")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
         .unwrap();
     assert_eq!(providers, ["pkcs11"]);
-    pool.close().await;
+    drop(conn);
 
     // A second run has nothing left to do.
     let again = std::process::Command::new(env!("CARGO_BIN_EXE_strongroom"))

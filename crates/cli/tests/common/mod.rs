@@ -344,11 +344,12 @@ pub fn copy_tree(from: &Path, to: &Path) {
 }
 
 /// A connection to a data directory's database, for tests that play attacker.
-pub async fn raw_db(data_dir: &Path) -> sqlx::SqlitePool {
-    let opts = sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(data_dir.join("strongroom.db"))
-        .busy_timeout(Duration::from_secs(5));
-    sqlx::SqlitePool::connect_with(opts).await.unwrap()
+/// Foreign keys are enforced, as the previous driver did by default.
+pub fn raw_db(data_dir: &Path) -> rusqlite::Connection {
+    let conn = rusqlite::Connection::open(data_dir.join("strongroom.db")).unwrap();
+    conn.busy_timeout(Duration::from_secs(5)).unwrap();
+    conn.pragma_update(None, "foreign_keys", "ON").unwrap();
+    conn
 }
 
 /// Runs the binary with arguments and returns (exit code, stdout, stderr).
