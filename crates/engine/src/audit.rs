@@ -92,7 +92,7 @@ impl Engine {
     pub async fn checkpoint_due(&self, policy: CheckpointPolicy) -> Result<usize> {
         let mut signed = 0;
         for head in self.store.audit_heads().await? {
-            let last = self.store.checkpoints(&head.org_id).await?.pop();
+            let last = self.store.latest_checkpoint(&head.org_id).await?;
             let due = match &last {
                 None => true,
                 Some(cp) if cp.seq >= head.seq => false,

@@ -186,6 +186,8 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_checkpoint(&self, cp: &Checkpoint) -> StoreResult<()>;
     /// An organisation's checkpoints, oldest first.
     async fn checkpoints(&self, org: &str) -> StoreResult<Vec<Checkpoint>>;
+    /// An organisation's newest checkpoint.
+    async fn latest_checkpoint(&self, org: &str) -> StoreResult<Option<Checkpoint>>;
 
     // --- identities -------------------------------------------------------
 

@@ -38,6 +38,19 @@ impl SqliteStore {
         Ok(SqliteStore { db: db.into() })
     }
 
+    /// Runs a read that may touch many rows (listings, audit queries) on the
+    /// blocking pool, so it never holds up the async workers. Point lookups
+    /// use `self.db.read` inline.
+    async fn scan<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&rusqlite::Connection) -> StoreResult<R> + Send + 'static,
+    ) -> StoreResult<R> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || db.read(f))
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("a database read failed: {e}")))?
+    }
+
     /// Finishes the queued writes, then a final synced checkpoint empties the
     /// WAL and every connection closes. Later calls fail as `Unavailable`.
     pub async fn close(&self) {
@@ -428,7 +441,8 @@ impl Store for SqliteStore {
     }
 
     async fn list_secrets(&self, vault: VaultId, prefix: &str) -> StoreResult<Vec<SecretMeta>> {
-        self.db.read(|c| {
+        let prefix = prefix.to_owned();
+        self.scan(move |c| {
             query_all(
                 c,
                 "SELECT v.secret_id, v.version, v.vault_id, v.path, v.type, v.metadata, v.expires_at, v.disabled, v.created_by, v.created_at
@@ -441,6 +455,7 @@ impl Store for SqliteStore {
                 meta_row,
             )
         })
+        .await
     }
 
     async fn list_versions(&self, secret: SecretId) -> StoreResult<Vec<SecretMeta>> {
@@ -508,7 +523,8 @@ impl Store for SqliteStore {
         });
         static COUNT: LazyLock<String> =
             LazyLock::new(|| format!("SELECT COUNT(*) FROM audit_events WHERE {FILTER}"));
-        self.db.read(|c| {
+        let q = q.clone();
+        self.scan(move |c| {
             let events = query_all(
                 c,
                 &LIST,
@@ -538,6 +554,7 @@ impl Store for SqliteStore {
             )?;
             Ok((events, total as u64))
         })
+        .await
     }
 
     async fn audit_chain(
@@ -546,7 +563,8 @@ impl Store for SqliteStore {
         from_seq: u64,
         limit: u32,
     ) -> StoreResult<Vec<ChainedEvent>> {
-        self.db.read(|c| {
+        let org = org.to_owned();
+        self.scan(move |c| {
             query_all(
                 c,
                 "SELECT * FROM audit_events WHERE org_id = ? AND seq >= ? ORDER BY seq LIMIT ?",
@@ -554,16 +572,26 @@ impl Store for SqliteStore {
                 event_row,
             )
         })
+        .await
     }
 
     async fn audit_heads(&self) -> StoreResult<Vec<AuditHead>> {
         self.db.read(|c| {
             query_all(
                 c,
-                "SELECT e.org_id, e.seq, e.id AS event_id, e.integrity_hash AS hash FROM audit_events e
-                     JOIN (SELECT org_id, MAX(seq) AS seq FROM audit_events GROUP BY org_id) m
-                       ON e.org_id = m.org_id AND e.seq = m.seq
-                     ORDER BY e.org_id",
+                // Hops from one organisation to the next along the primary key
+                // (org_id, seq), then takes each one's newest event: a few index
+                // lookups per organisation, however long the chains are.
+                "WITH RECURSIVE o(org_id) AS (
+                     SELECT MIN(org_id) FROM audit_events
+                     UNION ALL
+                     SELECT (SELECT MIN(org_id) FROM audit_events WHERE org_id > o.org_id) FROM o
+                     WHERE o.org_id IS NOT NULL
+                 )
+                 SELECT e.org_id, e.seq, e.id AS event_id, e.integrity_hash AS hash
+                 FROM o JOIN audit_events e ON e.org_id = o.org_id
+                   AND e.seq = (SELECT MAX(seq) FROM audit_events WHERE org_id = o.org_id)
+                 ORDER BY e.org_id",
                 [],
                 |r| {
                     Ok(AuditHead {
@@ -601,10 +629,23 @@ impl Store for SqliteStore {
     }
 
     async fn checkpoints(&self, org: &str) -> StoreResult<Vec<Checkpoint>> {
-        self.db.read(|c| {
+        let org = org.to_owned();
+        self.scan(move |c| {
             query_all(
                 c,
                 "SELECT * FROM audit_checkpoints WHERE org_id = ? ORDER BY seq",
+                [org],
+                checkpoint_row,
+            )
+        })
+        .await
+    }
+
+    async fn latest_checkpoint(&self, org: &str) -> StoreResult<Option<Checkpoint>> {
+        self.db.read(|c| {
+            query_opt(
+                c,
+                "SELECT * FROM audit_checkpoints WHERE org_id = ? ORDER BY seq DESC LIMIT 1",
                 [org],
                 checkpoint_row,
             )
@@ -655,7 +696,8 @@ impl Store for SqliteStore {
         kek_version: u32,
         limit: u32,
     ) -> StoreResult<Vec<WrapRow>> {
-        self.db.read(|c| {
+        let kek_ref = kek_ref.to_owned();
+        self.scan(move |c| {
             query_all(
                 c,
                 "SELECT secret_id, version, vault_id, path, kek_ref, kek_version, wrapped_dek FROM secret_versions
@@ -676,6 +718,7 @@ impl Store for SqliteStore {
                 },
             )
         })
+        .await
     }
 
     async fn count_stale_wraps(
@@ -684,7 +727,8 @@ impl Store for SqliteStore {
         kek_ref: &str,
         kek_version: u32,
     ) -> StoreResult<u64> {
-        self.db.read(|c| {
+        let kek_ref = kek_ref.to_owned();
+        self.scan(move |c| {
             query_i64(
                 c,
                 "SELECT COUNT(*) FROM secret_versions WHERE vault_id = ? AND NOT (kek_ref = ? AND kek_version = ?)",
@@ -692,6 +736,7 @@ impl Store for SqliteStore {
             )
             .map(|n| n as u64)
         })
+        .await
     }
 
     async fn replace_wrap(

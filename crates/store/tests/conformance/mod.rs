@@ -487,9 +487,19 @@ pub async fn audit_log(s: &dyn Store) {
     let heads = s.audit_heads().await.unwrap();
     let h = heads.iter().find(|h| h.org_id == org_s).unwrap();
     assert_eq!(
-        (h.seq, h.hash.as_str()),
-        (6, all[5].integrity_hash.as_str())
+        (h.seq, h.hash.as_str(), h.event_id.as_str()),
+        (6, all[5].integrity_hash.as_str(), all[5].id.as_str())
     );
+    // One head per organisation with events, each its own chain's newest.
+    let org2_chain = s.audit_chain(&org2.id.to_string(), 1, 100).await.unwrap();
+    let h2 = heads
+        .iter()
+        .find(|h| h.org_id == org2.id.to_string())
+        .unwrap();
+    assert_eq!(h2.seq, org2_chain.last().unwrap().seq);
+    let mut orgs: Vec<_> = heads.iter().map(|h| h.org_id.clone()).collect();
+    orgs.dedup();
+    assert_eq!(orgs.len(), heads.len());
 
     // Queries: newest first, filtered, with the total.
     let q = AuditQuery {
@@ -530,9 +540,22 @@ pub async fn audit_log(s: &dyn Store) {
         kid: "k".into(),
         signature: "c2ln".into(),
     };
+    assert_eq!(s.latest_checkpoint(&org_s).await.unwrap(), None);
     s.insert_checkpoint(&cp).await.unwrap();
     s.insert_checkpoint(&cp).await.unwrap();
-    assert_eq!(s.checkpoints(&org_s).await.unwrap(), vec![cp]);
+    assert_eq!(s.checkpoints(&org_s).await.unwrap(), vec![cp.clone()]);
+    let older = strongroom_core::audit::Checkpoint {
+        seq: 3,
+        event_id: all[2].id.clone(),
+        head_hash: all[2].integrity_hash.clone(),
+        ..cp.clone()
+    };
+    s.insert_checkpoint(&older).await.unwrap();
+    assert_eq!(
+        s.checkpoints(&org_s).await.unwrap(),
+        vec![older.clone(), cp.clone()]
+    );
+    assert_eq!(s.latest_checkpoint(&org_s).await.unwrap(), Some(cp));
     assert!(
         s.checkpoints(&org2.id.to_string())
             .await
