@@ -147,6 +147,10 @@ pub const GENESIS_HASH: [u8; 32] = [0u8; 32];
 /// details (compact JSON with object keys sorted), ip_address (empty if none),
 /// created_at_us (i64), prev_event_id (empty if none), prev_hash (32 bytes).
 pub fn event_encoding(e: &ChainedEvent, prev_hash: &[u8; 32]) -> Vec<u8> {
+    encode_event(e, &canonical_json(&e.details), prev_hash)
+}
+
+fn encode_event(e: &ChainedEvent, canonical_details: &str, prev_hash: &[u8; 32]) -> Vec<u8> {
     crate::encoding::LengthPrefixed::new("strongroom/audit-event/v1")
         .u64(e.seq)
         .field(&e.id)
@@ -156,7 +160,7 @@ pub fn event_encoding(e: &ChainedEvent, prev_hash: &[u8; 32]) -> Vec<u8> {
         .field(&e.action)
         .field(&e.resource_type)
         .field(&e.resource_id)
-        .field(canonical_json(&e.details))
+        .field(canonical_details)
         .field(e.ip_address.as_deref().unwrap_or(""))
         .i64(e.created_at_us)
         .field(e.prev_event_id.as_deref().unwrap_or(""))
@@ -166,8 +170,18 @@ pub fn event_encoding(e: &ChainedEvent, prev_hash: &[u8; 32]) -> Vec<u8> {
 
 /// SHA-256 of [`event_encoding`].
 pub fn event_hash(e: &ChainedEvent, prev_hash: &[u8; 32]) -> [u8; 32] {
+    event_hash_canonical(e, &canonical_json(&e.details), prev_hash)
+}
+
+/// [`event_hash`] when the caller already holds `canonical_json(&e.details)`
+/// (the store writes that text too, so it is computed once).
+pub fn event_hash_canonical(
+    e: &ChainedEvent,
+    canonical_details: &str,
+    prev_hash: &[u8; 32],
+) -> [u8; 32] {
     use sha2::Digest;
-    sha2::Sha256::digest(event_encoding(e, prev_hash)).into()
+    sha2::Sha256::digest(encode_event(e, canonical_details, prev_hash)).into()
 }
 
 /// The message a checkpoint signs: `LengthPrefixed("strongroom/audit-checkpoint/v1")`
@@ -192,56 +206,50 @@ pub fn checkpoint_message(
 /// whoever serializes it (serde_json's map is ordered by key unless its
 /// `preserve_order` feature is on; this does not rely on that).
 pub fn canonical_json(v: &Value) -> String {
-    fn write(v: &Value, out: &mut String) {
+    fn write(v: &Value, out: &mut Vec<u8>) {
         match v {
             Value::Object(m) => {
-                let mut keys: Vec<&String> = m.keys().collect();
-                keys.sort();
-                out.push('{');
-                for (i, k) in keys.iter().enumerate() {
+                let mut entries: Vec<(&String, &Value)> = m.iter().collect();
+                entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+                out.push(b'{');
+                for (i, (k, x)) in entries.into_iter().enumerate() {
                     if i > 0 {
-                        out.push(',');
+                        out.push(b',');
                     }
-                    out.push_str(&Value::String((*k).clone()).to_string());
-                    out.push(':');
-                    write(&m[*k], out);
+                    serde_json::to_writer(&mut *out, k).expect("writing to a Vec");
+                    out.push(b':');
+                    write(x, out);
                 }
-                out.push('}');
+                out.push(b'}');
             }
             Value::Array(a) => {
-                out.push('[');
+                out.push(b'[');
                 for (i, x) in a.iter().enumerate() {
                     if i > 0 {
-                        out.push(',');
+                        out.push(b',');
                     }
                     write(x, out);
                 }
-                out.push(']');
+                out.push(b']');
             }
-            other => out.push_str(&other.to_string()),
+            scalar => serde_json::to_writer(&mut *out, scalar).expect("writing to a Vec"),
         }
     }
-    let mut s = String::new();
-    write(v, &mut s);
-    s
+    let mut out = Vec::with_capacity(256);
+    write(v, &mut out);
+    String::from_utf8(out).expect("serde_json writes UTF-8")
 }
 
 /// Parses a 64-digit hex hash.
 pub fn parse_hash(s: &str) -> Option<[u8; 32]> {
-    if s.len() != 64 {
-        return None;
-    }
     let mut out = [0u8; 32];
-    for (i, chunk) in s.as_bytes().chunks(2).enumerate() {
-        let hex = std::str::from_utf8(chunk).ok()?;
-        out[i] = u8::from_str_radix(hex, 16).ok()?;
-    }
+    hex::decode_to_slice(s, &mut out).ok()?;
     Some(out)
 }
 
 /// Lower-case hex of a hash.
 pub fn hash_hex(h: &[u8; 32]) -> String {
-    h.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(h)
 }
 
 /// The outcome of verifying one organisation's chain.
@@ -596,5 +604,23 @@ mod chain_tests {
             canonical_json(&a),
             r#"{"a":{"c":"x","d":[1,{"y":null,"z":0}]},"b":1}"#
         );
+        // Strings are escaped as JSON, keys included; numbers keep their form.
+        let b: Value = serde_json::from_str(r#"{"\u00e9\"k":"line\nbreak","n":-1.5e3}"#).unwrap();
+        assert_eq!(canonical_json(&b), r#"{"n":-1500.0,"é\"k":"line\nbreak"}"#);
+    }
+
+    #[test]
+    fn hashes_round_trip_through_hex_and_malformed_hex_is_refused() {
+        let h = [0xa5u8; 32];
+        assert_eq!(hash_hex(&h), "a5".repeat(32));
+        assert_eq!(parse_hash(&hash_hex(&h)), Some(h));
+        for bad in [
+            "a5".repeat(31),
+            "a5".repeat(33),
+            format!("+f{}", "a5".repeat(31)),
+            "zz".repeat(32),
+        ] {
+            assert_eq!(parse_hash(&bad), None, "{bad}");
+        }
     }
 }

@@ -32,7 +32,8 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, Params, Row, types::FromSql};
 use strongroom_core::audit::{
-    AuditRecord, ChainedEvent, GENESIS_HASH, canonical_json, event_hash, hash_hex, parse_hash,
+    AuditRecord, ChainedEvent, GENESIS_HASH, canonical_json, event_hash_canonical, hash_hex,
+    parse_hash,
 };
 use strongroom_core::time_util::to_micros;
 
@@ -167,28 +168,57 @@ impl std::ops::Deref for Tx<'_> {
     }
 }
 
+/// An audit record with everything that does not depend on the chain (text
+/// forms, canonical details) computed by the caller, off the writer thread.
+pub(super) struct PreparedAudit {
+    event: ChainedEvent,
+    details: String,
+}
+
+impl PreparedAudit {
+    pub(super) fn new(a: &AuditRecord) -> Self {
+        PreparedAudit {
+            event: ChainedEvent {
+                seq: 0,
+                id: a.id.to_string(),
+                org_id: a.org_id.to_string(),
+                actor_type: a.actor.kind().to_owned(),
+                actor_id: a.actor.id_string(),
+                action: a.action.clone(),
+                resource_type: a.resource_type.clone(),
+                resource_id: a.resource_id.clone(),
+                details: a.details.clone(),
+                ip_address: a.ip_address.clone(),
+                created_at_us: to_micros(a.created_at),
+                prev_event_id: None,
+                integrity_hash: String::new(),
+            },
+            details: canonical_json(&a.details),
+        }
+    }
+}
+
 impl Tx<'_> {
     /// Appends a record to its organisation's chain in this transaction, so
     /// the chain and the change commit together.
-    pub(super) fn audit(&mut self, a: &AuditRecord) -> StoreResult<()> {
+    pub(super) fn audit(&mut self, a: &PreparedAudit) -> StoreResult<()> {
         // Benchmark builds only: measure what the audit log costs. Never in a release.
         #[cfg(feature = "bench-unaudited")]
         if crate::bench_unaudited() {
             let _ = a;
             return Ok(());
         }
-        let org = a.org_id.to_string();
-        let head = match self.heads.known.get(&org) {
+        let org = &a.event.org_id;
+        let head = match self.heads.known.get(org) {
             Some(h) => Some(h.clone()),
-            None => newest_event(self.conn, &org)?,
+            None => newest_event(self.conn, org)?,
         };
-        let e = insert_event(self.conn, a, head.as_ref())?;
-        let hash = parse_hash(&e.integrity_hash).expect("computed just now");
+        let (seq, hash) = insert_event(self.conn, a, head.as_ref())?;
         self.heads.set(
-            org,
+            org.clone(),
             ChainHead {
-                seq: e.seq,
-                id: e.id,
+                seq,
+                id: a.event.id.clone(),
                 hash,
             },
         );
@@ -214,32 +244,28 @@ fn newest_event(c: &Connection, org: &str) -> StoreResult<Option<ChainHead>> {
     )
 }
 
-/// Hashes an event over the previous head and inserts it.
+/// Links an event to the previous head, hashes it and inserts it. Returns its
+/// sequence number and hash.
 fn insert_event(
     c: &Connection,
-    a: &AuditRecord,
+    a: &PreparedAudit,
     head: Option<&ChainHead>,
-) -> StoreResult<ChainedEvent> {
+) -> StoreResult<(u64, [u8; 32])> {
     let (prev_seq, prev_id, prev_hash) = match head {
         None => (0u64, None, GENESIS_HASH),
-        Some(h) => (h.seq, Some(h.id.clone()), h.hash),
+        Some(h) => (h.seq, Some(h.id.as_str()), h.hash),
     };
-    let mut e = ChainedEvent {
-        seq: prev_seq + 1,
-        id: a.id.to_string(),
-        org_id: a.org_id.to_string(),
-        actor_type: a.actor.kind().to_owned(),
-        actor_id: a.actor.id_string(),
-        action: a.action.clone(),
-        resource_type: a.resource_type.clone(),
-        resource_id: a.resource_id.clone(),
-        details: a.details.clone(),
-        ip_address: a.ip_address.clone(),
-        created_at_us: to_micros(a.created_at),
-        prev_event_id: prev_id,
-        integrity_hash: String::new(),
-    };
-    e.integrity_hash = hash_hex(&event_hash(&e, &prev_hash));
+    let seq = prev_seq + 1;
+    let e = &a.event;
+    let hash = event_hash_canonical(
+        &ChainedEvent {
+            seq,
+            prev_event_id: prev_id.map(str::to_owned),
+            ..e.clone()
+        },
+        &a.details,
+        &prev_hash,
+    );
     exec(
         c,
         "INSERT INTO audit_events (org_id, seq, id, actor_type, actor_id, action, resource_type, resource_id, details,
@@ -247,21 +273,21 @@ fn insert_event(
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         rusqlite::params![
             e.org_id,
-            e.seq as i64,
+            seq as i64,
             e.id,
             e.actor_type,
             e.actor_id,
             e.action,
             e.resource_type,
             e.resource_id,
-            canonical_json(&e.details),
+            a.details,
             e.ip_address,
             e.created_at_us,
-            e.prev_event_id,
-            e.integrity_hash,
+            prev_id,
+            hash_hex(&hash),
         ],
     )?;
-    Ok(e)
+    Ok((seq, hash))
 }
 
 /// Sends the caller its answer once the batch's fate is known.
@@ -529,8 +555,8 @@ mod tests {
     use strongroom_core::OrgId;
     use strongroom_core::audit::{Actor, GENESIS_HASH, verify_chain};
 
-    fn record(org: OrgId, action: &str) -> AuditRecord {
-        AuditRecord::new(
+    fn record(org: OrgId, action: &str) -> PreparedAudit {
+        PreparedAudit::new(&AuditRecord::new(
             org,
             Actor::Anonymous,
             action,
@@ -538,7 +564,7 @@ mod tests {
             "r",
             serde_json::json!({}),
             None,
-        )
+        ))
     }
 
     fn chain(db: &Db, org: OrgId) -> Vec<ChainedEvent> {
@@ -591,7 +617,7 @@ mod tests {
         let r = db
             .write(move |tx| {
                 tx.audit(&a)?;
-                if a.action.len() > 1 {
+                if a.event.action.len() > 1 {
                     panic!("bug in a write");
                 }
                 Ok(())

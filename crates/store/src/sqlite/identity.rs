@@ -10,7 +10,7 @@ use strongroom_core::{OrgId, Role, Subject, UserId, VaultId};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::db::{Tx, exec, get, query_all, query_i64, query_opt};
+use super::db::{PreparedAudit, Tx, exec, get, query_all, query_i64, query_opt};
 use super::{SqliteStore, json, parse, user_row};
 use crate::*;
 
@@ -139,7 +139,7 @@ impl SqliteStore {
         audit: &AuditRecord,
     ) -> StoreResult<()> {
         let user = user.clone();
-        let audit = audit.clone();
+        let audit = PreparedAudit::new(audit);
         self.db
             .write(move |tx: &mut Tx<'_>| {
                 let (org, role) = query_opt(
@@ -189,7 +189,7 @@ impl SqliteStore {
         audit: &AuditRecord,
     ) -> StoreResult<()> {
         let inv = inv.clone();
-        let audit = audit.clone();
+        let audit = PreparedAudit::new(audit);
         self.db
             .write(move |tx: &mut Tx<'_>| {
                 let taken = query_opt(tx, "SELECT 1 FROM users WHERE email = ?", [&inv.email], |_| {
@@ -235,7 +235,7 @@ impl SqliteStore {
         role: Role,
         audit: &AuditRecord,
     ) -> StoreResult<bool> {
-        let audit = audit.clone();
+        let audit = PreparedAudit::new(audit);
         self.db
             .write(move |tx: &mut Tx<'_>| {
                 let id = user.to_string();
@@ -263,7 +263,7 @@ impl SqliteStore {
         user: UserId,
         audit: &AuditRecord,
     ) -> StoreResult<bool> {
-        let audit = audit.clone();
+        let audit = PreparedAudit::new(audit);
         self.db
             .write(move |tx: &mut Tx<'_>| {
                 let id = user.to_string();
@@ -336,7 +336,7 @@ impl SqliteStore {
         audit: &AuditRecord,
     ) -> StoreResult<()> {
         let jti = jti.to_owned();
-        let audit = audit.clone();
+        let audit = PreparedAudit::new(audit);
         self.db
             .write(move |tx: &mut Tx<'_>| {
                 exec(
@@ -360,7 +360,7 @@ impl SqliteStore {
         audit: &AuditRecord,
     ) -> StoreResult<()> {
         let a = a.clone();
-        let audit = audit.clone();
+        let audit = PreparedAudit::new(audit);
         self.db
             .write(move |tx: &mut Tx<'_>| {
                 exec(
@@ -424,7 +424,7 @@ impl SqliteStore {
         audit: &AuditRecord,
     ) -> StoreResult<bool> {
         let a = a.clone();
-        let audit = audit.clone();
+        let audit = PreparedAudit::new(audit);
         self.db
             .write(move |tx: &mut Tx<'_>| {
                 // `id` is the primary key: the update changes one row or none.
@@ -468,7 +468,7 @@ impl SqliteStore {
         audit: &AuditRecord,
     ) -> StoreResult<()> {
         let k = k.clone();
-        let audit = audit.clone();
+        let audit = PreparedAudit::new(audit);
         self.db
             .write(move |tx: &mut Tx<'_>| {
                 exec(
@@ -524,7 +524,7 @@ impl SqliteStore {
         id: Uuid,
         audit: &AuditRecord,
     ) -> StoreResult<bool> {
-        let audit = audit.clone();
+        let audit = PreparedAudit::new(audit);
         self.db
             .write(move |tx: &mut Tx<'_>| {
                 // `id` is the primary key: the update changes one row or none.
@@ -548,7 +548,7 @@ impl SqliteStore {
         audit: &AuditRecord,
     ) -> StoreResult<()> {
         let row = row.clone();
-        let audit = audit.clone();
+        let audit = PreparedAudit::new(audit);
         self.db
             .write(move |tx: &mut Tx<'_>| {
                 let p = &row.policy;
@@ -622,7 +622,7 @@ impl SqliteStore {
         audit: &AuditRecord,
     ) -> StoreResult<bool> {
         let row = row.clone();
-        let audit = audit.clone();
+        let audit = PreparedAudit::new(audit);
         self.db
             .write(move |tx: &mut Tx<'_>| {
                 let p = &row.policy;
@@ -657,7 +657,7 @@ impl SqliteStore {
         id: Uuid,
         audit: &AuditRecord,
     ) -> StoreResult<bool> {
-        let audit = audit.clone();
+        let audit = PreparedAudit::new(audit);
         self.db
             .write(move |tx: &mut Tx<'_>| {
                 // `id` is the primary key: the delete removes one row or none.

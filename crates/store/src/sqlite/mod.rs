@@ -18,7 +18,7 @@ use strongroom_core::time_util::{from_micros, to_micros};
 use strongroom_core::{OrgId, Role, SecretId, SecretPath, Subject, UserId, VaultId};
 
 use crate::*;
-use db::{exec, get, query_all, query_i64, query_opt};
+use db::{PreparedAudit, exec, get, query_all, query_i64, query_opt};
 
 mod db;
 mod identity;
@@ -202,7 +202,7 @@ impl Store for SqliteStore {
         gate: SignupGate,
         audit: &AuditRecord,
     ) -> StoreResult<()> {
-        let (org, owner, audit) = (org.clone(), owner.clone(), audit.clone());
+        let (org, owner, audit) = (org.clone(), owner.clone(), PreparedAudit::new(audit));
         self.db
             .write(move |tx| {
                 if gate == SignupGate::FirstOnly
@@ -238,7 +238,7 @@ impl Store for SqliteStore {
     }
 
     async fn create_vault(&self, v: &VaultRow, audit: &AuditRecord) -> StoreResult<()> {
-        let (v, audit) = (v.clone(), audit.clone());
+        let (v, audit) = (v.clone(), PreparedAudit::new(audit));
         self.db
             .write(move |tx| {
                 exec(
@@ -286,7 +286,7 @@ impl Store for SqliteStore {
     }
 
     async fn delete_vault(&self, id: VaultId, audit: &AuditRecord) -> StoreResult<bool> {
-        let audit = audit.clone();
+        let audit = PreparedAudit::new(audit);
         let id = id.to_string();
         self.db
             .write(move |tx| {
@@ -325,7 +325,7 @@ impl Store for SqliteStore {
     }
 
     async fn insert_version(&self, v: &NewSecretVersion, audit: &AuditRecord) -> StoreResult<()> {
-        let (v, audit) = (v.clone(), audit.clone());
+        let (v, audit) = (v.clone(), PreparedAudit::new(audit));
         self.db
             .write(move |tx| {
                 let now = to_micros(v.created_at);
@@ -422,7 +422,7 @@ impl Store for SqliteStore {
         version: u32,
         audit: &AuditRecord,
     ) -> StoreResult<bool> {
-        let audit = audit.clone();
+        let audit = PreparedAudit::new(audit);
         self.db
             .write(move |tx| {
                 let n = exec(
@@ -476,7 +476,7 @@ impl Store for SqliteStore {
         version: u32,
         audit: &AuditRecord,
     ) -> StoreResult<bool> {
-        let audit = audit.clone();
+        let audit = PreparedAudit::new(audit);
         self.db
             .write(move |tx| {
                 let n = exec(
@@ -494,10 +494,10 @@ impl Store for SqliteStore {
     }
 
     async fn delete_secret(&self, secret: SecretId, audit: &AuditRecord) -> StoreResult<()> {
-        let audit = audit.clone();
+        let at = to_micros(audit.created_at);
+        let audit = PreparedAudit::new(audit);
         self.db
             .write(move |tx| {
-                let at = to_micros(audit.created_at);
                 exec(
                     tx,
                     "UPDATE secrets SET deleted_at = ?, updated_at = ? WHERE id = ?",
@@ -509,7 +509,7 @@ impl Store for SqliteStore {
     }
 
     async fn append_audit(&self, audit: &AuditRecord) -> StoreResult<()> {
-        let audit = audit.clone();
+        let audit = PreparedAudit::new(audit);
         self.db.write(move |tx| tx.audit(&audit)).await
     }
 
@@ -664,7 +664,7 @@ impl Store for SqliteStore {
     }
 
     async fn set_vault_kek(&self, v: &VaultRow, audit: Option<&AuditRecord>) -> StoreResult<()> {
-        let (v, audit) = (v.clone(), audit.cloned());
+        let (v, audit) = (v.clone(), audit.map(PreparedAudit::new));
         self.db
             .write(move |tx| {
                 let n = exec(
