@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -61,7 +62,9 @@ def main() -> int:
             time.sleep(1)
             # The dump just made (the one at exit covers only the shutdown).
             dumps = sorted(Path(t.dir).glob("callgrind.out.*"), key=lambda f: f.stat().st_mtime)
-            dump = dumps[-1]
+            dump = Path(tempfile.gettempdir()) / f"strongroom-{o.workload}.callgrind"
+            shutil.copy(dumps[-1], dump)
+            bench.log(f"callgrind output kept as {dump} (callgrind_annotate --tree=caller {dump})")
         finally:
             t.stop()
         ann = subprocess.run(["callgrind_annotate", "--inclusive=yes", str(dump)], capture_output=True,
