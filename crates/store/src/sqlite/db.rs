@@ -41,8 +41,9 @@ use crate::{StoreError, StoreResult};
 
 /// At most this many writes share one transaction (and one fsync).
 const MAX_BATCH: usize = 256;
-/// Idle read connections kept for reuse.
-const MAX_IDLE_READERS: usize = 8;
+/// Idle read connections kept for reuse (inline reads use about one per
+/// async worker thread, scans one per permit).
+const MAX_IDLE_READERS: usize = 6;
 /// Prepared statements cached per connection.
 const STATEMENT_CACHE: usize = 64;
 const SCHEMA: &str = include_str!("../../migrations/sqlite/0001_init.sql");

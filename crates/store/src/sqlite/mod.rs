@@ -26,6 +26,9 @@ mod identity;
 /// SQLite-backed [`Store`].
 pub struct SqliteStore {
     db: std::sync::Arc<db::Db>,
+    /// Bounds the scans running at once: each holds a blocking thread and a
+    /// read connection with its page cache, and they are CPU-bound anyway.
+    scans: tokio::sync::Semaphore,
 }
 
 impl SqliteStore {
@@ -35,7 +38,11 @@ impl SqliteStore {
         let db = tokio::task::spawn_blocking(move || db::Db::open(&path))
             .await
             .map_err(|e| StoreError::Unavailable(format!("opening the database: {e}")))??;
-        Ok(SqliteStore { db: db.into() })
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Ok(SqliteStore {
+            db: db.into(),
+            scans: tokio::sync::Semaphore::new(cores.max(2)),
+        })
     }
 
     /// Runs a read that may touch many rows (listings, audit queries) on the
@@ -45,6 +52,11 @@ impl SqliteStore {
         &self,
         f: impl FnOnce(&rusqlite::Connection) -> StoreResult<R> + Send + 'static,
     ) -> StoreResult<R> {
+        let _permit = self
+            .scans
+            .acquire()
+            .await
+            .map_err(|_| StoreError::Unavailable("the store is closed".into()))?;
         let db = self.db.clone();
         tokio::task::spawn_blocking(move || db.read(f))
             .await
