@@ -14,8 +14,11 @@
 //!   (microseconds); a hop to another thread would cost more than the query.
 //!   WAL mode lets them proceed while the writer commits.
 //! - **Checkpoints** run on a thread of their own, with `synchronous=FULL`,
-//!   once a second (`PASSIVE`) and at close (`TRUNCATE`), so the writer never
-//!   stalls behind one.
+//!   once a second (`PASSIVE`) and at close (`TRUNCATE`), so the writer
+//!   rarely stalls behind one. Under a sustained write load those never find
+//!   the log idle, and SQLite only starts a WAL over when it is: past
+//!   `WAL_LIMIT` the writer itself, between two batches, checkpoints what is
+//!   left and restarts the log, which keeps the WAL (and the disk) bounded.
 //!
 //! The writer keeps the head of every organisation's audit chain in memory
 //! (committed heads plus an undo log for the open transaction), so appending
@@ -44,6 +47,11 @@ const MAX_BATCH: usize = 256;
 /// Idle read connections kept for reuse (inline reads use about one per
 /// async worker thread, scans one per permit).
 const MAX_IDLE_READERS: usize = 6;
+/// Past this size the writer restarts the WAL (see [`bound_wal`]); the file is
+/// also truncated back to it after each restart.
+const WAL_LIMIT: u64 = 64 << 20;
+/// Batches between two looks at the WAL's size.
+const WAL_CHECK_EVERY: u32 = 32;
 /// Prepared statements cached per connection.
 const STATEMENT_CACHE: usize = 64;
 const SCHEMA: &str = include_str!("../../migrations/sqlite/0001_init.sql");
@@ -348,16 +356,26 @@ impl Db {
     /// Opens (creating if needed) the database, applies the schema and starts
     /// the writer and checkpoint threads.
     pub(super) fn open(path: &Path) -> StoreResult<Db> {
+        Db::open_with_wal_limit(path, WAL_LIMIT)
+    }
+
+    fn open_with_wal_limit(path: &Path, wal_limit: u64) -> StoreResult<Db> {
         let writer = open_conn(path, "FULL").map_err(map_err)?;
         migrate(&writer)
             .map_err(|e| StoreError::Unavailable(format!("migrating the database: {e}")))?;
+        writer
+            .pragma_update(None, "journal_size_limit", wal_limit as i64)
+            .map_err(map_err)?;
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        let wal = PathBuf::from(wal);
         let checkpoint_conn = open_conn(path, "FULL").map_err(map_err)?;
         restrict_permissions(path);
 
         let (jobs, rx) = mpsc::channel::<Job>();
         let writer = std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || writer_loop(writer, rx))
+            .spawn(move || writer_loop(writer, rx, &wal, wal_limit))
             .map_err(|e| StoreError::Unavailable(format!("starting the writer thread: {e}")))?;
         let (stop, stopped) = mpsc::channel::<()>();
         let checkpointer = std::thread::Builder::new()
@@ -453,8 +471,9 @@ impl Drop for Db {
     }
 }
 
-fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
+fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>, wal: &Path, wal_limit: u64) {
     let mut heads = Heads::default();
+    let mut since_check = 0;
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -465,7 +484,32 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
         }
         metrics::histogram!("strongroom_store_write_batch_size").record(batch.len() as f64);
         run_batch(&conn, &mut heads, batch);
+        since_check += 1;
+        if since_check >= WAL_CHECK_EVERY {
+            since_check = 0;
+            bound_wal(&conn, wal, wal_limit);
+        }
     }
+}
+
+/// Restarts a WAL that grew past [`WAL_LIMIT`]: copies the frames the
+/// background checkpoints have not yet copied, syncs the database, and lets
+/// the next transaction write the log from its start (`journal_size_limit`
+/// then truncates the file). Runs between batches, after their callers were
+/// answered; waits at most 100 ms for readers on older snapshots and otherwise
+/// tries again later.
+fn bound_wal(conn: &Connection, wal: &Path, limit: u64) {
+    match std::fs::metadata(wal) {
+        Ok(m) if m.len() > limit => {}
+        _ => return,
+    }
+    let _ = conn.busy_timeout(Duration::from_millis(100));
+    match conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |r| r.get::<_, i64>(0)) {
+        Ok(0) => metrics::counter!("strongroom_store_wal_restarts_total").increment(1),
+        Ok(_) => tracing::debug!("WAL restart deferred: readers on an older snapshot"),
+        Err(e) => tracing::warn!(error = %e, "WAL restart checkpoint failed"),
+    }
+    let _ = conn.busy_timeout(Duration::from_secs(5));
 }
 
 /// One transaction: every job in its own savepoint, one commit, then the answers.
@@ -631,6 +675,44 @@ mod tests {
         assert_eq!(events.len(), 1);
         assert_eq!(events[0].action, "after");
         assert_eq!(events[0].seq, 1);
+    }
+
+    /// Sustained writes with no idle moment for the background checkpoints:
+    /// the WAL stays near its limit instead of growing with every write.
+    #[tokio::test]
+    async fn the_wal_stays_bounded_under_sustained_writes() {
+        async fn wal_after_writes(limit: u64) -> u64 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("db.sqlite");
+            let db = Db::open_with_wal_limit(&path, limit).unwrap();
+            for i in 0..400 {
+                db.write(move |tx| {
+                    exec(
+                        tx,
+                        "INSERT INTO settings (name, value) VALUES (?, ?)",
+                        rusqlite::params![format!("k{i}"), "v".repeat(4000)],
+                    )
+                })
+                .await
+                .unwrap();
+            }
+            let len = std::fs::metadata(dir.path().join("db.sqlite-wal"))
+                .unwrap()
+                .len();
+            // Every row is still there.
+            let n = db
+                .read(|c| query_i64(c, "SELECT COUNT(*) FROM settings", []))
+                .unwrap();
+            assert_eq!(n, 400);
+            len
+        }
+        let unbounded = wal_after_writes(u64::MAX).await;
+        let bounded = wal_after_writes(256 << 10).await;
+        assert!(
+            unbounded > 2 << 20,
+            "the test needs a growing WAL: {unbounded}"
+        );
+        assert!(bounded < 1 << 20, "WAL of {bounded} bytes");
     }
 
     /// Writes after `close` fail cleanly instead of hanging.
