@@ -140,13 +140,7 @@ async fn every_action_is_recorded_with_its_actor_and_no_secret() {
     let (status, logs) = server.stop();
     assert!(status.success());
     let conn = raw_db(dir.path());
-    let rows: Vec<(String, String, String)> = conn
-        .prepare("SELECT details, resource_id, action FROM audit_events")
-        .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let rows = stored_events(&conn);
     // The system chain holds the unknown-user and bad-token failures.
     let system: i64 = conn
         .query_row(
@@ -587,13 +581,7 @@ async fn identity_policy_and_key_changes_are_recorded() {
     let token = owner.token.clone().unwrap();
     let (_, logs) = server.stop();
     let conn = raw_db(dir.path());
-    let rows: Vec<(String, String, String)> = conn
-        .prepare("SELECT details, resource_id, action FROM audit_events")
-        .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let rows = stored_events(&conn);
     let text: String = rows.iter().map(|(d, r, a)| format!("{d}{r}{a}")).collect();
     for needle in [
         "IDENTITY-CANARY",
@@ -613,4 +601,14 @@ async fn identity_policy_and_key_changes_are_recorded() {
             "a credential or value leaked into the server log"
         );
     }
+}
+
+/// Every stored event's details, resource id and action.
+fn stored_events(conn: &rusqlite::Connection) -> Vec<(String, String, String)> {
+    conn.prepare("SELECT details, resource_id, action FROM audit_events")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
 }
