@@ -180,7 +180,10 @@ impl std::ops::Deref for Tx<'_> {
 /// An audit record with everything that does not depend on the chain (text
 /// forms, canonical details) computed by the caller, off the writer thread.
 pub(super) struct PreparedAudit {
+    /// The event without its link: `seq`, `prev_event_id` and
+    /// `integrity_hash` are set on append; `details` is held only as text.
     event: ChainedEvent,
+    /// `canonical_json` of the details: what is hashed and what is stored.
     details: String,
 }
 
@@ -196,7 +199,7 @@ impl PreparedAudit {
                 action: a.action.clone(),
                 resource_type: a.resource_type.clone(),
                 resource_id: a.resource_id.clone(),
-                details: a.details.clone(),
+                details: serde_json::Value::Null,
                 ip_address: a.ip_address.clone(),
                 created_at_us: to_micros(a.created_at),
                 prev_event_id: None,
@@ -210,29 +213,51 @@ impl PreparedAudit {
 impl Tx<'_> {
     /// Appends a record to its organisation's chain in this transaction, so
     /// the chain and the change commit together.
-    pub(super) fn audit(&mut self, a: &PreparedAudit) -> StoreResult<()> {
+    pub(super) fn audit(&mut self, mut a: PreparedAudit) -> StoreResult<()> {
         // Benchmark builds only: measure what the audit log costs. Never in a release.
         #[cfg(feature = "bench-unaudited")]
         if crate::bench_unaudited() {
             let _ = a;
             return Ok(());
         }
-        let org = &a.event.org_id;
-        let head = match self.heads.known.get(org) {
-            Some(h) => Some(h.clone()),
-            None => newest_event(self.conn, org)?,
+        let e = &mut a.event;
+        let prev_hash = match self.heads.known.get(&e.org_id) {
+            Some(h) => link(e, h),
+            None => match newest_event(self.conn, &e.org_id)? {
+                Some(h) => link(e, &h),
+                None => {
+                    e.seq = 1;
+                    GENESIS_HASH
+                }
+            },
         };
-        let (seq, hash) = insert_event(self.conn, a, head.as_ref())?;
+        let hash = insert_event(self.conn, &a, &prev_hash)?;
+        let e = a.event;
         self.heads.set(
-            org.clone(),
+            e.org_id,
             ChainHead {
-                seq,
-                id: a.event.id.clone(),
+                seq: e.seq,
+                id: e.id,
                 hash,
             },
         );
         Ok(())
     }
+
+    /// Appends `a` if the write changed something; returns whether it did.
+    pub(super) fn audit_if(&mut self, changed: bool, a: PreparedAudit) -> StoreResult<bool> {
+        if changed {
+            self.audit(a)?;
+        }
+        Ok(changed)
+    }
+}
+
+/// Makes `e` the successor of `head`; returns the hash it links to.
+fn link(e: &mut ChainedEvent, head: &ChainHead) -> [u8; 32] {
+    e.seq = head.seq + 1;
+    e.prev_event_id = Some(head.id.clone());
+    head.hash
 }
 
 fn newest_event(c: &Connection, org: &str) -> StoreResult<Option<ChainHead>> {
@@ -253,28 +278,10 @@ fn newest_event(c: &Connection, org: &str) -> StoreResult<Option<ChainHead>> {
     )
 }
 
-/// Links an event to the previous head, hashes it and inserts it. Returns its
-/// sequence number and hash.
-fn insert_event(
-    c: &Connection,
-    a: &PreparedAudit,
-    head: Option<&ChainHead>,
-) -> StoreResult<(u64, [u8; 32])> {
-    let (prev_seq, prev_id, prev_hash) = match head {
-        None => (0u64, None, GENESIS_HASH),
-        Some(h) => (h.seq, Some(h.id.as_str()), h.hash),
-    };
-    let seq = prev_seq + 1;
+/// Hashes a linked event and inserts it. Returns its hash.
+fn insert_event(c: &Connection, a: &PreparedAudit, prev_hash: &[u8; 32]) -> StoreResult<[u8; 32]> {
     let e = &a.event;
-    let hash = event_hash_canonical(
-        &ChainedEvent {
-            seq,
-            prev_event_id: prev_id.map(str::to_owned),
-            ..e.clone()
-        },
-        &a.details,
-        &prev_hash,
-    );
+    let hash = event_hash_canonical(e, &a.details, prev_hash);
     exec(
         c,
         "INSERT INTO audit_events (org_id, seq, id, actor_type, actor_id, action, resource_type, resource_id, details,
@@ -282,7 +289,7 @@ fn insert_event(
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         rusqlite::params![
             e.org_id,
-            seq as i64,
+            e.seq as i64,
             e.id,
             e.actor_type,
             e.actor_id,
@@ -292,11 +299,11 @@ fn insert_event(
             a.details,
             e.ip_address,
             e.created_at_us,
-            prev_id,
+            e.prev_event_id,
             hash_hex(&hash),
         ],
     )?;
-    Ok((seq, hash))
+    Ok(hash)
 }
 
 /// Sends the caller its answer once the batch's fate is known.
@@ -633,17 +640,17 @@ mod tests {
         let db = Db::open(&dir.path().join("db.sqlite")).unwrap();
         let org = OrgId::new();
         let a = record(org, "first");
-        db.write(move |tx| tx.audit(&a)).await.unwrap();
+        db.write(move |tx| tx.audit(a)).await.unwrap();
         let b = record(org, "rolled-back");
         let r = db
             .write(move |tx| {
-                tx.audit(&b)?;
+                tx.audit(b)?;
                 Err::<(), _>(StoreError::Conflict("refused after the append".into()))
             })
             .await;
         assert!(matches!(r, Err(StoreError::Conflict(_))));
         let c = record(org, "third");
-        db.write(move |tx| tx.audit(&c)).await.unwrap();
+        db.write(move |tx| tx.audit(c)).await.unwrap();
         let events = chain(&db, org);
         let actions: Vec<_> = events.iter().map(|e| e.action.as_str()).collect();
         assert_eq!(actions, ["first", "third"]);
@@ -661,8 +668,9 @@ mod tests {
         let a = record(org, "before-panic");
         let r = db
             .write(move |tx| {
-                tx.audit(&a)?;
-                if a.event.action.len() > 1 {
+                let after_the_append = !a.event.action.is_empty();
+                tx.audit(a)?;
+                if after_the_append {
                     panic!("bug in a write");
                 }
                 Ok(())
@@ -670,7 +678,7 @@ mod tests {
             .await;
         assert!(matches!(r, Err(StoreError::Unavailable(_))));
         let b = record(org, "after");
-        db.write(move |tx| tx.audit(&b)).await.unwrap();
+        db.write(move |tx| tx.audit(b)).await.unwrap();
         let events = chain(&db, org);
         assert_eq!(events.len(), 1);
         assert_eq!(events[0].action, "after");

@@ -158,7 +158,7 @@ impl SqliteStore {
                 // delete too: the invitation stays.
                 exec(tx, "DELETE FROM invitations WHERE email = ?", [&user.email])?;
                 super::insert_user(tx, &user)?;
-                tx.audit(&audit)
+                tx.audit(audit)
             })
             .await
     }
@@ -213,7 +213,7 @@ impl SqliteStore {
                         to_micros(inv.created_at),
                     ],
                 )?;
-                tx.audit(&audit)
+                tx.audit(audit)
             })
             .await
     }
@@ -252,7 +252,7 @@ impl SqliteStore {
                     "UPDATE users SET role = ? WHERE id = ?",
                     params![role.as_str(), id],
                 )?;
-                tx.audit(&audit)?;
+                tx.audit(audit)?;
                 Ok(true)
             })
             .await
@@ -282,7 +282,7 @@ impl SqliteStore {
                 ] {
                     exec(tx, sql, [&id])?;
                 }
-                tx.audit(&audit)?;
+                tx.audit(audit)?;
                 Ok(true)
             })
             .await
@@ -349,7 +349,7 @@ impl SqliteStore {
                     "INSERT INTO revoked_tokens (jti, expires_at) VALUES (?, ?) ON CONFLICT (jti) DO NOTHING",
                     params![jti, to_micros(expires_at)],
                 )?;
-                tx.audit(&audit)
+                tx.audit(audit)
             })
             .await
     }
@@ -390,7 +390,7 @@ impl SqliteStore {
                         to_micros(a.updated_at),
                     ],
                 )?;
-                tx.audit(&audit)
+                tx.audit(audit)
             })
             .await
     }
@@ -453,11 +453,7 @@ impl SqliteStore {
                         a.org_id.to_string(),
                     ],
                 )?;
-                if n != 1 {
-                    return Ok(false);
-                }
-                tx.audit(&audit)?;
-                Ok(true)
+                tx.audit_if(n == 1, audit)
             })
             .await
     }
@@ -488,7 +484,7 @@ impl SqliteStore {
                         k.expires_at.map(to_micros),
                     ],
                 )?;
-                tx.audit(&audit)
+                tx.audit(audit)
             })
             .await
     }
@@ -533,11 +529,7 @@ impl SqliteStore {
                     "UPDATE api_keys SET is_active = 0 WHERE id = ? AND user_id = ?",
                     params![id.to_string(), user.to_string()],
                 )?;
-                if n != 1 {
-                    return Ok(false);
-                }
-                tx.audit(&audit)?;
-                Ok(true)
+                tx.audit_if(n == 1, audit)
             })
             .await
     }
@@ -574,7 +566,7 @@ impl SqliteStore {
                         to_micros(row.updated_at),
                     ],
                 )?;
-                tx.audit(&audit)
+                tx.audit(audit)
             })
             .await
     }
@@ -643,11 +635,7 @@ impl SqliteStore {
                         p.vault_id.to_string(),
                     ],
                 )?;
-                if n != 1 {
-                    return Ok(false);
-                }
-                tx.audit(&audit)?;
-                Ok(true)
+                tx.audit_if(n == 1, audit)
             })
             .await
     }
@@ -662,11 +650,7 @@ impl SqliteStore {
             .write(move |tx: &mut Tx<'_>| {
                 // `id` is the primary key: the delete removes one row or none.
                 let n = exec(tx, "DELETE FROM policies WHERE id = ?", [id.to_string()])?;
-                if n != 1 {
-                    return Ok(false);
-                }
-                tx.audit(&audit)?;
-                Ok(true)
+                tx.audit_if(n == 1, audit)
             })
             .await
     }

@@ -228,7 +228,7 @@ impl Store for SqliteStore {
                     params![org.id.to_string(), org.name, to_micros(org.created_at)],
                 )?;
                 insert_user(tx, &owner)?;
-                tx.audit(&audit)
+                tx.audit(audit)
             })
             .await
     }
@@ -270,7 +270,7 @@ impl Store for SqliteStore {
                         to_micros(v.created_at)
                     ],
                 )?;
-                tx.audit(&audit)
+                tx.audit(audit)
             })
             .await
     }
@@ -309,7 +309,7 @@ impl Store for SqliteStore {
                 exec(tx, "DELETE FROM secret_versions WHERE vault_id = ?", [&id])?;
                 exec(tx, "DELETE FROM secrets WHERE vault_id = ?", [&id])?;
                 exec(tx, "DELETE FROM vaults WHERE id = ?", [&id])?;
-                tx.audit(&audit)?;
+                tx.audit(audit)?;
                 Ok(true)
             })
             .await
@@ -401,7 +401,7 @@ impl Store for SqliteStore {
                         now
                     ],
                 )?;
-                tx.audit(&audit)
+                tx.audit(audit)
             })
             .await
     }
@@ -443,11 +443,7 @@ impl Store for SqliteStore {
                      WHERE secret_id = ? AND version = ? AND (max_access_count IS NULL OR access_count < max_access_count)",
                     params![secret.to_string(), version as i64],
                 )?;
-                if n != 1 {
-                    return Ok(false);
-                }
-                tx.audit(&audit)?;
-                Ok(true)
+                tx.audit_if(n == 1, audit)
             })
             .await
     }
@@ -496,11 +492,7 @@ impl Store for SqliteStore {
                     "UPDATE secret_versions SET disabled = 1 WHERE secret_id = ? AND version = ?",
                     params![secret.to_string(), version as i64],
                 )?;
-                if n != 1 {
-                    return Ok(false);
-                }
-                tx.audit(&audit)?;
-                Ok(true)
+                tx.audit_if(n == 1, audit)
             })
             .await
     }
@@ -515,14 +507,14 @@ impl Store for SqliteStore {
                     "UPDATE secrets SET deleted_at = ?, updated_at = ? WHERE id = ?",
                     params![at, at, secret.to_string()],
                 )?;
-                tx.audit(&audit)
+                tx.audit(audit)
             })
             .await
     }
 
     async fn append_audit(&self, audit: &AuditRecord) -> StoreResult<()> {
         let audit = PreparedAudit::new(audit);
-        self.db.write(move |tx| tx.audit(&audit)).await
+        self.db.write(move |tx| tx.audit(audit)).await
     }
 
     async fn audit_query(&self, q: &AuditQuery) -> StoreResult<(Vec<ChainedEvent>, u64)> {
@@ -693,7 +685,7 @@ impl Store for SqliteStore {
                 if n != 1 {
                     return Err(StoreError::Conflict("the vault no longer exists".into()));
                 }
-                match &audit {
+                match audit {
                     Some(a) => tx.audit(a),
                     None => Ok(()),
                 }
