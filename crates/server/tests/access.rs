@@ -4,6 +4,8 @@
 //! what it refuses is refused, so dropping the rule (or its wiring) fails it.
 //! Refusals are also checked not to carry the refused value.
 
+mod support;
+
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -16,12 +18,8 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 use strongroom_core::audit::{Actor, AuditRecord};
 use strongroom_core::{OrgId, Role, Subject, UserId};
-use strongroom_crypto::password::PasswordParams;
+use strongroom_engine::Engine;
 use strongroom_engine::tokens::Claims;
-use strongroom_engine::{Engine, EngineConfig};
-use strongroom_kms::soft::SoftProvider;
-use strongroom_server::{AppState, router};
-use strongroom_store::sqlite::SqliteStore;
 use strongroom_store::{OrgRow, SignupGate, UserRow};
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime, Weekday};
@@ -74,32 +72,7 @@ struct H {
 
 impl H {
     async fn new() -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let kms = Arc::new(SoftProvider::memory().expect("memory provider"));
-        let store = Arc::new(
-            SqliteStore::open(&dir.path().join("db.sqlite"))
-                .await
-                .expect("store opens"),
-        );
-        let engine = Arc::new(
-            Engine::new(
-                store,
-                kms,
-                EngineConfig {
-                    password_params: PasswordParams {
-                        m_cost: 256,
-                        t_cost: 1,
-                    },
-                    ..Default::default()
-                },
-            )
-            .await
-            .expect("engine starts"),
-        );
-        let app = router(AppState {
-            engine: engine.clone(),
-            metrics: None,
-        });
+        let (app, engine, dir) = support::app().await;
         let mut h = H {
             app,
             engine,

@@ -5,6 +5,8 @@
 //! echoes a distinctive value we sent, and at the end that the server still
 //! serves and the stored secret still reads back.
 
+mod support;
+
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -13,12 +15,8 @@ use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use base64::Engine as _;
 use serde_json::{Value, json};
-use strongroom_crypto::password::PasswordParams;
+use strongroom_engine::Engine;
 use strongroom_engine::tokens::Claims;
-use strongroom_engine::{Engine, EngineConfig};
-use strongroom_kms::soft::SoftProvider;
-use strongroom_server::{AppState, router};
-use strongroom_store::sqlite::SqliteStore;
 use tower::ServiceExt;
 
 const B64URL: base64::engine::general_purpose::GeneralPurpose =
@@ -73,32 +71,7 @@ fn request(
 
 impl Harness {
     async fn new() -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let kms = Arc::new(SoftProvider::memory().expect("memory provider"));
-        let store = Arc::new(
-            SqliteStore::open(&dir.path().join("db.sqlite"))
-                .await
-                .expect("store opens"),
-        );
-        let engine = Arc::new(
-            Engine::new(
-                store,
-                kms,
-                EngineConfig {
-                    password_params: PasswordParams {
-                        m_cost: 256,
-                        t_cost: 1,
-                    },
-                    ..Default::default()
-                },
-            )
-            .await
-            .expect("engine starts"),
-        );
-        let app = router(AppState {
-            engine: engine.clone(),
-            metrics: None,
-        });
+        let (app, engine, dir) = support::app().await;
         let mut h = Harness {
             app,
             engine,

@@ -1,0 +1,42 @@
+//! The in-process server both router test suites drive: a fresh SQLite store in
+//! a temporary directory, the memory key provider, cheap password hashing.
+
+use std::sync::Arc;
+
+use axum::Router;
+use strongroom_crypto::password::PasswordParams;
+use strongroom_engine::{Engine, EngineConfig};
+use strongroom_kms::soft::SoftProvider;
+use strongroom_server::{AppState, router};
+use strongroom_store::sqlite::SqliteStore;
+
+/// The router, its engine, and the directory holding the database (keep it alive).
+pub async fn app() -> (Router, Arc<Engine>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kms = Arc::new(SoftProvider::memory().expect("memory provider"));
+    let store = Arc::new(
+        SqliteStore::open(&dir.path().join("db.sqlite"))
+            .await
+            .expect("store opens"),
+    );
+    let engine = Arc::new(
+        Engine::new(
+            store,
+            kms,
+            EngineConfig {
+                password_params: PasswordParams {
+                    m_cost: 256,
+                    t_cost: 1,
+                },
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("engine starts"),
+    );
+    let app = router(AppState {
+        engine: engine.clone(),
+        metrics: None,
+    });
+    (app, engine, dir)
+}
