@@ -103,6 +103,15 @@
 //!   provider (release build, 2-core VM) one caller gets ≈27k wraps/s and
 //!   ≈28k unwraps/s; half of each call is the hop to the blocking pool
 //!   (≈18 µs). Ed25519 signing runs at ≈6k/s.
+//! - **SoftHSM2 2.6.1 can't create objects while other threads use the
+//!   token**: its object files are guarded by `fcntl` locks, which don't
+//!   exclude threads of one process, and a `C_GenerateKey` beside a
+//!   `C_FindObjects` of another thread fails with `CKR_GENERAL_ERROR` or
+//!   `CKR_TEMPLATE_INCONSISTENT` (softhsm/SoftHSMv2#573; seen in our CI, and
+//!   in every run of `key_changes_beside_busy_providers_never_fail` without
+//!   the ordering). Creating or destroying token objects therefore runs alone
+//!   among this process's calls on the module; wraps, unwraps, look-ups and
+//!   signatures run beside each other.
 //! - Several processes may share one token. A KEK rotated elsewhere is seen
 //!   when a version this process doesn't know is asked for (or after a
 //!   restart); until then new wraps use the newest version known here, which
@@ -140,7 +149,7 @@ use strongroom_crypto::Dek;
 use zeroize::Zeroizing;
 
 use crate::{KekRef, KeyProvider, KmsError, ProviderHealth, SigningPublicKey, WrappedDek, kid_for};
-use module::{ModState, Module};
+use module::{ModState, Module, Objects};
 
 const IV_LEN: usize = 12;
 const TAG_LEN: usize = 16;
@@ -267,8 +276,6 @@ struct Inner {
     max_idle: usize,
     /// One permit per session: bounds the HSM calls in flight.
     permits: Arc<tokio::sync::Semaphore>,
-    /// Serialises create/rotate/destroy in this process.
-    admin: tokio::sync::Mutex<()>,
     conn: Mutex<Conn>,
     /// Whether the last call found the token unavailable (to log transitions once).
     down: AtomicBool,
@@ -333,11 +340,10 @@ impl Pkcs11Provider {
             pin,
             max_idle: cfg.sessions,
             permits: Arc::new(tokio::sync::Semaphore::new(cfg.sessions)),
-            admin: tokio::sync::Mutex::new(()),
             conn: Mutex::new(Conn::default()),
             down: AtomicBool::new(false),
         });
-        let ed25519 = inner.with_session(|c| c.ensure_signing_key())?;
+        let ed25519 = inner.changing_objects(|c| c.ensure_signing_key())?;
         tracing::info!(
             module = %inner.module.path.display(),
             token = %inner.token_label,
@@ -391,14 +397,32 @@ impl Inner {
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Runs `op` with a logged-in session of the current module generation,
+    /// Runs `op`, which uses but neither creates nor destroys token objects,
+    /// with a logged-in session of the current module generation,
     /// (re)connecting first if needed. An `Unavailable` result drops the
     /// connection, so the next call starts afresh.
     fn with_session<T>(
         &self,
         op: impl FnOnce(&Ctx<'_>) -> Result<T, KmsError>,
     ) -> Result<T, KmsError> {
-        let r = self.with_session_inner(op);
+        self.with_session_as(Objects::Use, op)
+    }
+
+    /// [`Self::with_session`] for an `op` that creates or destroys token
+    /// objects: no other call of this process runs meanwhile.
+    fn changing_objects<T>(
+        &self,
+        op: impl FnOnce(&Ctx<'_>) -> Result<T, KmsError>,
+    ) -> Result<T, KmsError> {
+        self.with_session_as(Objects::Change, op)
+    }
+
+    fn with_session_as<T>(
+        &self,
+        access: Objects,
+        op: impl FnOnce(&Ctx<'_>) -> Result<T, KmsError>,
+    ) -> Result<T, KmsError> {
+        let r = self.with_session_inner(access, op);
         match &r {
             Err(KmsError::Unavailable(m)) => {
                 if !self.down.swap(true, Ordering::Relaxed) {
@@ -417,6 +441,7 @@ impl Inner {
 
     fn with_session_inner<T>(
         &self,
+        access: Objects,
         op: impl FnOnce(&Ctx<'_>) -> Result<T, KmsError>,
     ) -> Result<T, KmsError> {
         let mut op = Some(op);
@@ -429,6 +454,7 @@ impl Inner {
                     st.init_error.as_deref().unwrap_or("unknown error")
                 )
             } else {
+                let _objects = self.module.objects(access);
                 match self.checkout(&st) {
                     Ok((slot, session, epoch)) => {
                         let ctx = Ctx {
@@ -525,7 +551,7 @@ impl Inner {
     }
 
     fn create_kek(&self, id: &str) -> Result<(), KmsError> {
-        self.with_session(|c| {
+        self.changing_objects(|c| {
             let h = c
                 .session
                 .generate_key(&Mechanism::AesKeyGen, &kek_template(id, 1))
@@ -583,7 +609,7 @@ impl Inner {
     }
 
     fn rotate_kek(&self, id: &str) -> Result<u32, KmsError> {
-        self.with_session(|c| {
+        self.changing_objects(|c| {
             let versions = c.load_kek(id)?;
             let next = versions
                 .last_key_value()
@@ -605,7 +631,7 @@ impl Inner {
     }
 
     fn destroy_kek(&self, id: &str) -> Result<(), KmsError> {
-        self.with_session(|c| {
+        self.changing_objects(|c| {
             let versions = c.load_kek(id)?;
             c.conn().keks.remove(id);
             for h in versions.values() {
@@ -846,12 +872,6 @@ impl Ctx<'_> {
     /// Finds the signing key pair (creating it if the token has none) and
     /// returns its raw public key, after a sign/verify self-test.
     fn ensure_signing_key(&self) -> Result<[u8; 32], KmsError> {
-        let _setup = self
-            .inner
-            .module
-            .setup
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
         let label = self.inner.signing_key_label.as_bytes().to_vec();
         let with_label = |class| [Attribute::Class(class), Attribute::Label(label.clone())];
         let privs = self.find(&with_label(ObjectClass::PRIVATE_KEY))?;
@@ -983,7 +1003,6 @@ impl KeyProvider for Pkcs11Provider {
             "vault-{vault_id}-{}",
             hex::encode(strongroom_crypto::random::bytes(4))
         );
-        let _admin = self.inner.admin.lock().await;
         self.run(move |i| i.create_kek(&id).map(|()| KekRef(id)))
             .await
     }
@@ -1008,13 +1027,11 @@ impl KeyProvider for Pkcs11Provider {
 
     async fn rotate_kek(&self, kek: &KekRef) -> Result<u32, KmsError> {
         let id = kek.0.clone();
-        let _admin = self.inner.admin.lock().await;
         self.run(move |i| i.rotate_kek(&id)).await
     }
 
     async fn destroy_kek(&self, kek: &KekRef) -> Result<(), KmsError> {
         let id = kek.0.clone();
-        let _admin = self.inner.admin.lock().await;
         self.run(move |i| i.destroy_kek(&id)).await
     }
 

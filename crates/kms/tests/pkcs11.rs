@@ -1,9 +1,12 @@
 //! The `pkcs11` provider against a real SoftHSM2 token, created by the tests.
 //!
 //! Needs `softhsm2` installed (Debian: `apt-get install -y softhsm2`). All
-//! tests share one process, one PKCS#11 context and one token; the test that
-//! takes the token away holds the fixture's gate exclusively, the others hold
-//! it shared.
+//! tests share one process, one PKCS#11 context and one token. Tests that go
+//! only through providers hold the fixture's gate shared and run side by side
+//! (the provider orders their calls itself); tests that take the token away,
+//! or look at it through a raw session of their own, which the providers'
+//! ordering doesn't cover (SoftHSM2 may fail an object's creation while
+//! another thread reads the token), hold it exclusively.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -22,7 +25,7 @@ use strongroom_kms::pkcs11::{
     BLOB_LEN, DEFAULT_MODULE, Pkcs11Config, Pkcs11Provider, kek_label, kek_object_id,
 };
 use strongroom_kms::{KekRef, KeyProvider, KmsError, ProviderHealth, WrappedDek, kid_for};
-use tokio::sync::{RwLock, RwLockReadGuard};
+use tokio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 const LABEL: &str = "strongroom-test";
 const PIN: &str = "1234";
@@ -101,6 +104,10 @@ fn sweep_stale_dirs(root: &Path) {
 
 async fn shared() -> RwLockReadGuard<'static, ()> {
     fixture().gate.read().await
+}
+
+async fn exclusive() -> RwLockWriteGuard<'static, ()> {
+    fixture().gate.write().await
 }
 
 fn config() -> Pkcs11Config {
@@ -241,7 +248,7 @@ async fn wrap_unwrap_round_trip_and_failing_closed() {
 
 #[tokio::test]
 async fn rotation_wraps_with_the_newest_version_and_keeps_the_old() {
-    let _g = shared().await;
+    let _g = exclusive().await;
     let p = open();
     let kek = p.create_kek(&VaultId::new()).await.unwrap();
     let dek = Dek::generate();
@@ -289,7 +296,7 @@ async fn rotation_wraps_with_the_newest_version_and_keeps_the_old() {
 
 #[tokio::test]
 async fn destroy_shreds_every_version() {
-    let _g = shared().await;
+    let _g = exclusive().await;
     let p = open();
     let kek = p.create_kek(&VaultId::new()).await.unwrap();
     let dek = Dek::generate();
@@ -372,7 +379,7 @@ fn assert_value_unreadable(s: &Session, h: ObjectHandle) {
 
 #[tokio::test]
 async fn keys_are_sensitive_non_extractable_token_objects() {
-    let _g = shared().await;
+    let _g = exclusive().await;
     let p = open();
     let kek = p.create_kek(&VaultId::new()).await.unwrap();
     let s = raw_session();
@@ -473,7 +480,7 @@ async fn keys_survive_reopening_the_provider() {
 
 #[tokio::test]
 async fn signatures_verify_with_the_published_key() {
-    let _g = shared().await;
+    let _g = exclusive().await;
     let p = open();
     let pk = p.signing_public_key();
     assert_eq!(pk.kid, kid_for(&pk.ed25519));
@@ -515,6 +522,52 @@ async fn concurrent_calls_share_the_session_pool() {
     }
 }
 
+/// A vault created, rotated or deleted while another provider of the process
+/// looks keys up, wraps, unwraps and signs: every call succeeds. (SoftHSM2
+/// fails an object's creation beside a `C_FindObjects` of its process, most
+/// runs of this test, unless the provider orders them.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn key_changes_beside_busy_providers_never_fail() {
+    let _g = shared().await;
+    let busy = std::sync::Arc::new(open());
+    let kek = busy.create_kek(&VaultId::new()).await.unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut users = Vec::new();
+    for i in 0..4u8 {
+        let (p, kek, stop) = (busy.clone(), kek.clone(), stop.clone());
+        users.push(tokio::spawn(async move {
+            let dek = Dek::generate();
+            let mut n = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let w = p.wrap(&kek, &dek, &aad(i)).await.unwrap();
+                assert_eq!(
+                    p.unwrap(&kek, &w, &aad(i)).await.unwrap().expose(),
+                    dek.expose()
+                );
+                p.sign(b"busy").await.unwrap();
+                // A KEK this provider hasn't cached: looked up on the token.
+                let unknown = KekRef(format!("vault-{}-00000000", VaultId::new()));
+                assert!(matches!(
+                    p.unwrap(&unknown, &w, &aad(i)).await,
+                    Err(KmsError::KeyNotFound)
+                ));
+                n += 1;
+            }
+            n
+        }));
+    }
+    let admin = open();
+    for _ in 0..40 {
+        let k = admin.create_kek(&VaultId::new()).await.unwrap();
+        admin.rotate_kek(&k).await.unwrap();
+        admin.destroy_kek(&k).await.unwrap();
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for u in users {
+        assert!(u.await.unwrap() > 0, "every user got calls through");
+    }
+}
+
 /// Moves the token directory away; puts it back when dropped (even on panic).
 struct TokenAway<'a> {
     tokens: &'a Path,
@@ -552,8 +605,8 @@ fn unavailable<T>(r: &Result<T, KmsError>) -> bool {
 
 #[tokio::test]
 async fn token_loss_is_unavailable_and_service_resumes_without_reopening() {
+    let _g = exclusive().await;
     let fx = fixture();
-    let _g = fx.gate.write().await;
     let p = open();
     // Another provider, idle during the outage: it must recover too.
     let bystander = open();
@@ -626,7 +679,7 @@ async fn token_loss_is_unavailable_and_service_resumes_without_reopening() {
 async fn opening_an_absent_token_is_unavailable_and_the_pin_is_never_shown() {
     // Exclusive: looking for a missing token rescans (re-initialises) the
     // module, which would cut the raw sessions other tests hold.
-    let _g = fixture().gate.write().await;
+    let _g = exclusive().await;
     let mut cfg = config();
     cfg.token_label = "no-such-token".into();
     let err = Pkcs11Provider::open(cfg).unwrap_err();

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
@@ -16,13 +16,35 @@ use crate::KmsError;
 /// that stays away is not rescanned on every call.
 pub(super) const MIN_RESET_INTERVAL: Duration = Duration::from_millis(200);
 
+/// What a call does with the token's objects.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(super) enum Objects {
+    /// Uses them (wrap, unwrap, sign, look-ups): runs beside other uses.
+    Use,
+    /// Creates or destroys some: runs alone.
+    Change,
+}
+
+/// Held for the length of a call; see [`Module::objects`].
+pub(super) enum ObjectsGuard<'a> {
+    Shared(#[allow(dead_code)] RwLockReadGuard<'a, ()>),
+    Exclusive(#[allow(dead_code)] RwLockWriteGuard<'a, ()>),
+}
+
 /// One loaded PKCS#11 module.
 pub(super) struct Module {
     pub(super) path: PathBuf,
     state: RwLock<ModState>,
-    /// Serialises first-use set-up (creating the signing key) in this process,
-    /// so two providers opening at once don't both create one.
-    pub(super) setup: Mutex<()>,
+    /// Taken exclusively to create or destroy token objects (KEKs, KEK
+    /// versions, the signing key) and shared by every other call, so no call
+    /// of this process runs while objects change. SoftHSM2 2.6.1 guards its
+    /// object files with `fcntl` locks, which don't exclude threads of one
+    /// process: an object generated while another thread looks objects up
+    /// fails with `CKR_GENERAL_ERROR` (softhsm/SoftHSMv2#573). It also
+    /// keeps two providers opening at once from both creating a signing key,
+    /// and two rotations of one KEK from picking the same version. Taken while
+    /// holding the state's read guard, never the other way round.
+    objects: RwLock<()>,
 }
 
 /// The module's state. HSM calls run while holding a read guard, so a
@@ -67,7 +89,7 @@ pub(super) fn get(path: &Path) -> Result<Arc<Module>, KmsError> {
             generation: 0,
             last_reset: None,
         }),
-        setup: Mutex::new(()),
+        objects: RwLock::new(()),
     });
     map.insert(canon, module.clone());
     Ok(module)
@@ -85,6 +107,18 @@ fn initialize(ctx: &Pkcs11) -> Result<(), String> {
 impl Module {
     pub(super) fn read(&self) -> RwLockReadGuard<'_, ModState> {
         self.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Held around a call on the token (see `objects`).
+    pub(super) fn objects(&self, access: Objects) -> ObjectsGuard<'_> {
+        match access {
+            Objects::Use => {
+                ObjectsGuard::Shared(self.objects.read().unwrap_or_else(|e| e.into_inner()))
+            }
+            Objects::Change => {
+                ObjectsGuard::Exclusive(self.objects.write().unwrap_or_else(|e| e.into_inner()))
+            }
+        }
     }
 
     /// Re-initialises the module so that it rescans its slots and tokens.
