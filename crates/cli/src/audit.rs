@@ -76,12 +76,7 @@ async fn export(a: ExportArgs) -> anyhow::Result<()> {
         )),
         None => Box::new(BufWriter::new(std::io::stdout().lock())),
     };
-    let mut orgs: Vec<String> = store
-        .audit_heads()
-        .await?
-        .into_iter()
-        .map(|h| h.org_id)
-        .collect();
+    let mut orgs = store.audit_orgs().await?;
     if let Some(o) = &a.org {
         orgs.retain(|x| x == o);
     }
@@ -180,19 +175,31 @@ async fn verify(a: VerifyArgs) -> anyhow::Result<i32> {
         }
     } else if let Some(dir) = &a.data_dir {
         let store = open_store(dir).await?;
-        for head in store.audit_heads().await? {
-            let cps = store.checkpoints(&head.org_id).await?;
+        for org in store.audit_orgs().await? {
+            let cps = store.checkpoints(&org).await?;
             let mut v = ChainVerifier::new(&cps, 1, (GENESIS_HASH, None));
             let mut from = 1;
             loop {
-                let page = store.audit_chain(&head.org_id, from, PAGE).await?;
+                let page = store.audit_chain(&org, from, PAGE).await?;
                 v.feed(&page);
                 if page.len() < PAGE as usize || !v.intact() {
                     break;
                 }
                 from = page.last().map(|e| e.seq + 1).unwrap_or(from);
             }
-            reports.push((head.org_id.clone(), v.finish(&cps, &sig_ok)));
+            reports.push((org, v.finish(&cps, &sig_ok)));
+        }
+    }
+    for (_, r) in reports.iter_mut() {
+        // Every chain starts with its organisation's creation: an organisation
+        // listed (by its row or its checkpoints) without a single event lost them.
+        if r.chain_valid && r.events_checked == 0 {
+            r.chain_valid = false;
+            r.broken_at_seq = Some(1);
+            r.reason = Some(
+                "the organisation has no audit events left (its chain starts when it is created)"
+                    .into(),
+            );
         }
     }
     let mut bad = 0;

@@ -334,6 +334,38 @@ async fn tampering_is_detected_online_and_offline() {
         |s| s == 8,
     )
     .await;
+    // Every other field of an event, and its link and stored hash.
+    for (column, set) in [
+        ("actor_type", "'agent'"),
+        ("actor_id", "'00000000-0000-0000-0000-000000000001'"),
+        ("resource_type", "'vault'"),
+        ("resource_id", "'k9'"),
+        ("ip_address", "'10.9.8.7'"),
+        ("created_at", "created_at + 1"),
+        ("prev_event_id", "NULL"),
+        (
+            "integrity_hash",
+            "CASE WHEN substr(integrity_hash, 1, 2) = '00' THEN 'ff' ELSE '00' END || substr(integrity_hash, 3)",
+        ),
+    ] {
+        check_tamper(
+            &pristine,
+            &jwks,
+            column,
+            &format!("UPDATE audit_events SET {column} = {set} WHERE org_id = '{o}' AND seq = 5"),
+            |s| s == 5,
+        )
+        .await;
+    }
+    // The whole chain of the organisation: its checkpoints still name it.
+    check_tamper(
+        &pristine,
+        &jwks,
+        "delete-all",
+        &format!("DELETE FROM audit_events WHERE org_id = '{o}'"),
+        |s| s >= 1,
+    )
+    .await;
     // Remove the newest events, past the checkpoint signed at shutdown.
     check_tamper(
         &pristine,

@@ -182,6 +182,10 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<ChainedEvent>>;
     /// The head of every chain (one per organisation that has events).
     async fn audit_heads(&self) -> StoreResult<Vec<AuditHead>>;
+    /// Every organisation that has, or should have, a chain: those with events,
+    /// with checkpoints (whose events may all have been deleted), or with an
+    /// organisation row. Sorted.
+    async fn audit_orgs(&self) -> StoreResult<Vec<String>>;
     /// Stores a signed checkpoint.
     async fn insert_checkpoint(&self, cp: &Checkpoint) -> StoreResult<()>;
     /// An organisation's checkpoints, oldest first.

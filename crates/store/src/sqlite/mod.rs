@@ -609,6 +609,27 @@ impl Store for SqliteStore {
         })
     }
 
+    async fn audit_orgs(&self) -> StoreResult<Vec<String>> {
+        self.db.read(|c| {
+            query_all(
+                c,
+                // Organisations of events by index hops (as in `audit_heads`).
+                "WITH RECURSIVE o(org_id) AS (
+                     SELECT MIN(org_id) FROM audit_events
+                     UNION ALL
+                     SELECT (SELECT MIN(org_id) FROM audit_events WHERE org_id > o.org_id) FROM o
+                     WHERE o.org_id IS NOT NULL
+                 )
+                 SELECT org_id FROM o WHERE org_id IS NOT NULL
+                 UNION SELECT org_id FROM audit_checkpoints
+                 UNION SELECT id FROM orgs
+                 ORDER BY 1",
+                [],
+                |r| get(r, "org_id"),
+            )
+        })
+    }
+
     async fn insert_checkpoint(&self, cp: &Checkpoint) -> StoreResult<()> {
         let cp = cp.clone();
         self.db
