@@ -2,7 +2,7 @@
 //! Each check takes a fresh, empty store.
 
 use serde_json::json;
-use strongroom_core::audit::{Actor, AuditRecord};
+use strongroom_core::audit::{Actor, AuditRecord, Checkpoint};
 use strongroom_core::policy::{Conditions, Effect, PathPattern, Permission, Policy};
 use strongroom_core::time_util::now;
 use strongroom_core::{AgentId, OrgId, Role, SecretId, SecretPath, Subject, UserId, VaultId};
@@ -500,6 +500,28 @@ pub async fn audit_log(s: &dyn Store) {
     let mut orgs: Vec<_> = heads.iter().map(|h| h.org_id.clone()).collect();
     orgs.dedup();
     assert_eq!(orgs.len(), heads.len());
+    // Organisations to verify: those with events, and those with only a
+    // checkpoint left (their events deleted), each once, sorted.
+    let ghost = "00000000-0000-0000-0000-00000000dead";
+    s.insert_checkpoint(&Checkpoint {
+        org_id: ghost.into(),
+        seq: 3,
+        event_id: "gone".into(),
+        head_hash: "00".repeat(32),
+        created_at_us: 1,
+        kid: "k".into(),
+        signature: "s".into(),
+    })
+    .await
+    .unwrap();
+    let listed = s.audit_orgs().await.unwrap();
+    let mut want = orgs.clone();
+    want.push(ghost.to_owned());
+    want.sort();
+    assert!(listed.windows(2).all(|w| w[0] < w[1]), "{listed:?}");
+    for o in &want {
+        assert!(listed.contains(o), "{o} missing from {listed:?}");
+    }
 
     // Queries: newest first, filtered, with the total.
     let q = AuditQuery {
