@@ -388,6 +388,10 @@ async fn reads_and_writes_fail_closed_when_the_log_cannot_be_written() {
     api.signup("owner@example.com").await;
     let vault = api.create_vault("v").await;
     api.put_secret(&vault, "k", "FAIL-CLOSED-VALUE").await;
+    // A KEK version the stored DEK is not yet under.
+    api.post(&format!("/v1/vaults/{vault}/kek/rotate"), json!({}))
+        .await
+        .expect(200);
 
     // A real failure of the store: the database refuses audit inserts.
     let conn = raw_db(dir.path());
@@ -426,8 +430,30 @@ async fn reads_and_writes_fail_closed_when_the_log_cannot_be_written() {
         )
         .await
         .expect_problem(503);
+    let r = api
+        .get(&format!("/v1/vaults/{vault}/secret-version/k/1"))
+        .await;
+    assert!(!r.text.contains("FAIL-CLOSED-VALUE"), "{}", r.text);
+    r.expect_problem(503);
+    api.post(&format!("/v1/vaults/{vault}/kek/rewrap"), json!({}))
+        .await
+        .expect_problem(503);
+    api.post(&format!("/v1/vaults/{vault}/kek/rotate"), json!({}))
+        .await
+        .expect_problem(503);
+    let me = api.get("/v1/auth/me").await.expect(200);
+    api.post(
+        &format!("/v1/vaults/{vault}/policies"),
+        json!({"principal_type": "user", "principal_id": me["id"], "secret_path_pattern": "*", "permissions": ["read"]}),
+    )
+    .await
+    .expect_problem(503);
+    api.post("/v1/agents", json!({"name": "never"}))
+        .await
+        .expect_problem(503);
 
-    // Nothing changed: no new version, the read was not counted, no new vault.
+    // Nothing changed: no new version, the read was not counted, no new vault,
+    // the DEK not rewrapped, the KEK not moved on, no policy, no agent.
     let versions: i64 = conn
         .query_row("SELECT COUNT(*) FROM secret_versions", [], |r| r.get(0))
         .unwrap();
@@ -444,6 +470,11 @@ async fn reads_and_writes_fail_closed_when_the_log_cannot_be_written() {
         .query_row("SELECT deleted_at FROM secrets", [], |r| r.get(0))
         .unwrap();
     assert!(deleted.is_none());
+    let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+    assert_eq!(count("SELECT kek_version FROM secret_versions"), 1);
+    assert_eq!(count("SELECT kek_version FROM vaults"), 2);
+    assert_eq!(count("SELECT COUNT(*) FROM policies"), 0);
+    assert_eq!(count("SELECT COUNT(*) FROM agents"), 0);
 
     // Writable again: service resumes without a restart.
     conn.execute("DROP TRIGGER audit_down", []).unwrap();
@@ -452,6 +483,19 @@ async fn reads_and_writes_fail_closed_when_the_log_cannot_be_written() {
         "FAIL-CLOSED-VALUE"
     );
     api.put_secret(&vault, "k", "after").await;
+    let b = api
+        .post(&format!("/v1/vaults/{vault}/kek/rewrap"), json!({}))
+        .await
+        .expect(200);
+    // The rotation refused above happened in the key provider (it can't be
+    // undone there) but was never recorded: the rewrap records it, and every
+    // DEK ends up under the provider's newest version.
+    assert_eq!(b["kek_version"], 3, "{b}");
+    assert_eq!(b["remaining"], 0, "{b}");
+    assert_eq!(
+        count("SELECT COUNT(*) FROM secret_versions WHERE kek_version = 3"),
+        2
+    );
     let v = api.get("/v1/audit/verify").await.expect(200);
     assert_eq!(v["chain_valid"], true, "{v}");
     drop(conn);

@@ -3,7 +3,8 @@
 //!
 //! None of these ever touch a ciphertext: a DEK is unwrapped with the KEK that
 //! wrapped it and wrapped again under the new KEK with the same context AAD,
-//! and the row's wrapped DEK is replaced with a compare-and-set. Work lists are
+//! and the rows' wrapped DEKs are replaced with a compare-and-set, a batch at
+//! a time in one transaction with its audit record. Work lists are
 //! derived from the rows themselves ("every wrap not under the vault's current
 //! KEK"), so an interrupted rewrap or migration simply resumes where it stopped.
 
@@ -13,7 +14,7 @@ use strongroom_core::authz::Action;
 use strongroom_core::{Error, Principal, Result, VaultId};
 use strongroom_crypto::envelope::{SecretContext, dek_wrap_aad};
 use strongroom_kms::{KekRef, KeyProvider, WrappedDek};
-use strongroom_store::{Store, VaultRow, WrapRow};
+use strongroom_store::{Store, VaultRow, WrapChange, WrapRow};
 
 use crate::{Engine, ip_of};
 
@@ -28,16 +29,14 @@ pub struct RewrapProgress {
     pub kek_version: u32,
 }
 
-/// Moves one wrapped DEK under `(target_ref, target)` — unwrapping with
-/// `source`. Returns whether the row was replaced (false: someone else changed
-/// it first; it will be seen again if still stale).
-async fn rewrap_one(
-    store: &dyn Store,
+/// The same DEK as `w`, unwrapped with `source` and wrapped anew under
+/// `(target_ref, target)` with the same context AAD. Changes nothing stored.
+async fn rewrapped(
     source: &dyn KeyProvider,
     target: &dyn KeyProvider,
     target_ref: &KekRef,
-    w: &WrapRow,
-) -> Result<bool> {
+    w: WrapRow,
+) -> Result<WrapChange> {
     let vault_id = w.vault_id.to_string();
     let aad = dek_wrap_aad(SecretContext {
         vault_id: &vault_id,
@@ -55,9 +54,12 @@ async fn rewrap_one(
         )
         .await?;
     let new = target.wrap(target_ref, &dek, &aad).await?;
-    Ok(store
-        .replace_wrap(w, &target_ref.0, new.kek_version, &new.blob)
-        .await?)
+    Ok(WrapChange {
+        old: w,
+        kek_ref: target_ref.0.clone(),
+        kek_version: new.kek_version,
+        wrapped_dek: new.blob,
+    })
 }
 
 impl Engine {
@@ -101,33 +103,50 @@ impl Engine {
         vault_id: VaultId,
         batch: u32,
     ) -> Result<RewrapProgress> {
-        let (vault, _) = self
+        let (mut vault, _) = self
             .vault_for(who, vault_id, Action::ManageKeys, None)
             .await?;
         let batch = batch.clamp(1, 1000);
         let kek = KekRef(vault.kek_ref.clone());
-        let mut done = 0u64;
+        let mut changes: Vec<WrapChange> = Vec::new();
         for w in self
             .store
             .stale_wraps(vault.id, &vault.kek_ref, vault.kek_version, batch)
             .await?
         {
-            if rewrap_one(&*self.store, &*self.kms, &*self.kms, &kek, &w).await? {
-                done += 1;
-            }
+            changes.push(rewrapped(&*self.kms, &*self.kms, &kek, w).await?);
         }
+        if let Some(newest) = changes.iter().map(|c| c.kek_version).max()
+            && newest > vault.kek_version
+        {
+            // The provider wraps under a version the vault row doesn't name: a
+            // rotation happened in the provider but its record failed (say the
+            // audit log was down). Record it now, or rewrapping never ends.
+            vault.kek_version = newest;
+            let audit = AuditRecord::new(
+                who.org_id,
+                Actor::Subject(who.subject),
+                "vault.kek_rotate",
+                "vault",
+                vault.id.to_string(),
+                json!({"vault_id": vault.id.to_string(), "kek_version": newest, "recorded_late": true}),
+                ip_of(who),
+            );
+            self.store.set_vault_kek(&vault, Some(&audit)).await?;
+        }
+        let done = changes.len() as u64;
         if done > 0 {
-            self.store
-                .append_audit(&AuditRecord::new(
-                    who.org_id,
-                    Actor::Subject(who.subject),
-                    "vault.kek_rewrap",
-                    "vault",
-                    vault.id.to_string(),
-                    json!({"vault_id": vault.id.to_string(), "rewrapped": done, "kek_version": vault.kek_version}),
-                    ip_of(who),
-                ))
-                .await?;
+            // The rows and their audit record commit together, or neither does.
+            let audit = AuditRecord::new(
+                who.org_id,
+                Actor::Subject(who.subject),
+                "vault.kek_rewrap",
+                "vault",
+                vault.id.to_string(),
+                json!({"vault_id": vault.id.to_string(), "rewrapped": done, "kek_version": vault.kek_version}),
+                ip_of(who),
+            );
+            self.store.replace_wraps(&changes, Some(&audit)).await?;
         }
         let remaining = self
             .store
@@ -222,12 +241,14 @@ impl Migration<'_> {
             if page.is_empty() {
                 break;
             }
-            let mut n = 0;
-            for w in &page {
-                if rewrap_one(self.store, self.source, self.target, &target_ref, w).await? {
-                    n += 1;
-                }
+            let mut changes = Vec::with_capacity(page.len());
+            for w in page {
+                changes.push(rewrapped(self.source, self.target, &target_ref, w).await?);
             }
+            // Audited once per vault, below, when its KEK changes: the server
+            // is stopped, and an interrupted migration resumes from the rows.
+            self.store.replace_wraps(&changes, None).await?;
+            let n = changes.len() as u64;
             moved += n;
             progress(n);
         }

@@ -120,15 +120,16 @@ pub trait Store: Send + Sync + 'static {
         kek_ref: &str,
         kek_version: u32,
     ) -> StoreResult<u64>;
-    /// Replaces one wrapped DEK if it is still the one read (compare-and-set on
-    /// its KEK reference and version). Never touches the ciphertext.
-    async fn replace_wrap(
+    /// Replaces wrapped DEKs, with the audit record of the change, in one
+    /// transaction: every row still as read (compare-and-set on its KEK
+    /// reference, version and wrapped DEK) is replaced, or — if any changed
+    /// meanwhile — none is, and the answer is `Conflict`. Never touches a
+    /// ciphertext.
+    async fn replace_wraps(
         &self,
-        old: &WrapRow,
-        kek_ref: &str,
-        kek_version: u32,
-        wrapped_dek: &[u8],
-    ) -> StoreResult<bool>;
+        changes: &[WrapChange],
+        audit: Option<&AuditRecord>,
+    ) -> StoreResult<()>;
 
     /// The head of a path's version chain, deleted or not.
     async fn secret_head(

@@ -361,3 +361,16 @@ pub struct WrapRow {
     /// The wrapped DEK.
     pub wrapped_dek: Vec<u8>,
 }
+
+/// A wrapped DEK to replace: the row as read, and the same DEK wrapped anew.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrapChange {
+    /// The row as read (the compare-and-set is on its KEK and wrapped DEK).
+    pub old: WrapRow,
+    /// The KEK that wrapped it anew.
+    pub kek_ref: String,
+    /// That KEK's version.
+    pub kek_version: u32,
+    /// The new wrapped DEK.
+    pub wrapped_dek: Vec<u8>,
+}

@@ -764,32 +764,40 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn replace_wrap(
+    async fn replace_wraps(
         &self,
-        old: &WrapRow,
-        kek_ref: &str,
-        kek_version: u32,
-        wrapped_dek: &[u8],
-    ) -> StoreResult<bool> {
-        let (old, kek_ref, wrapped_dek) = (old.clone(), kek_ref.to_owned(), wrapped_dek.to_vec());
+        changes: &[WrapChange],
+        audit: Option<&AuditRecord>,
+    ) -> StoreResult<()> {
+        let (changes, audit) = (changes.to_vec(), audit.map(PreparedAudit::new));
         self.db
             .write(move |tx| {
-                let n = exec(
-                    tx,
-                    "UPDATE secret_versions SET kek_ref = ?, kek_version = ?, wrapped_dek = ?
-                     WHERE secret_id = ? AND version = ? AND kek_ref = ? AND kek_version = ? AND wrapped_dek = ?",
-                    params![
-                        kek_ref,
-                        kek_version as i64,
-                        wrapped_dek,
-                        old.secret_id.to_string(),
-                        old.version as i64,
-                        old.kek_ref,
-                        old.kek_version as i64,
-                        old.wrapped_dek
-                    ],
-                )?;
-                Ok(n == 1)
+                for c in &changes {
+                    let n = exec(
+                        tx,
+                        "UPDATE secret_versions SET kek_ref = ?, kek_version = ?, wrapped_dek = ?
+                         WHERE secret_id = ? AND version = ? AND kek_ref = ? AND kek_version = ? AND wrapped_dek = ?",
+                        params![
+                            c.kek_ref,
+                            c.kek_version as i64,
+                            c.wrapped_dek,
+                            c.old.secret_id.to_string(),
+                            c.old.version as i64,
+                            c.old.kek_ref,
+                            c.old.kek_version as i64,
+                            c.old.wrapped_dek
+                        ],
+                    )?;
+                    if n != 1 {
+                        return Err(StoreError::Conflict(
+                            "a wrapped DEK changed while it was being rewrapped".into(),
+                        ));
+                    }
+                }
+                match audit {
+                    Some(a) => tx.audit(a),
+                    None => Ok(()),
+                }
             })
             .await
     }

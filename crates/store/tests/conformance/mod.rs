@@ -126,26 +126,56 @@ pub async fn key_lifecycle(s: &dyn Store) {
     assert_eq!(s.count_stale_wraps(other.id, "kek-1", 1).await.unwrap(), 0);
     let page = s.stale_wraps(v.id, "kek-1", 2, 2).await.unwrap();
     assert_eq!(page.len(), 2);
-    // Replacing is a compare-and-set on what was read.
-    assert!(
-        s.replace_wrap(&page[0], "kek-1", 2, &[7u8; 60])
-            .await
-            .unwrap()
+    // Replacing is a compare-and-set on what was read, all or nothing, with
+    // its audit record in the same transaction.
+    let change = |w: &WrapRow, kek: &str, v: u32, b: u8| WrapChange {
+        old: w.clone(),
+        kek_ref: kek.into(),
+        kek_version: v,
+        wrapped_dek: vec![b; 60],
+    };
+    let org_s = org.id.to_string();
+    let before = s.audit_chain(&org_s, 1, 1000).await.unwrap().len();
+    s.replace_wraps(
+        &[change(&page[0], "kek-1", 2, 7)],
+        Some(&audit(org.id, "vault.kek_rewrap")),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        s.audit_chain(&org_s, 1, 1000).await.unwrap().len(),
+        before + 1
     );
+    let stale_and_fresh = [
+        change(&page[1], "kek-1", 2, 9),
+        change(&page[0], "kek-1", 2, 8),
+    ];
     assert!(
-        !s.replace_wrap(&page[0], "kek-1", 2, &[8u8; 60])
-            .await
-            .unwrap(),
+        matches!(
+            s.replace_wraps(&stale_and_fresh, Some(&audit(org.id, "vault.kek_rewrap")))
+                .await,
+            Err(StoreError::Conflict(_))
+        ),
         "a stale read must not overwrite"
     );
-    assert_eq!(s.count_stale_wraps(v.id, "kek-1", 2).await.unwrap(), 2);
-    for w in s.stale_wraps(v.id, "kek-1", 2, 100).await.unwrap() {
-        assert!(
-            s.replace_wrap(&w, "kek-2", 1, &[w.version as u8; 60])
-                .await
-                .unwrap()
-        );
-    }
+    assert_eq!(
+        s.audit_chain(&org_s, 1, 1000).await.unwrap().len(),
+        before + 1,
+        "nothing recorded for a refused batch"
+    );
+    assert_eq!(
+        s.count_stale_wraps(v.id, "kek-1", 2).await.unwrap(),
+        2,
+        "nothing of a refused batch is replaced"
+    );
+    let rest: Vec<_> = s
+        .stale_wraps(v.id, "kek-1", 2, 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|w| change(w, "kek-2", 1, w.version as u8))
+        .collect();
+    s.replace_wraps(&rest, None).await.unwrap();
     // Moved to another KEK: stale against kek-1 v2, current against kek-2 v1 for those two.
     assert_eq!(s.count_stale_wraps(v.id, "kek-2", 1).await.unwrap(), 1);
     let row = s.version(v.id, &page[1].path, None).await.unwrap().unwrap();
