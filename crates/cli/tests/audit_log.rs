@@ -150,7 +150,7 @@ async fn every_action_is_recorded_with_its_actor_and_no_secret() {
         )
         .unwrap();
     assert_eq!(system, 2);
-    let all_text: String = rows.iter().map(|(d, r, a)| format!("{d}{r}{a}")).collect();
+    let all_text = rows.concat();
     for needle in [
         "AUDIT-CANARY-VALUE",
         rotated.as_str(),
@@ -658,7 +658,7 @@ async fn identity_policy_and_key_changes_are_recorded() {
     let (_, logs) = server.stop();
     let conn = raw_db(dir.path());
     let rows = stored_events(&conn);
-    let text: String = rows.iter().map(|(d, r, a)| format!("{d}{r}{a}")).collect();
+    let text = rows.concat();
     for needle in [
         "IDENTITY-CANARY",
         first_key.as_str(),
@@ -679,12 +679,112 @@ async fn identity_policy_and_key_changes_are_recorded() {
     }
 }
 
-/// Every stored event's details, resource id and action.
-fn stored_events(conn: &rusqlite::Connection) -> Vec<(String, String, String)> {
-    conn.prepare("SELECT details, resource_id, action FROM audit_events")
+/// Every stored audit event and checkpoint, each as the text of all its columns.
+fn stored_events(conn: &rusqlite::Connection) -> Vec<String> {
+    let mut rows = Vec::new();
+    for table in ["audit_events", "audit_checkpoints"] {
+        let mut stmt = conn.prepare(&format!("SELECT * FROM {table}")).unwrap();
+        let n = stmt.column_count();
+        let mut q = stmt.query([]).unwrap();
+        while let Some(r) = q.next().unwrap() {
+            let cols: Vec<String> = (0..n)
+                .map(|i| match r.get_ref(i).unwrap() {
+                    rusqlite::types::ValueRef::Null => String::new(),
+                    rusqlite::types::ValueRef::Integer(v) => v.to_string(),
+                    rusqlite::types::ValueRef::Real(v) => v.to_string(),
+                    rusqlite::types::ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
+                    rusqlite::types::ValueRef::Blob(b) => String::from_utf8_lossy(b).into_owned(),
+                })
+                .collect();
+            rows.push(cols.join("\u{1f}"));
+        }
+    }
+    assert!(!rows.is_empty());
+    rows
+}
+
+#[tokio::test]
+async fn refusals_are_recorded_with_the_rule_that_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Launch::new(dir.path()).arg("--open-signup").start();
+    let mut owner = server.client();
+    owner.signup("owner@example.com").await;
+    let vault = owner.create_vault("v").await;
+    owner.put_secret(&vault, "db", "REFUSAL-CANARY").await;
+    owner
+        .post("/v1/org/invite", json!({"email": "member@example.com"}))
+        .await
+        .expect(201);
+    let mut member = server.client();
+    member.signup("member@example.com").await;
+    let member_id = member.get("/v1/auth/me").await.expect(200)["id"]
+        .as_str()
         .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .to_owned();
+    // A member manages no members and reads no audit log.
+    member
+        .post("/v1/org/invite", json!({"email": "x@example.com"}))
+        .await
+        .expect_problem(403);
+    member.get("/v1/audit/events").await.expect_problem(403);
+    // An agent registers no agents and verifies no audit log.
+    let created = owner
+        .post("/v1/agents", json!({"name": "bot"}))
+        .await
+        .expect(201);
+    let agent_id = created["agent"]["id"].as_str().unwrap().to_owned();
+    let t = owner
+        .post(
+            "/v1/auth/agent-token",
+            json!({"api_key": created["api_key"]}),
+        )
+        .await
+        .expect(200);
+    let mut agent = server.client();
+    agent.token = Some(t["access_token"].as_str().unwrap().to_owned());
+    agent
+        .post("/v1/agents", json!({"name": "child"}))
+        .await
+        .expect_problem(403);
+    agent.get("/v1/audit/verify").await.expect_problem(403);
+    // Someone of another organisation is told the vault doesn't exist; its
+    // organisation is told someone tried.
+    let mut outsider = server.client();
+    outsider.signup("outsider@example.com").await;
+    let outsider_id = outsider.get("/v1/auth/me").await.expect(200)["id"]
+        .as_str()
         .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap()
+        .to_owned();
+    let r = outsider.get_secret(&vault, "db").await;
+    assert!(!r.text.contains("REFUSAL-CANARY"));
+    assert!(r.status == 404 || r.status == 403, "{}", r.text);
+
+    let ev = events(&owner).await;
+    let denied = find(&ev, "access.denied");
+    let one = |attempted: &str, actor: &str| -> Value {
+        let e = denied
+            .iter()
+            .find(|e| e["details"]["attempted"] == attempted)
+            .unwrap_or_else(|| panic!("no refusal of {attempted} in {denied:#?}"));
+        assert_eq!(e["actor_id"], actor, "{e}");
+        assert_eq!(e["details"]["outcome"], "denied", "{e}");
+        (*e).clone()
+    };
+    assert_eq!(one("member.invite", &member_id)["details"]["rule"], "role");
+    assert_eq!(one("audit.read", &member_id)["actor_type"], "user");
+    assert_eq!(one("agent.register", &agent_id)["actor_type"], "agent");
+    assert_eq!(one("audit.verify", &agent_id)["actor_type"], "agent");
+    let cross = one("read", &outsider_id);
+    assert_eq!(cross["details"]["rule"], "org");
+    assert_eq!(cross["details"]["vault_id"], vault.as_str());
+    assert_eq!(cross["details"]["path"], "db");
+    // The outsider's own organisation holds no trace of the vault.
+    let mine = outsider
+        .get("/v1/audit/events?limit=1000")
+        .await
+        .expect(200);
+    assert!(!mine.to_string().contains(&vault), "{mine}");
+    let v = owner.get("/v1/audit/verify").await.expect(200);
+    assert_eq!(v["chain_valid"], true, "{v}");
+    server.stop();
 }

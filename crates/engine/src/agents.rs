@@ -135,9 +135,13 @@ impl Engine {
     /// identity keys, whose private halves are stored as ordinary encrypted
     /// secrets in the organisation's `__agent-keys` vault.
     pub async fn create_agent(&self, who: &Principal, input: NewAgent) -> Result<AgentWithKey> {
-        let Subject::User(_) = who.subject else {
-            return Err(Error::forbidden("agents can't create agents"));
+        let users_only = match who.subject {
+            Subject::User(_) => Ok(()),
+            Subject::Agent(_) => Err(Error::forbidden("agents can't create agents")),
         };
+        let org = ("org", who.org_id.to_string());
+        self.checked(who, "agent.register", org, "role", users_only)
+            .await?;
         let name = validate::name("name", &input.name, 255)?;
         let description = validate::text(
             "description",
@@ -290,7 +294,14 @@ impl Engine {
         u: AgentUpdate,
     ) -> Result<AgentRow> {
         let mut a = self.get_agent(who, id).await?;
-        Self::may_manage_agent(who, &a)?;
+        self.checked(
+            who,
+            "agent.update",
+            ("agent", id.to_string()),
+            "role",
+            Self::may_manage_agent(who, &a),
+        )
+        .await?;
         if let Some(n) = u.name {
             a.name = validate::name("name", &n, 255)?;
         }
@@ -376,7 +387,14 @@ impl Engine {
     /// Replaces an agent's key; the old one stops working at once.
     pub async fn rotate_agent_key(&self, who: &Principal, id: AgentId) -> Result<AgentWithKey> {
         let mut a = self.get_agent(who, id).await?;
-        Self::may_manage_agent(who, &a)?;
+        self.checked(
+            who,
+            "agent.rotate_key",
+            ("agent", id.to_string()),
+            "role",
+            Self::may_manage_agent(who, &a),
+        )
+        .await?;
         for attempt in 0..3 {
             let issued = credentials::issue(AGENT_KEY_PREFIX, &self.pepper);
             a.key_prefix = issued.prefix.clone();

@@ -40,13 +40,15 @@ impl Default for CheckpointPolicy {
 const VERIFY_PAGE: u32 = 5000;
 
 impl Engine {
-    fn require_auditor(&self, who: &Principal) -> Result<()> {
-        match (who.subject, who.role) {
+    async fn require_auditor(&self, who: &Principal, attempted: &str) -> Result<()> {
+        let check = match (who.subject, who.role) {
             (Subject::User(_), Some(Role::Owner | Role::Admin)) => Ok(()),
             _ => Err(Error::forbidden(
                 "the audit log is open to organisation owners and admins",
             )),
-        }
+        };
+        let org = ("org", who.org_id.to_string());
+        self.checked(who, attempted, org, "role", check).await
     }
 
     /// Events of the caller's organisation, newest first, with the total count.
@@ -55,7 +57,7 @@ impl Engine {
         who: &Principal,
         mut q: AuditQuery,
     ) -> Result<(Vec<strongroom_core::audit::ChainedEvent>, u64)> {
-        self.require_auditor(who)?;
+        self.require_auditor(who, "audit.read").await?;
         q.org_id = who.org_id.to_string();
         q.limit = q.limit.clamp(1, 1000);
         Ok(self.store.audit_query(&q).await?)
@@ -63,7 +65,7 @@ impl Engine {
 
     /// Verifies the caller's organisation's whole chain and its checkpoints.
     pub async fn verify_audit(&self, who: &Principal) -> Result<VerifyReport> {
-        self.require_auditor(who)?;
+        self.require_auditor(who, "audit.verify").await?;
         self.verify_chain_of(&who.org_id.to_string()).await
     }
 

@@ -400,9 +400,13 @@ impl Engine {
         } else if who.scopes.is_empty() || scopes.iter().all(|s| who.scopes.contains(s)) {
             scopes
         } else {
-            return Err(Error::forbidden(
+            let refused = Err(Error::forbidden(
                 "a key's scopes must be among the scopes of the credential creating it",
             ));
+            let me = ("user", user.to_string());
+            return self
+                .checked(who, "api_key.create", me, "scopes", refused)
+                .await;
         };
         for attempt in 0..3 {
             let issued = credentials::issue(PERSONAL_KEY_PREFIX, &self.pepper);

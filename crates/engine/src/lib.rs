@@ -163,9 +163,7 @@ impl Engine {
         ) {
             Ok(d) => Ok((vault, d, policies)),
             Err(refusal) => {
-                if refusal.rule != "org" {
-                    self.audit_denied(who, &vault, action, path, &refusal).await;
-                }
+                self.audit_denied(who, &vault, action, path, &refusal).await;
                 Err(refusal.error)
             }
         }
@@ -195,8 +193,10 @@ impl Engine {
             "rule": r.rule,
             "policy_id": r.policy_id.map(|id| id.to_string()),
         });
+        // A caller of another organisation is told the vault doesn't exist;
+        // the vault's organisation is told someone tried.
         self.audit_best_effort(AuditRecord::new(
-            who.org_id,
+            vault.org_id,
             Actor::Subject(who.subject),
             "access.denied",
             if path.is_some() { "secret" } else { "vault" },
@@ -205,6 +205,36 @@ impl Engine {
             who.ip.map(|i| i.to_string()),
         ))
         .await;
+    }
+
+    /// Passes `check` through, recording a refusal (`Forbidden`) of `attempted`
+    /// on `resource` first, as `access.denied` with the `rule` that refused.
+    async fn checked<T>(
+        &self,
+        who: &Principal,
+        attempted: &str,
+        resource: (&str, String),
+        rule: &str,
+        check: Result<T>,
+    ) -> Result<T> {
+        if let Err(Error::Forbidden(reason)) = &check {
+            self.audit_best_effort(AuditRecord::new(
+                who.org_id,
+                Actor::Subject(who.subject),
+                "access.denied",
+                resource.0,
+                resource.1,
+                serde_json::json!({
+                    "attempted": attempted,
+                    "outcome": "denied",
+                    "rule": rule,
+                    "reason": reason,
+                }),
+                ip_of(who),
+            ))
+            .await;
+        }
+        check
     }
 
     /// Records an event whose failure must not change the answer (the answer is

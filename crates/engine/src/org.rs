@@ -16,6 +16,11 @@ use strongroom_store::{InvitationRow, StoreError, UserRow};
 
 use crate::{Engine, ip_of, validate};
 
+/// The caller's organisation as an audited resource.
+fn org(who: &Principal) -> (&'static str, String) {
+    ("org", who.org_id.to_string())
+}
+
 impl Engine {
     fn member_manager(who: &Principal) -> Result<(UserId, Role)> {
         match (who.subject, who.role) {
@@ -28,9 +33,12 @@ impl Engine {
 
     /// The caller's organisation's users.
     pub async fn list_members(&self, who: &Principal) -> Result<Vec<UserRow>> {
-        let Subject::User(_) = who.subject else {
-            return Err(Error::forbidden("this endpoint is for users"));
+        let users_only = match who.subject {
+            Subject::User(_) => Ok(()),
+            Subject::Agent(_) => Err(Error::forbidden("this endpoint is for users")),
         };
+        self.checked(who, "member.list", org(who), "role", users_only)
+            .await?;
         Ok(self.store.list_users(who.org_id).await?)
     }
 
@@ -41,11 +49,22 @@ impl Engine {
         email: &str,
         role: Option<&str>,
     ) -> Result<InvitationRow> {
-        let (me, my_role) = Self::member_manager(who)?;
+        let (me, my_role) = self
+            .checked(
+                who,
+                "member.invite",
+                org(who),
+                "role",
+                Self::member_manager(who),
+            )
+            .await?;
         let email = validate::email(email)?;
         let role: Role = role.unwrap_or("member").parse()?;
         if role == Role::Owner && my_role != Role::Owner {
-            return Err(Error::forbidden("only owners may invite owners"));
+            let refused = Err(Error::forbidden("only owners may invite owners"));
+            return self
+                .checked(who, "member.invite", ("invitation", email), "role", refused)
+                .await;
         }
         let inv = InvitationRow {
             email: email.clone(),
@@ -87,13 +106,25 @@ impl Engine {
         id: UserId,
         role: &str,
     ) -> Result<UserRow> {
-        let (_, my_role) = Self::member_manager(who)?;
+        let user = ("user", id.to_string());
+        let (_, my_role) = self
+            .checked(
+                who,
+                "member.role_change",
+                user.clone(),
+                "role",
+                Self::member_manager(who),
+            )
+            .await?;
         let role: Role = role.parse()?;
         let mut target = self.member(who, id).await?;
         if my_role != Role::Owner && (role == Role::Owner || target.role == Role::Owner) {
-            return Err(Error::forbidden(
+            let refused = Err(Error::forbidden(
                 "only owners may grant or change the owner role",
             ));
+            return self
+                .checked(who, "member.role_change", user, "role", refused)
+                .await;
         }
         let audit = AuditRecord::new(
             who.org_id,
@@ -117,10 +148,22 @@ impl Engine {
 
     /// Removes a member (their API keys and their user policies go with them).
     pub async fn remove_member(&self, who: &Principal, id: UserId) -> Result<()> {
-        let (_, my_role) = Self::member_manager(who)?;
+        let user = ("user", id.to_string());
+        let (_, my_role) = self
+            .checked(
+                who,
+                "member.remove",
+                user.clone(),
+                "role",
+                Self::member_manager(who),
+            )
+            .await?;
         let target = self.member(who, id).await?;
         if my_role != Role::Owner && target.role == Role::Owner {
-            return Err(Error::forbidden("only owners may remove owners"));
+            let refused = Err(Error::forbidden("only owners may remove owners"));
+            return self
+                .checked(who, "member.remove", user, "role", refused)
+                .await;
         }
         let audit = AuditRecord::new(
             who.org_id,
