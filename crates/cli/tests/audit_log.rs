@@ -788,3 +788,72 @@ async fn refusals_are_recorded_with_the_rule_that_refused() {
     assert_eq!(v["chain_valid"], true, "{v}");
     server.stop();
 }
+
+/// The newest checkpointed and the newest event sequence number of `org`.
+fn checkpointed(dir: &Path, org: &str) -> (i64, i64) {
+    let conn = raw_db(dir);
+    let q = |sql: &str| -> i64 { conn.query_row(sql, [org], |r| r.get(0)).unwrap() };
+    (
+        q("SELECT COALESCE(MAX(seq), 0) FROM audit_checkpoints WHERE org_id = ?"),
+        q("SELECT COALESCE(MAX(seq), 0) FROM audit_events WHERE org_id = ?"),
+    )
+}
+
+/// Waits (up to `within`) until a checkpoint covers event `seq` of `org`.
+async fn await_checkpoint(dir: &Path, org: &str, seq: i64, within: std::time::Duration) -> bool {
+    let start = std::time::Instant::now();
+    while start.elapsed() < within {
+        if checkpointed(dir, org).0 >= seq {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn checkpoints_are_signed_every_n_events_and_every_t_seconds() {
+    for (events, secs) in [(5, 3600), (1_000_000, 1)] {
+        let root = tempfile::tempdir().unwrap();
+        let cfg = root.path().join("strongroom.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "[audit]\ncheckpoint_every_events = {events}\ncheckpoint_interval_secs = {secs}\n"
+            ),
+        )
+        .unwrap();
+        let dir = root.path().join("data");
+        let server = Launch::new(&dir)
+            .arg("--config")
+            .arg(cfg.to_str().unwrap())
+            .start();
+        let mut api = server.client();
+        api.signup("owner@example.com").await;
+        let org = api.get("/v1/auth/me").await.expect(200)["org_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let vault = api.create_vault("v").await;
+        for round in 0..3 {
+            for i in 0..6 {
+                api.put_secret(&vault, &format!("r{round}/k{i}"), "x").await;
+            }
+            let (_, head) = checkpointed(&dir, &org);
+            // Every N events: at most N - 1 events unsigned, within the
+            // checkpointer's next polls, well before its periodic sweep (5 s).
+            // Every T seconds: all of them, within T and a sweep.
+            let (want, within) = if secs == 1 {
+                (head, 8)
+            } else {
+                (head - (events - 1), 4)
+            };
+            assert!(
+                await_checkpoint(&dir, &org, want, std::time::Duration::from_secs(within)).await,
+                "N={events}, T={secs}s: no checkpoint of event #{want} while the server runs ({:?})",
+                checkpointed(&dir, &org)
+            );
+        }
+        server.stop();
+    }
+}

@@ -36,6 +36,9 @@ impl Default for CheckpointPolicy {
     }
 }
 
+/// How often the checkpointer looks at the store's count of appended events.
+pub const CHECKPOINT_POLL: Duration = Duration::from_millis(100);
+
 /// Pages of this many events are read while verifying.
 const VERIFY_PAGE: u32 = 5000;
 
@@ -138,22 +141,32 @@ impl Engine {
         Ok(self.store.insert_checkpoint(&cp).await?)
     }
 
-    /// Runs [`Engine::checkpoint_due`] every few seconds until the engine is dropped.
+    /// Runs [`Engine::checkpoint_due`] until the engine is dropped: whenever
+    /// `every_events` events were appended since the last run (the store's
+    /// counter is polled every [`CHECKPOINT_POLL`]), and at least every
+    /// `every` (at most 5 s apart) for chains that grew more slowly.
     pub fn spawn_checkpointer(
         self: &Arc<Self>,
         policy: CheckpointPolicy,
     ) -> tokio::task::JoinHandle<()> {
         let weak = Arc::downgrade(self);
-        let tick = policy
+        let sweep = policy
             .every
             .min(Duration::from_secs(5))
-            .max(Duration::from_millis(100));
+            .max(CHECKPOINT_POLL);
         tokio::spawn(async move {
-            let mut interval = tokio::time::interval(tick);
+            let mut interval = tokio::time::interval(CHECKPOINT_POLL);
             interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let (mut seen, mut swept) = (0u64, None::<tokio::time::Instant>);
             loop {
                 interval.tick().await;
                 let Some(engine) = weak.upgrade() else { return };
+                let appended = engine.store.audit_appended();
+                let grown = appended.saturating_sub(seen) >= policy.every_events;
+                if !grown && swept.is_some_and(|t| t.elapsed() < sweep) {
+                    continue;
+                }
+                (seen, swept) = (appended, Some(tokio::time::Instant::now()));
                 if let Err(e) = engine.checkpoint_due(policy).await {
                     tracing::warn!(error = %e, "could not sign audit checkpoints");
                 }

@@ -187,6 +187,10 @@ pub trait Store: Send + Sync + 'static {
     /// with checkpoints (whose events may all have been deleted), or with an
     /// organisation row. Sorted.
     async fn audit_orgs(&self) -> StoreResult<Vec<String>>;
+    /// How many audit events this store handle has committed since it was
+    /// opened (a cheap counter: the checkpointer polls it to sign a
+    /// checkpoint every N events).
+    fn audit_appended(&self) -> u64;
     /// Stores a signed checkpoint.
     async fn insert_checkpoint(&self, cp: &Checkpoint) -> StoreResult<()>;
     /// An organisation's checkpoints, oldest first.

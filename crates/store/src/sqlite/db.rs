@@ -28,8 +28,9 @@
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -319,6 +320,8 @@ pub(super) struct Db {
     jobs: Mutex<Option<mpsc::Sender<Job>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     checkpointer: Mutex<Option<(mpsc::Sender<()>, JoinHandle<()>)>>,
+    /// Audit events committed through this handle.
+    appended: Arc<AtomicU64>,
 }
 
 fn open_conn(path: &Path, synchronous: &str) -> rusqlite::Result<Connection> {
@@ -380,9 +383,11 @@ impl Db {
         restrict_permissions(path);
 
         let (jobs, rx) = mpsc::channel::<Job>();
+        let appended = Arc::new(AtomicU64::new(0));
+        let counter = appended.clone();
         let writer = std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || writer_loop(writer, rx, &wal, wal_limit))
+            .spawn(move || writer_loop(writer, rx, &wal, wal_limit, &counter))
             .map_err(|e| StoreError::Unavailable(format!("starting the writer thread: {e}")))?;
         let (stop, stopped) = mpsc::channel::<()>();
         let checkpointer = std::thread::Builder::new()
@@ -395,7 +400,13 @@ impl Db {
             jobs: Mutex::new(Some(jobs)),
             writer: Mutex::new(Some(writer)),
             checkpointer: Mutex::new(Some((stop, checkpointer))),
+            appended,
         })
+    }
+
+    /// How many audit events have been committed through this handle.
+    pub(super) fn appended(&self) -> u64 {
+        self.appended.load(Ordering::Relaxed)
     }
 
     /// Runs `f` on a read connection, on this thread.
@@ -478,7 +489,13 @@ impl Drop for Db {
     }
 }
 
-fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>, wal: &Path, wal_limit: u64) {
+fn writer_loop(
+    conn: Connection,
+    rx: mpsc::Receiver<Job>,
+    wal: &Path,
+    wal_limit: u64,
+    appended: &AtomicU64,
+) {
     let mut heads = Heads::default();
     let mut since_check = 0;
     while let Ok(first) = rx.recv() {
@@ -490,7 +507,7 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>, wal: &Path, wal_limit:
             }
         }
         metrics::histogram!("strongroom_store_write_batch_size").record(batch.len() as f64);
-        run_batch(&conn, &mut heads, batch);
+        run_batch(&conn, &mut heads, batch, appended);
         since_check += 1;
         if since_check >= WAL_CHECK_EVERY {
             since_check = 0;
@@ -520,7 +537,7 @@ fn bound_wal(conn: &Connection, wal: &Path, limit: u64) {
 }
 
 /// One transaction: every job in its own savepoint, one commit, then the answers.
-fn run_batch(conn: &Connection, heads: &mut Heads, batch: Vec<Job>) {
+fn run_batch(conn: &Connection, heads: &mut Heads, batch: Vec<Job>, appended: &AtomicU64) {
     let mut finishers = Vec::with_capacity(batch.len());
     let mut broken = conn.execute_batch("BEGIN IMMEDIATE").err().map(map_err);
     for job in batch {
@@ -559,7 +576,11 @@ fn run_batch(conn: &Connection, heads: &mut Heads, batch: Vec<Job>) {
         None => conn.execute_batch("COMMIT").map_err(map_err),
     };
     match &outcome {
-        Ok(()) => heads.undo.clear(),
+        Ok(()) => {
+            // One undo entry per event appended (and not rolled back) in the batch.
+            appended.fetch_add(heads.undo.len() as u64, Ordering::Relaxed);
+            heads.undo.clear();
+        }
         Err(e) => {
             tracing::error!(error = %e, "a write transaction failed");
             if !conn.is_autocommit() {

@@ -609,6 +609,10 @@ impl Store for SqliteStore {
         })
     }
 
+    fn audit_appended(&self) -> u64 {
+        self.db.appended()
+    }
+
     async fn audit_orgs(&self) -> StoreResult<Vec<String>> {
         self.db.read(|c| {
             query_all(
