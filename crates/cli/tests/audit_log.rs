@@ -758,6 +758,12 @@ async fn refusals_are_recorded_with_the_rule_that_refused() {
     let r = outsider.get_secret(&vault, "db").await;
     assert!(!r.text.contains("REFUSAL-CANARY"));
     assert!(r.status == 404 || r.status == 403, "{}", r.text);
+    // A read the policy allows but the secret's state refuses.
+    owner
+        .delete(&format!("/v1/vaults/{vault}/secrets/db"))
+        .await
+        .expect(204);
+    owner.get_secret(&vault, "db").await.expect_problem(410);
 
     let ev = events(&owner).await;
     let denied = find(&ev, "access.denied");
@@ -774,6 +780,13 @@ async fn refusals_are_recorded_with_the_rule_that_refused() {
     assert_eq!(one("audit.read", &member_id)["actor_type"], "user");
     assert_eq!(one("agent.register", &agent_id)["actor_type"], "agent");
     assert_eq!(one("audit.verify", &agent_id)["actor_type"], "agent");
+    let gone = denied
+        .iter()
+        .find(|e| e["details"]["rule"] == "deleted")
+        .expect("the refused read of a deleted secret");
+    assert_eq!(gone["details"]["attempted"], "read");
+    assert_eq!(gone["details"]["path"], "db");
+    assert_eq!(gone["details"]["decision"], "vault_creator");
     let cross = one("read", &outsider_id);
     assert_eq!(cross["details"]["rule"], "org");
     assert_eq!(cross["details"]["vault_id"], vault.as_str());

@@ -17,6 +17,18 @@ pub enum GoneReason {
     Disabled,
 }
 
+impl GoneReason {
+    /// A short machine-readable name (audit records say it as the rule).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            GoneReason::Deleted => "deleted",
+            GoneReason::Expired => "expired",
+            GoneReason::AccessLimitReached => "access_limit",
+            GoneReason::Disabled => "disabled",
+        }
+    }
+}
+
 impl fmt::Display for GoneReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

@@ -206,7 +206,10 @@ impl Engine {
                 None => Error::not_found("secret not found"),
                 Some(_) => Error::not_found("secret version not found"),
             })?;
-        check_readable(&row)?;
+        let context = json!({"vault_id": vault.id.to_string(), "path": path.as_str(), "version": row.meta.version, "decision": decision.as_str(), "policy_id": decision.policy_id().map(|i| i.to_string())});
+        if let Err(gone) = check_readable(&row) {
+            return Err(self.refused_read(who, &row, context, gone).await);
+        }
         let value = self.open(&vault, &row, who).await?;
         let audit = AuditRecord::new(
             who.org_id,
@@ -214,7 +217,7 @@ impl Engine {
             "secret.read",
             "secret",
             row.meta.id.to_string(),
-            json!({"vault_id": vault.id.to_string(), "path": path.as_str(), "version": row.meta.version, "decision": decision.as_str(), "policy_id": decision.policy_id().map(|i| i.to_string())}),
+            context.clone(),
             ip_of(who),
         );
         if !self
@@ -222,12 +225,39 @@ impl Engine {
             .record_read(row.meta.id, row.meta.version, &audit)
             .await?
         {
-            return Err(Error::Gone(GoneReason::AccessLimitReached));
+            let gone = GoneReason::AccessLimitReached;
+            return Err(self.refused_read(who, &row, context, gone).await);
         }
         Ok(SecretValue {
             meta: row.meta,
             value,
         })
+    }
+
+    /// Records a read the policy allowed but the secret's state refused
+    /// (deleted, disabled, expired, used up) as `access.denied`, and returns
+    /// the refusal.
+    async fn refused_read(
+        &self,
+        who: &Principal,
+        row: &VersionRow,
+        mut details: serde_json::Value,
+        gone: GoneReason,
+    ) -> Error {
+        details["attempted"] = json!("read");
+        details["outcome"] = json!("denied");
+        details["rule"] = json!(gone.as_str());
+        self.audit_best_effort(AuditRecord::new(
+            who.org_id,
+            Actor::Subject(who.subject),
+            "access.denied",
+            "secret",
+            row.meta.id.to_string(),
+            details,
+            ip_of(who),
+        ))
+        .await;
+        Error::Gone(gone)
     }
 
     /// Unwraps the DEK and opens the payload, bound to where the row was read from.
@@ -457,22 +487,22 @@ impl Engine {
 }
 
 /// Refuses rows that may no longer be served.
-fn check_readable(row: &VersionRow) -> Result<()> {
+fn check_readable(row: &VersionRow) -> std::result::Result<(), GoneReason> {
     if row.secret_deleted {
-        return Err(Error::Gone(GoneReason::Deleted));
+        return Err(GoneReason::Deleted);
     }
     if row.meta.disabled {
-        return Err(Error::Gone(GoneReason::Disabled));
+        return Err(GoneReason::Disabled);
     }
     if row
         .meta
         .expires_at
         .is_some_and(|t| t <= OffsetDateTime::now_utc())
     {
-        return Err(Error::Gone(GoneReason::Expired));
+        return Err(GoneReason::Expired);
     }
     if row.max_access_count.is_some_and(|m| row.access_count >= m) {
-        return Err(Error::Gone(GoneReason::AccessLimitReached));
+        return Err(GoneReason::AccessLimitReached);
     }
     Ok(())
 }
