@@ -20,7 +20,7 @@ use strongroom_store::{AgentRow, StoreError, VaultRow};
 use time::OffsetDateTime;
 
 use crate::credentials::{self, AGENT_KEY_PREFIX};
-use crate::{Engine, ip_of, validate};
+use crate::{Engine, ip_of, org_resource, validate};
 
 /// The default lifetime of an agent's token.
 pub const DEFAULT_AGENT_TOKEN_TTL: i64 = 3600;
@@ -139,8 +139,7 @@ impl Engine {
             Subject::User(_) => Ok(()),
             Subject::Agent(_) => Err(Error::forbidden("agents can't create agents")),
         };
-        let org = ("org", who.org_id.to_string());
-        self.checked(who, "agent.register", org, "role", users_only)
+        self.checked(who, "agent.register", org_resource(who), "role", users_only)
             .await?;
         let name = validate::name("name", &input.name, 255)?;
         let description = validate::text(

@@ -37,7 +37,7 @@ impl Default for CheckpointPolicy {
 }
 
 /// How often the checkpointer looks at the store's count of appended events.
-pub const CHECKPOINT_POLL: Duration = Duration::from_millis(100);
+const CHECKPOINT_POLL: Duration = Duration::from_millis(100);
 
 /// Pages of this many events are read while verifying.
 const VERIFY_PAGE: u32 = 5000;
@@ -50,8 +50,8 @@ impl Engine {
                 "the audit log is open to organisation owners and admins",
             )),
         };
-        let org = ("org", who.org_id.to_string());
-        self.checked(who, attempted, org, "role", check).await
+        self.checked(who, attempted, crate::org_resource(who), "role", check)
+            .await
     }
 
     /// Events of the caller's organisation, newest first, with the total count.
@@ -143,7 +143,7 @@ impl Engine {
 
     /// Runs [`Engine::checkpoint_due`] until the engine is dropped: whenever
     /// `every_events` events were appended since the last run (the store's
-    /// counter is polled every [`CHECKPOINT_POLL`]), and at least every
+    /// counter is polled every 100 ms), and at least every
     /// `every` (at most 5 s apart) for chains that grew more slowly.
     pub fn spawn_checkpointer(
         self: &Arc<Self>,

@@ -255,6 +255,11 @@ fn facts(v: &VaultRow) -> VaultFacts {
     }
 }
 
+/// The caller's organisation as the resource of an audit record.
+fn org_resource(who: &Principal) -> (&'static str, String) {
+    ("org", who.org_id.to_string())
+}
+
 fn ip_of(p: &Principal) -> Option<String> {
     p.ip.map(|i| i.to_string())
 }

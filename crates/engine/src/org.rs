@@ -14,12 +14,7 @@ use strongroom_core::time_util::now;
 use strongroom_core::{Error, Principal, Result, Role, Subject, UserId};
 use strongroom_store::{InvitationRow, StoreError, UserRow};
 
-use crate::{Engine, ip_of, validate};
-
-/// The caller's organisation as an audited resource.
-fn org(who: &Principal) -> (&'static str, String) {
-    ("org", who.org_id.to_string())
-}
+use crate::{Engine, ip_of, org_resource, validate};
 
 impl Engine {
     fn member_manager(who: &Principal) -> Result<(UserId, Role)> {
@@ -37,7 +32,7 @@ impl Engine {
             Subject::User(_) => Ok(()),
             Subject::Agent(_) => Err(Error::forbidden("this endpoint is for users")),
         };
-        self.checked(who, "member.list", org(who), "role", users_only)
+        self.checked(who, "member.list", org_resource(who), "role", users_only)
             .await?;
         Ok(self.store.list_users(who.org_id).await?)
     }
@@ -53,7 +48,7 @@ impl Engine {
             .checked(
                 who,
                 "member.invite",
-                org(who),
+                org_resource(who),
                 "role",
                 Self::member_manager(who),
             )

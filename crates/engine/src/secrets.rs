@@ -206,9 +206,9 @@ impl Engine {
                 None => Error::not_found("secret not found"),
                 Some(_) => Error::not_found("secret version not found"),
             })?;
-        let context = json!({"vault_id": vault.id.to_string(), "path": path.as_str(), "version": row.meta.version, "decision": decision.as_str(), "policy_id": decision.policy_id().map(|i| i.to_string())});
+        let context = || json!({"vault_id": vault.id.to_string(), "path": path.as_str(), "version": row.meta.version, "decision": decision.as_str(), "policy_id": decision.policy_id().map(|i| i.to_string())});
         if let Err(gone) = check_readable(&row) {
-            return Err(self.refused_read(who, &row, context, gone).await);
+            return Err(self.refused_read(who, &row, context(), gone).await);
         }
         let value = self.open(&vault, &row, who).await?;
         let audit = AuditRecord::new(
@@ -217,7 +217,7 @@ impl Engine {
             "secret.read",
             "secret",
             row.meta.id.to_string(),
-            context.clone(),
+            context(),
             ip_of(who),
         );
         if !self
@@ -226,7 +226,7 @@ impl Engine {
             .await?
         {
             let gone = GoneReason::AccessLimitReached;
-            return Err(self.refused_read(who, &row, context, gone).await);
+            return Err(self.refused_read(who, &row, context(), gone).await);
         }
         Ok(SecretValue {
             meta: row.meta,
