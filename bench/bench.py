@@ -339,6 +339,9 @@ TARGETS: list[Target] = [
     Strongroom("strongroom"),
     # The same server on a SoftHSM2 token (the pkcs11 provider).
     Strongroom("strongroom-pkcs11", softhsm=True),
+    # ... with the DEK cache on (off by default): repeated reads of a version skip the token.
+    Strongroom("strongroom-pkcs11-dekcache", softhsm=True,
+               toml_extra="[kms.dek_cache]\nttl_secs = 60\nmax_entries = 20000\nmax_uses = 1000\n"),
     # A benchmark-only build that writes no audit records, to measure their cost.
     Strongroom("strongroom-unaudited", binary="strongroom-unaudited", env={"STRONGROOM_BENCH_UNAUDITED": "1"}),
 ]
