@@ -761,7 +761,7 @@ def main() -> int:
     p.add_argument("--read-keys", type=int, default=int(env("BENCH_READ_KEYS", "10000")))
     p.add_argument("--list-keys", type=int, default=int(env("BENCH_LIST_KEYS", "1000")))
     p.add_argument("--preload-concurrency", type=int, default=int(env("BENCH_PRELOAD_CONCURRENCY", "64")))
-    p.add_argument("--audit-rounds", type=int, default=int(env("BENCH_AUDIT_ROUNDS", "5")),
+    p.add_argument("--audit-rounds", type=int, default=int(env("BENCH_AUDIT_ROUNDS", "7")),
                    help=f"rounds per workload (write, read) of the audit-cost phase, which runs {AUDITED} and "
                         f"{UNAUDITED} side by side after the main targets, whatever --targets says; 0 disables it")
     p.add_argument("--audit-duration", type=float, default=float(env("BENCH_AUDIT_DURATION", "4")),
