@@ -687,10 +687,10 @@ def chart(doc: dict[str, Any], path: Path) -> None:
     targets = [t for t in doc["target_order"] if any(r["target"] == t for r in res)]
     workloads = [w for w in WORKLOADS if any(r["workload"] == w for r in res)]
     colors = {"ceiling": "#9e9e9e", "openbao": "#f4a300"}
-    palette = ["#1565c0", "#2e7d32", "#6a1b9a"]
+    palette = ["#1565c0", "#2e7d32", "#6a1b9a", "#00838f", "#c62828", "#5d4037"]
     for i, t in enumerate(x for x in targets if x not in colors):
         colors[t] = palette[i % len(palette)]
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.8))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 5.6))
     width = 0.8 / max(1, len(targets))
     for ax, key, title, scale in ((axes[0], "rps", "throughput (req/s, log scale)", "log"),
                                   (axes[1], "p99_ms", "p99 latency (ms, log scale)", "log")):
@@ -711,11 +711,14 @@ def chart(doc: dict[str, Any], path: Path) -> None:
     for i, v in enumerate(peaks):
         axes[2].text(i, v, f"{v:.0f}", ha="center", va="bottom", fontsize=8)
     axes[2].set_title("server peak RSS (MiB, max over workloads)")
-    axes[0].legend(fontsize=8, loc="lower left")
+    axes[2].tick_params(axis="x", labelrotation=30)
+    for label in axes[2].get_xticklabels():
+        label.set_horizontalalignment("right")
+    fig.legend(*axes[0].get_legend_handles_labels(), fontsize=8, loc="lower center", ncol=len(targets))
     o = doc["options"]
     fig.suptitle(f"Strongroom vs OpenBao vs axum ceiling — concurrency {o['concurrency']}, {o['duration']} s/workload, "
                  f"{doc['machine']['cores']} cores, {doc['machine']['date']}", fontsize=11)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
