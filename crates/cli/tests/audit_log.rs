@@ -740,6 +740,14 @@ async fn refusals_are_recorded_with_the_rule_that_refused() {
         )
         .await
         .expect(200);
+    // A wrong key that names a known agent (its lookup prefix).
+    let key = created["api_key"].as_str().unwrap();
+    let last = if key.ends_with('A') { "B" } else { "A" };
+    let wrong = format!("{}{last}", &key[..key.len() - 1]);
+    Api::new(&server.base)
+        .post("/v1/auth/agent-token", json!({"api_key": wrong}))
+        .await
+        .expect_problem(401);
     let mut agent = server.client();
     agent.token = Some(t["access_token"].as_str().unwrap().to_owned());
     agent
@@ -797,9 +805,21 @@ async fn refusals_are_recorded_with_the_rule_that_refused() {
         .await
         .expect(200);
     assert!(!mine.to_string().contains(&vault), "{mine}");
+    // The failed exchange is in the agent's organisation, naming the agent.
+    let failed = find(&ev, "auth.failure")
+        .into_iter()
+        .find(|e| e["resource_id"] == agent_id.as_str())
+        .expect("the failed agent-token exchange");
+    assert_eq!(failed["details"]["method"], "agent_key");
+    assert_eq!(failed["details"]["reason"], "bad_credentials");
+    assert_eq!(failed["actor_type"], "anonymous");
     let v = owner.get("/v1/audit/verify").await.expect(200);
     assert_eq!(v["chain_valid"], true, "{v}");
-    server.stop();
+    let (_, logs) = server.stop();
+    assert!(!logs.contains(&wrong) && !logs.contains(key));
+    let conn = raw_db(&dir.path());
+    let text = stored_events(&conn).concat();
+    assert!(!text.contains(&wrong) && !text.contains(key) && !text.contains("REFUSAL-CANARY"));
 }
 
 /// The newest checkpointed and the newest event sequence number of `org`.

@@ -452,16 +452,32 @@ impl Engine {
                 && credentials::lookup_prefix(presented, AGENT_KEY_PREFIX)
                     == Some(a.key_prefix.as_str())
         });
-        let Some(agent) = row.filter(|_| usable) else {
-            self.audit_auth_failure(
-                SYSTEM_ORG,
-                "agent",
-                &agent_id.map(|a| a.to_string()).unwrap_or_default(),
-                "agent_key",
-                "invalid_credentials",
-                ip,
-            )
-            .await;
+        if !usable {
+            // The caller hears the same 401 whatever went wrong. A known agent's
+            // organisation is told which of its agents it was, and why.
+            let (org, id, reason) = match &row {
+                Some(a) => (
+                    a.org_id,
+                    a.id.to_string(),
+                    if !key_ok {
+                        "bad_credentials"
+                    } else if !a.is_active {
+                        "inactive"
+                    } else {
+                        "expired"
+                    },
+                ),
+                None => (
+                    SYSTEM_ORG,
+                    agent_id.map(|a| a.to_string()).unwrap_or_default(),
+                    "invalid_credentials",
+                ),
+            };
+            self.audit_auth_failure(org, "agent", &id, "agent_key", reason, ip)
+                .await;
+            return Err(fail());
+        }
+        let Some(agent) = row else {
             return Err(fail());
         };
         self.store
