@@ -817,7 +817,7 @@ async fn refusals_are_recorded_with_the_rule_that_refused() {
     assert_eq!(v["chain_valid"], true, "{v}");
     let (_, logs) = server.stop();
     assert!(!logs.contains(&wrong) && !logs.contains(key));
-    let conn = raw_db(&dir.path());
+    let conn = raw_db(dir.path());
     let text = stored_events(&conn).concat();
     assert!(!text.contains(&wrong) && !text.contains(key) && !text.contains("REFUSAL-CANARY"));
 }
