@@ -224,16 +224,33 @@ async fn copied_rows_fail_with_an_opaque_integrity_error() {
     api.put_secret(&v1, "flip/dek", "flip-me-too").await;
     for (path, col) in [("flip/ct", "ciphertext"), ("flip/dek", "wrapped_dek")] {
         let sql = format!(
-            "UPDATE secret_versions SET {col} = (substr({col}, 1, 3)
-               || CASE WHEN substr({col}, 4, 1) = x'FF' THEN x'00' ELSE x'FF' END || substr({col}, 5)) WHERE path = ?"
+            "UPDATE secret_versions SET {col} = CAST(substr({col}, 1, 3)
+               || CASE WHEN substr({col}, 4, 1) = x'FF' THEN x'00' ELSE x'FF' END || substr({col}, 5) AS BLOB) WHERE path = ?"
         );
         conn.execute(&sql, [path]).unwrap();
         let r = api.get_secret(&v1, path).await;
         assert!(!r.text.contains("flip-me"), "{}", r.text);
-        r.expect_problem(500);
+        let p = r.expect_problem(500);
+        assert_eq!(p["type"], "urn:strongroom:problem:integrity", "{col}");
     }
-    // The server keeps serving.
+    // The server keeps serving, and the owner can see what happened where.
     api.get("/v1/health").await.expect(200);
+    let failures = api
+        .get("/v1/audit/events?action=secret.integrity_failure&limit=100")
+        .await
+        .expect(200);
+    let paths: Vec<&str> = failures["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["details"]["path"].as_str().unwrap())
+        .collect();
+    for p in ["other/path", "source", "flip/ct", "flip/dek"] {
+        assert!(
+            paths.contains(&p),
+            "no integrity failure recorded for {p}: {failures}"
+        );
+    }
     drop(conn);
     let (_, logs) = server.stop();
     assert!(
