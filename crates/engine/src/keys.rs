@@ -62,6 +62,24 @@ async fn rewrapped(
     })
 }
 
+/// The record of `vault` moving to its current KEK version; `late` when the
+/// rotation happened in the provider earlier and could not be recorded then.
+fn rotation_record(who: &Principal, vault: &VaultRow, late: bool) -> AuditRecord {
+    let mut details = json!({"vault_id": vault.id.to_string(), "kek_version": vault.kek_version});
+    if late {
+        details["recorded_late"] = json!(true);
+    }
+    AuditRecord::new(
+        who.org_id,
+        Actor::Subject(who.subject),
+        "vault.kek_rotate",
+        "vault",
+        vault.id.to_string(),
+        details,
+        ip_of(who),
+    )
+}
+
 impl Engine {
     /// Adds a KEK version for a vault; new writes use it at once, and existing
     /// rows still unwrap under their old version until rewrapped.
@@ -75,15 +93,7 @@ impl Engine {
             .await?;
         let version = self.kms.rotate_kek(&KekRef(vault.kek_ref.clone())).await?;
         vault.kek_version = version;
-        let audit = AuditRecord::new(
-            who.org_id,
-            Actor::Subject(who.subject),
-            "vault.kek_rotate",
-            "vault",
-            vault.id.to_string(),
-            json!({"vault_id": vault.id.to_string(), "kek_version": version}),
-            ip_of(who),
-        );
+        let audit = rotation_record(who, &vault, false);
         self.store.set_vault_kek(&vault, Some(&audit)).await?;
         let remaining = self
             .store
@@ -123,15 +133,7 @@ impl Engine {
             // rotation happened in the provider but its record failed (say the
             // audit log was down). Record it now, or rewrapping never ends.
             vault.kek_version = newest;
-            let audit = AuditRecord::new(
-                who.org_id,
-                Actor::Subject(who.subject),
-                "vault.kek_rotate",
-                "vault",
-                vault.id.to_string(),
-                json!({"vault_id": vault.id.to_string(), "kek_version": newest, "recorded_late": true}),
-                ip_of(who),
-            );
+            let audit = rotation_record(who, &vault, true);
             self.store.set_vault_kek(&vault, Some(&audit)).await?;
         }
         let done = changes.len() as u64;

@@ -23,6 +23,20 @@ use db::{PreparedAudit, exec, get, query_all, query_i64, query_opt};
 mod db;
 mod identity;
 
+/// A CTE `o(org_id)` of the organisations that have audit events, found by
+/// hopping from one to the next along the primary key `(org_id, seq)` (the last
+/// row is NULL).
+macro_rules! event_orgs {
+    () => {
+        "WITH RECURSIVE o(org_id) AS (
+             SELECT MIN(org_id) FROM audit_events
+             UNION ALL
+             SELECT (SELECT MIN(org_id) FROM audit_events WHERE org_id > o.org_id) FROM o
+             WHERE o.org_id IS NOT NULL
+         ) "
+    };
+}
+
 /// SQLite-backed [`Store`].
 pub struct SqliteStore {
     db: std::sync::Arc<db::Db>,
@@ -583,19 +597,15 @@ impl Store for SqliteStore {
         self.db.read(|c| {
             query_all(
                 c,
-                // Hops from one organisation to the next along the primary key
-                // (org_id, seq), then takes each one's newest event: a few index
-                // lookups per organisation, however long the chains are.
-                "WITH RECURSIVE o(org_id) AS (
-                     SELECT MIN(org_id) FROM audit_events
-                     UNION ALL
-                     SELECT (SELECT MIN(org_id) FROM audit_events WHERE org_id > o.org_id) FROM o
-                     WHERE o.org_id IS NOT NULL
-                 )
-                 SELECT e.org_id, e.seq, e.id AS event_id, e.integrity_hash AS hash
-                 FROM o JOIN audit_events e ON e.org_id = o.org_id
-                   AND e.seq = (SELECT MAX(seq) FROM audit_events WHERE org_id = o.org_id)
-                 ORDER BY e.org_id",
+                // Each organisation's newest event: a few index lookups per
+                // organisation, however long the chains are.
+                concat!(
+                    event_orgs!(),
+                    "SELECT e.org_id, e.seq, e.id AS event_id, e.integrity_hash AS hash
+                     FROM o JOIN audit_events e ON e.org_id = o.org_id
+                       AND e.seq = (SELECT MAX(seq) FROM audit_events WHERE org_id = o.org_id)
+                     ORDER BY e.org_id"
+                ),
                 [],
                 |r| {
                     Ok(AuditHead {
@@ -617,17 +627,13 @@ impl Store for SqliteStore {
         self.db.read(|c| {
             query_all(
                 c,
-                // Organisations of events by index hops (as in `audit_heads`).
-                "WITH RECURSIVE o(org_id) AS (
-                     SELECT MIN(org_id) FROM audit_events
-                     UNION ALL
-                     SELECT (SELECT MIN(org_id) FROM audit_events WHERE org_id > o.org_id) FROM o
-                     WHERE o.org_id IS NOT NULL
-                 )
-                 SELECT org_id FROM o WHERE org_id IS NOT NULL
-                 UNION SELECT org_id FROM audit_checkpoints
-                 UNION SELECT id FROM orgs
-                 ORDER BY 1",
+                concat!(
+                    event_orgs!(),
+                    "SELECT org_id FROM o WHERE org_id IS NOT NULL
+                     UNION SELECT org_id FROM audit_checkpoints
+                     UNION SELECT id FROM orgs
+                     ORDER BY 1"
+                ),
                 [],
                 |r| get(r, "org_id"),
             )
