@@ -114,6 +114,21 @@ impl Engine {
         }
     }
 
+    /// One agent of the caller's organisation that the caller may change;
+    /// a refusal of `attempted` is recorded.
+    async fn managed_agent(
+        &self,
+        who: &Principal,
+        id: AgentId,
+        attempted: &str,
+    ) -> Result<AgentRow> {
+        let a = self.get_agent(who, id).await?;
+        let check = Self::may_manage_agent(who, &a);
+        self.checked(who, attempted, ("agent", id.to_string()), "role", check)
+            .await?;
+        Ok(a)
+    }
+
     async fn check_vault_ids(&self, who: &Principal, ids: &[VaultId]) -> Result<()> {
         if ids.len() > 256 {
             return Err(Error::invalid("at most 256 vault_ids"));
@@ -292,15 +307,7 @@ impl Engine {
         id: AgentId,
         u: AgentUpdate,
     ) -> Result<AgentRow> {
-        let mut a = self.get_agent(who, id).await?;
-        self.checked(
-            who,
-            "agent.update",
-            ("agent", id.to_string()),
-            "role",
-            Self::may_manage_agent(who, &a),
-        )
-        .await?;
+        let mut a = self.managed_agent(who, id, "agent.update").await?;
         if let Some(n) = u.name {
             a.name = validate::name("name", &n, 255)?;
         }
@@ -385,15 +392,7 @@ impl Engine {
 
     /// Replaces an agent's key; the old one stops working at once.
     pub async fn rotate_agent_key(&self, who: &Principal, id: AgentId) -> Result<AgentWithKey> {
-        let mut a = self.get_agent(who, id).await?;
-        self.checked(
-            who,
-            "agent.rotate_key",
-            ("agent", id.to_string()),
-            "role",
-            Self::may_manage_agent(who, &a),
-        )
-        .await?;
+        let mut a = self.managed_agent(who, id, "agent.rotate_key").await?;
         for attempt in 0..3 {
             let issued = credentials::issue(AGENT_KEY_PREFIX, &self.pepper);
             a.key_prefix = issued.prefix.clone();

@@ -237,6 +237,20 @@ impl Engine {
         check
     }
 
+    /// Refuses `attempted` on `resource` for the caller's role, with `reason`,
+    /// recording it first (see [`Engine::checked`]).
+    async fn refuse<T>(
+        &self,
+        who: &Principal,
+        attempted: &str,
+        resource: (&str, String),
+        reason: &str,
+    ) -> Result<T> {
+        let refused = Err(Error::forbidden(reason));
+        self.checked(who, attempted, resource, "role", refused)
+            .await
+    }
+
     /// Records an event whose failure must not change the answer (the answer is
     /// already a refusal).
     async fn audit_best_effort(&self, rec: AuditRecord) {

@@ -17,12 +17,19 @@ use strongroom_store::{InvitationRow, StoreError, UserRow};
 use crate::{Engine, ip_of, org_resource, validate};
 
 impl Engine {
-    fn member_manager(who: &Principal) -> Result<(UserId, Role)> {
+    /// The calling owner or admin; anyone else's `attempted` is refused (and recorded).
+    async fn member_manager(
+        &self,
+        who: &Principal,
+        attempted: &str,
+        resource: (&str, String),
+    ) -> Result<(UserId, Role)> {
         match (who.subject, who.role) {
             (Subject::User(id), Some(r @ (Role::Owner | Role::Admin))) => Ok((id, r)),
-            _ => Err(Error::forbidden(
-                "only organisation owners and admins manage members",
-            )),
+            _ => {
+                let reason = "only organisation owners and admins manage members";
+                self.refuse(who, attempted, resource, reason).await
+            }
         }
     }
 
@@ -45,20 +52,18 @@ impl Engine {
         role: Option<&str>,
     ) -> Result<InvitationRow> {
         let (me, my_role) = self
-            .checked(
-                who,
-                "member.invite",
-                org_resource(who),
-                "role",
-                Self::member_manager(who),
-            )
+            .member_manager(who, "member.invite", org_resource(who))
             .await?;
         let email = validate::email(email)?;
         let role: Role = role.unwrap_or("member").parse()?;
         if role == Role::Owner && my_role != Role::Owner {
-            let refused = Err(Error::forbidden("only owners may invite owners"));
             return self
-                .checked(who, "member.invite", ("invitation", email), "role", refused)
+                .refuse(
+                    who,
+                    "member.invite",
+                    ("invitation", email),
+                    "only owners may invite owners",
+                )
                 .await;
         }
         let inv = InvitationRow {
@@ -103,22 +108,18 @@ impl Engine {
     ) -> Result<UserRow> {
         let user = ("user", id.to_string());
         let (_, my_role) = self
-            .checked(
-                who,
-                "member.role_change",
-                user.clone(),
-                "role",
-                Self::member_manager(who),
-            )
+            .member_manager(who, "member.role_change", user.clone())
             .await?;
         let role: Role = role.parse()?;
         let mut target = self.member(who, id).await?;
         if my_role != Role::Owner && (role == Role::Owner || target.role == Role::Owner) {
-            let refused = Err(Error::forbidden(
-                "only owners may grant or change the owner role",
-            ));
             return self
-                .checked(who, "member.role_change", user, "role", refused)
+                .refuse(
+                    who,
+                    "member.role_change",
+                    user,
+                    "only owners may grant or change the owner role",
+                )
                 .await;
         }
         let audit = AuditRecord::new(
@@ -145,19 +146,12 @@ impl Engine {
     pub async fn remove_member(&self, who: &Principal, id: UserId) -> Result<()> {
         let user = ("user", id.to_string());
         let (_, my_role) = self
-            .checked(
-                who,
-                "member.remove",
-                user.clone(),
-                "role",
-                Self::member_manager(who),
-            )
+            .member_manager(who, "member.remove", user.clone())
             .await?;
         let target = self.member(who, id).await?;
         if my_role != Role::Owner && target.role == Role::Owner {
-            let refused = Err(Error::forbidden("only owners may remove owners"));
             return self
-                .checked(who, "member.remove", user, "role", refused)
+                .refuse(who, "member.remove", user, "only owners may remove owners")
                 .await;
         }
         let audit = AuditRecord::new(
