@@ -223,6 +223,7 @@ impl Engine {
                 scopes,
                 vault_ids: vec![],
                 api_key_id: api_key,
+                generation: 0,
                 ttl,
             })
             .await
@@ -247,14 +248,23 @@ impl Engine {
     }
 
     async fn authenticate_jwt(&self, bearer: &str, ip: Option<IpAddr>) -> Result<Principal> {
-        let (mut p, api_key) = self.tokens.principal(bearer, ip)?;
+        let crate::tokens::VerifiedToken {
+            principal: mut p,
+            api_key,
+            generation,
+        } = self.tokens.principal(bearer, ip)?;
         let status = self
             .store
             .principal_status(p.org_id, &p.subject, p.token_id.as_deref())
             .await?;
-        if !status.active || status.revoked {
+        // An agent's rotation or deactivation moved its generation on: every
+        // token issued before it is over, even if the agent is active again.
+        let superseded =
+            matches!(p.subject, Subject::Agent(_)) && generation != status.token_generation;
+        if !status.active || status.revoked || superseded {
             return Err(unauthenticated());
         }
+        p.intents_api = status.intents_api;
         if let Some(key_id) = api_key {
             let Subject::User(uid) = p.subject else {
                 return Err(unauthenticated());
@@ -306,6 +316,7 @@ impl Engine {
             token_id: None,
             token_exp: None,
             ip,
+            intents_api: false,
         })
     }
 

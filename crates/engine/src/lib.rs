@@ -251,6 +251,24 @@ impl Engine {
             .await
     }
 
+    /// Refuses `attempted` to a credential with a path ceiling (see
+    /// [`Principal::is_restricted`]), recording the refusal with rule `scope`.
+    async fn unrestricted(
+        &self,
+        who: &Principal,
+        attempted: &str,
+        resource: (&str, String),
+    ) -> Result<()> {
+        let check = if who.is_restricted() {
+            Err(Error::forbidden(
+                "this credential's scopes limit it to some secret paths; it can't do this",
+            ))
+        } else {
+            Ok(())
+        };
+        self.checked(who, attempted, resource, "scope", check).await
+    }
+
     /// Records an event whose failure must not change the answer (the answer is
     /// already a refusal).
     async fn audit_best_effort(&self, rec: AuditRecord) {
@@ -266,6 +284,7 @@ fn facts(v: &VaultRow) -> VaultFacts {
         id: v.id,
         org_id: v.org_id,
         created_by: v.created_by,
+        kind: v.kind,
     }
 }
 

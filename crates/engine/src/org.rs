@@ -24,6 +24,8 @@ impl Engine {
         attempted: &str,
         resource: (&str, String),
     ) -> Result<(UserId, Role)> {
+        // A credential with a path ceiling can't add, promote or remove people.
+        self.unrestricted(who, attempted, resource.clone()).await?;
         match (who.subject, who.role) {
             (Subject::User(id), Some(r @ (Role::Owner | Role::Admin))) => Ok((id, r)),
             _ => {

@@ -95,6 +95,9 @@ pub trait Store: Send + Sync + 'static {
     async fn create_vault(&self, vault: &VaultRow, audit: &AuditRecord) -> StoreResult<()>;
     /// A vault by id.
     async fn vault(&self, id: VaultId) -> StoreResult<Option<VaultRow>>;
+    /// The organisation's vault of `kind` (at most one exists for a kind other
+    /// than [`VaultKind::Standard`]: a second `create_vault` of it is `Conflict`).
+    async fn system_vault(&self, org: OrgId, kind: VaultKind) -> StoreResult<Option<VaultRow>>;
     /// An organisation's vaults, oldest first.
     async fn list_vaults(&self, org: OrgId) -> StoreResult<Vec<VaultRow>>;
     /// Deletes a vault with all its secrets and versions. False if it did not exist.

@@ -1,6 +1,7 @@
 //! Row types exchanged with a [`crate::Store`].
 
 use serde_json::Value;
+pub use strongroom_core::authz::VaultKind;
 use strongroom_core::{OrgId, Role, SecretId, SecretPath, Subject, UserId, VaultId};
 use time::OffsetDateTime;
 
@@ -63,8 +64,10 @@ pub struct VaultRow {
     pub kek_provider: String,
     /// During a key migration, the target KEK (in the target provider).
     pub pending_kek_ref: Option<String>,
-    /// Creator.
-    pub created_by: Subject,
+    /// Creator; `None` for a vault the server made for itself (stored as `system`).
+    pub created_by: Option<Subject>,
+    /// What the vault is for; at most one [`VaultKind::AgentKeys`] per organisation.
+    pub kind: VaultKind,
     /// Creation time.
     pub created_at: OffsetDateTime,
 }
@@ -247,6 +250,10 @@ pub struct AgentRow {
     pub ssh_public_key: Option<String>,
     /// Base64 uncompressed P-256 public key.
     pub ecdh_public_key: Option<String>,
+    /// Tokens carry the generation they were issued under; rotating the key
+    /// or deactivating the agent moves it on, ending every earlier token.
+    /// Never decreases.
+    pub token_generation: u32,
     /// Echoed 1claw fields that Strongroom stores but does not act on.
     pub extra: Value,
     /// Creator.
@@ -332,7 +339,7 @@ pub struct InvitationRow {
 
 /// What a request's principal looks like now, in one read: whether it still
 /// exists and is active, its current role, and whether its token was revoked.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PrincipalStatus {
     /// The user or agent exists in the org and is active.
     pub active: bool,
@@ -340,6 +347,10 @@ pub struct PrincipalStatus {
     pub role: Option<Role>,
     /// The token id is on the deny list.
     pub revoked: bool,
+    /// An agent's current token generation (see [`AgentRow::token_generation`]).
+    pub token_generation: u32,
+    /// An agent with the Intents API enabled (`extra.intents_api_enabled`).
+    pub intents_api: bool,
 }
 
 /// A stored wrapped DEK with the context it is bound to: what key rotation

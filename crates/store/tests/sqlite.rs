@@ -41,7 +41,9 @@ conformance!(
     agents,
     api_keys,
     policies,
-    settings
+    settings,
+    system_vaults,
+    token_generations
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

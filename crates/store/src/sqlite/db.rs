@@ -56,7 +56,12 @@ const WAL_CHECK_EVERY: u32 = 32;
 /// Prepared statements cached per connection.
 const STATEMENT_CACHE: usize = 64;
 const SCHEMA: &str = include_str!("../../migrations/sqlite/0001_init.sql");
-const SCHEMA_VERSION: i64 = 1;
+/// Later migrations, by the `user_version` they bring the database to.
+const MIGRATIONS: &[(i64, &str)] = &[(
+    3,
+    include_str!("../../migrations/sqlite/0003_system_vaults_token_generations.sql"),
+)];
+const SCHEMA_VERSION: i64 = 3;
 
 /// Maps a SQLite error: uniqueness → `Conflict`, bad column data → `Corrupt`,
 /// anything else (I/O, locked, full, read-only, a failing trigger) → `Unavailable`.
@@ -354,12 +359,21 @@ fn migrate(c: &Connection) -> rusqlite::Result<()> {
         [],
         |r| r.get(0),
     )?;
-    let tx = c.unchecked_transaction()?;
-    if !earlier {
-        tx.execute_batch(SCHEMA)?;
+    if version < 1 {
+        let tx = c.unchecked_transaction()?;
+        if !earlier {
+            tx.execute_batch(SCHEMA)?;
+        }
+        tx.pragma_update(None, "user_version", 1)?;
+        tx.commit()?;
     }
-    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
-    tx.commit()
+    for (to, sql) in MIGRATIONS.iter().filter(|(to, _)| *to > version) {
+        let tx = c.unchecked_transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", to)?;
+        tx.commit()?;
+    }
+    Ok(())
 }
 
 impl Db {

@@ -54,6 +54,8 @@ fn agent_row(r: &Row<'_>) -> StoreResult<AgentRow> {
         key_hash: get(r, "key_hash")?,
         ssh_public_key: get(r, "ssh_public_key")?,
         ecdh_public_key: get(r, "ecdh_public_key")?,
+        token_generation: u32::try_from(get::<i64>(r, "token_generation")?)
+            .map_err(|_| corrupt("agents.token_generation"))?,
         extra: json(r, "extra")?,
         created_by: subject(r, "created_by")?,
         created_at: from_micros(get(r, "created_at")?),
@@ -294,23 +296,41 @@ impl SqliteStore {
         subject: &Subject,
         jti: Option<&str>,
     ) -> StoreResult<PrincipalStatus> {
-        let (role, agent_active, revoked) = self.db.read(|c| {
-            query_opt(
-                c,
-                "SELECT (SELECT role FROM users WHERE id = ?1 AND org_id = ?2) AS role,
-                    (SELECT 1 FROM agents WHERE id = ?1 AND org_id = ?2 AND is_active = 1
-                        AND (expires_at IS NULL OR expires_at > ?4)) AS agent_active,
-                    EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = ?3) AS revoked",
-                params![subject.id_string(), org.to_string(), jti, to_micros(now())],
-                |r| {
-                    Ok((
-                        get::<Option<String>>(r, "role")?,
-                        get::<Option<i64>>(r, "agent_active")?,
-                        get::<i64>(r, "revoked")?,
-                    ))
-                },
-            )?
-            .ok_or_else(|| corrupt("principal status: no row"))
+        let (role, agent, revoked) = self.db.read(|c| {
+            let role = match subject {
+                Subject::User(_) => query_opt(
+                    c,
+                    "SELECT role FROM users WHERE id = ? AND org_id = ?",
+                    params![subject.id_string(), org.to_string()],
+                    |r| get::<String>(r, "role"),
+                )?,
+                Subject::Agent(_) => None,
+            };
+            let agent = match subject {
+                Subject::Agent(_) => query_opt(
+                    c,
+                    "SELECT token_generation,
+                        coalesce(json_extract(extra, '$.intents_api_enabled'), 0) IS 1 AS intents
+                     FROM agents WHERE id = ? AND org_id = ? AND is_active = 1
+                        AND (expires_at IS NULL OR expires_at > ?)",
+                    params![subject.id_string(), org.to_string(), to_micros(now())],
+                    |r| {
+                        Ok((
+                            get::<i64>(r, "token_generation")?,
+                            get::<bool>(r, "intents")?,
+                        ))
+                    },
+                )?,
+                Subject::User(_) => None,
+            };
+            let revoked = match jti {
+                Some(j) => query_opt(c, "SELECT 1 FROM revoked_tokens WHERE jti = ?", [j], |_| {
+                    Ok(())
+                })?
+                .is_some(),
+                None => false,
+            };
+            Ok((role, agent, revoked))
         })?;
         let (active, role) = match subject {
             Subject::User(_) => (
@@ -320,12 +340,16 @@ impl SqliteStore {
                     .transpose()
                     .map_err(|_| corrupt("users.role"))?,
             ),
-            Subject::Agent(_) => (agent_active.is_some(), None),
+            Subject::Agent(_) => (agent.is_some(), None),
         };
+        let (generation, intents_api) = agent.unwrap_or_default();
         Ok(PrincipalStatus {
             active,
             role,
-            revoked: revoked != 0,
+            revoked,
+            token_generation: u32::try_from(generation)
+                .map_err(|_| corrupt("agents.token_generation"))?,
+            intents_api,
         })
     }
 
@@ -432,7 +456,7 @@ impl SqliteStore {
                     tx,
                     "UPDATE agents SET name = ?, description = ?, scopes = ?, vault_ids = ?, token_ttl_seconds = ?, expires_at = ?,
                 api_key_expires_at = ?, is_active = ?, key_prefix = ?, key_hash = ?, ssh_public_key = ?, ecdh_public_key = ?,
-                extra = ?, updated_at = ?
+                extra = ?, updated_at = ?, token_generation = MAX(token_generation, ?)
              WHERE id = ? AND org_id = ?",
                     params![
                         a.name,
@@ -449,6 +473,7 @@ impl SqliteStore {
                         a.ecdh_public_key,
                         a.extra.to_string(),
                         to_micros(a.updated_at),
+                        i64::from(a.token_generation),
                         a.id.to_string(),
                         a.org_id.to_string(),
                     ],

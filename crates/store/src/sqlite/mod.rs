@@ -146,8 +146,22 @@ fn user_row(r: &Row<'_>) -> StoreResult<UserRow> {
     })
 }
 
+/// How a vault's creator is stored: the subject, or `system` for the server's own.
+fn vault_creator(c: Option<Subject>) -> String {
+    c.map_or_else(|| SYSTEM_CREATOR.to_owned(), |s| s.to_string())
+}
+
+const SYSTEM_CREATOR: &str = "system";
+
 fn vault_row(r: &Row<'_>) -> StoreResult<VaultRow> {
     let created_by: String = get(r, "created_by")?;
+    let kind: String = get(r, "kind")?;
+    let created_by = match created_by.as_str() {
+        SYSTEM_CREATOR => None,
+        s => Some(
+            Subject::from_str(s).map_err(|_| StoreError::Corrupt("vaults.created_by".into()))?,
+        ),
+    };
     Ok(VaultRow {
         id: parse(r, "id")?,
         org_id: parse(r, "org_id")?,
@@ -157,8 +171,8 @@ fn vault_row(r: &Row<'_>) -> StoreResult<VaultRow> {
         kek_version: u32_col(r, "kek_version")?,
         kek_provider: get(r, "kek_provider")?,
         pending_kek_ref: get(r, "pending_kek_ref")?,
-        created_by: Subject::from_str(&created_by)
-            .map_err(|_| StoreError::Corrupt("vaults.created_by".into()))?,
+        created_by,
+        kind: VaultKind::parse(&kind).ok_or_else(|| StoreError::Corrupt("vaults.kind".into()))?,
         created_at: from_micros(get(r, "created_at")?),
     })
 }
@@ -269,8 +283,8 @@ impl Store for SqliteStore {
             .write(move |tx| {
                 exec(
                     tx,
-                    "INSERT INTO vaults (id, org_id, name, description, kek_ref, kek_version, kek_provider, pending_kek_ref, created_by, created_at)
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO vaults (id, org_id, name, description, kek_ref, kek_version, kek_provider, pending_kek_ref, created_by, kind, created_at)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     params![
                         v.id.to_string(),
                         v.org_id.to_string(),
@@ -280,7 +294,8 @@ impl Store for SqliteStore {
                         v.kek_version as i64,
                         v.kek_provider,
                         v.pending_kek_ref,
-                        v.created_by.to_string(),
+                        vault_creator(v.created_by),
+                        v.kind.as_str(),
                         to_micros(v.created_at)
                     ],
                 )?;
@@ -295,6 +310,17 @@ impl Store for SqliteStore {
                 c,
                 "SELECT * FROM vaults WHERE id = ?",
                 [id.to_string()],
+                vault_row,
+            )
+        })
+    }
+
+    async fn system_vault(&self, org: OrgId, kind: VaultKind) -> StoreResult<Option<VaultRow>> {
+        self.db.read(|c| {
+            query_opt(
+                c,
+                "SELECT * FROM vaults WHERE org_id = ? AND kind = ?",
+                params![org.to_string(), kind.as_str()],
                 vault_row,
             )
         })

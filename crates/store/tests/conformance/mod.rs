@@ -72,7 +72,8 @@ pub async fn vault(s: &dyn Store, org: &OrgRow, owner: &UserRow) -> VaultRow {
         kek_version: 1,
         kek_provider: "memory".into(),
         pending_kek_ref: None,
-        created_by: Subject::User(owner.id),
+        created_by: Some(Subject::User(owner.id)),
+        kind: VaultKind::Standard,
         created_at: now(),
     };
     s.create_vault(&v, &audit(org.id, "vault.create"))
@@ -214,7 +215,7 @@ pub fn new_version(
         expires_at: None,
         max_access_count: None,
         envelope: envelope(tag),
-        created_by: v.created_by,
+        created_by: v.created_by.expect("a user's vault"),
         created_at: now(),
     }
 }
@@ -806,6 +807,7 @@ fn agent_row(org: &OrgRow, by: &UserRow, prefix: &str) -> AgentRow {
         key_hash: vec![1; 32],
         ssh_public_key: None,
         ecdh_public_key: None,
+        token_generation: 0,
         extra: json!({}),
         created_by: Subject::User(by.id),
         created_at: now(),
@@ -842,7 +844,7 @@ fn policy_row(v: &VaultRow, who: Subject, pattern: &str) -> PolicyRow {
             priority: 0,
         },
         extra: json!({}),
-        created_by: v.created_by,
+        created_by: v.created_by.expect("a user's vault"),
         created_at: now(),
         updated_at: now(),
     }
@@ -1180,7 +1182,7 @@ pub async fn principal_status(s: &dyn Store) {
     let status = |active, role| PrincipalStatus {
         active,
         role,
-        revoked: false,
+        ..Default::default()
     };
     let user = |u: UserId| Subject::User(u);
     assert_eq!(
@@ -1302,7 +1304,8 @@ pub async fn principal_status(s: &dyn Store) {
         PrincipalStatus {
             active: true,
             role: Some(Role::Owner),
-            revoked: true
+            revoked: true,
+            ..Default::default()
         }
     );
     assert!(
@@ -1836,4 +1839,129 @@ pub async fn settings(s: &dyn Store) {
     assert_eq!(s.init_setting("other", "x").await.unwrap(), "x");
     assert_eq!(s.setting("pepper").await.unwrap().as_deref(), Some("first"));
     assert!(s.setting("missing").await.unwrap().is_none());
+}
+
+/// The server's own vaults: found by kind, one of each kind per organisation,
+/// no creator.
+pub async fn system_vaults(s: &dyn Store) {
+    let (org, owner) = org_and_owner(s, "a@example.com", SignupGate::Open)
+        .await
+        .unwrap();
+    let (org2, owner2) = org_and_owner(s, "b@example.com", SignupGate::Open)
+        .await
+        .unwrap();
+    // A standard vault named like the system one is not it.
+    let impostor = VaultRow {
+        id: VaultId::new(),
+        name: "__agent-keys".into(),
+        ..vault(s, &org, &owner).await
+    };
+    s.create_vault(&impostor, &audit(org.id, "vault.create"))
+        .await
+        .unwrap();
+    assert!(
+        s.system_vault(org.id, VaultKind::AgentKeys)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let keys = VaultRow {
+        id: VaultId::new(),
+        name: "__agent-keys".into(),
+        created_by: None,
+        kind: VaultKind::AgentKeys,
+        ..vault(s, &org2, &owner2).await
+    };
+    let other_org_keys = VaultRow {
+        id: VaultId::new(),
+        org_id: org.id,
+        ..keys.clone()
+    };
+    s.create_vault(&keys, &audit(org2.id, "vault.create"))
+        .await
+        .unwrap();
+    s.create_vault(&other_org_keys, &audit(org.id, "vault.create"))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.system_vault(org2.id, VaultKind::AgentKeys).await.unwrap(),
+        Some(keys.clone())
+    );
+    assert_eq!(s.vault(keys.id).await.unwrap(), Some(keys.clone()));
+    // A second one in the same organisation is a conflict, and not audited.
+    let before = chain_len(s, org2.id).await;
+    let second = VaultRow {
+        id: VaultId::new(),
+        ..keys.clone()
+    };
+    assert!(matches!(
+        s.create_vault(&second, &audit(org2.id, "vault.create"))
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(chain_len(s, org2.id).await, before);
+    assert!(s.vault(second.id).await.unwrap().is_none());
+}
+
+/// An agent's token generation only moves forward, and the status of a
+/// request reports it with the agent's Intents API flag.
+pub async fn token_generations(s: &dyn Store) {
+    let (org, owner) = org_and_owner(s, "a@example.com", SignupGate::Open)
+        .await
+        .unwrap();
+    let a = AgentRow {
+        extra: json!({"intents_api_enabled": true}),
+        ..agent_row(&org, &owner, "ocv_gen1")
+    };
+    s.create_agent(&a, &audit(org.id, "agent.create"))
+        .await
+        .unwrap();
+    let status = |st: PrincipalStatus| (st.active, st.token_generation, st.intents_api);
+    let subject = Subject::Agent(a.id);
+    assert_eq!(
+        status(s.principal_status(org.id, &subject, None).await.unwrap()),
+        (true, 0, true)
+    );
+    let bumped = AgentRow {
+        token_generation: 2,
+        extra: json!({"intents_api_enabled": false}),
+        ..a.clone()
+    };
+    assert!(
+        s.update_agent(&bumped, &audit(org.id, "agent.update"))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        status(s.principal_status(org.id, &subject, None).await.unwrap()),
+        (true, 2, false)
+    );
+    // A stale copy written later can't move it back.
+    let stale = AgentRow {
+        token_generation: 1,
+        ..bumped.clone()
+    };
+    assert!(
+        s.update_agent(&stale, &audit(org.id, "agent.update"))
+            .await
+            .unwrap()
+    );
+    assert_eq!(s.agent(a.id).await.unwrap().unwrap().token_generation, 2);
+    // A user's status carries no generation; an inactive agent none either.
+    let inactive = AgentRow {
+        is_active: false,
+        ..bumped
+    };
+    s.update_agent(&inactive, &audit(org.id, "agent.update"))
+        .await
+        .unwrap();
+    assert_eq!(
+        status(s.principal_status(org.id, &subject, None).await.unwrap()),
+        (false, 0, false)
+    );
+    let me = s
+        .principal_status(org.id, &Subject::User(owner.id), None)
+        .await
+        .unwrap();
+    assert_eq!((me.token_generation, me.intents_api), (0, false));
 }
