@@ -22,6 +22,8 @@ pub struct SignupInput {
     pub password: String,
     /// Optional display name.
     pub display_name: Option<String>,
+    /// The token of an invitation (`inv_…`) to accept.
+    pub invite_token: Option<String>,
 }
 
 /// A successful login or sign-up.
@@ -52,9 +54,11 @@ fn unauthenticated() -> Error {
 }
 
 impl Engine {
-    /// Creates an account. With a pending invitation for the email it joins
-    /// that organisation (even when sign-up is otherwise closed); without, it
-    /// creates an organisation of its own if sign-up allows.
+    /// Creates an account. With the token of a pending, unexpired invitation
+    /// for the email it joins that invitation's organisation (even when
+    /// sign-up is otherwise closed) and consumes the invitation; without one
+    /// (no token, or a wrong, expired or consumed one) it is an uninvited
+    /// sign-up: an organisation of its own if sign-up allows.
     pub async fn signup(&self, input: SignupInput, ip: Option<IpAddr>) -> Result<LoginOutput> {
         let email = validate::email(&input.email)?;
         validate::password(&input.password)?;
@@ -77,7 +81,22 @@ impl Engine {
                 "sign-up is closed on this server or the email is already registered; ask an administrator for an invitation",
             )
         };
-        let invitation = self.store.invitation(&email).await?;
+        let invite_token = input.invite_token.map(zeroize::Zeroizing::new);
+        let invitation = match invite_token.as_deref() {
+            Some(token)
+                if token.starts_with(credentials::INVITE_TOKEN_PREFIX) && token.len() <= 256 =>
+            {
+                // One per inviting organisation: the token picks its own.
+                let at = now();
+                self.store
+                    .invitations(&email)
+                    .await?
+                    .into_iter()
+                    .filter(|inv| inv.expires_at > at)
+                    .find(|inv| credentials::matches(&self.pepper, token, Some(&inv.token_hash)))
+            }
+            _ => None,
+        };
         let (org_id, role, new_org) = match &invitation {
             Some(inv) => (inv.org_id, inv.role, None),
             None => {
@@ -113,7 +132,12 @@ impl Engine {
                     .create_org_with_owner(org, &user, self.config.signup, &audit)
                     .await
             }
-            None => self.store.accept_invitation(&user, &audit).await,
+            None => {
+                let token_hash = invitation.as_ref().map_or(&[][..], |i| &i.token_hash[..]);
+                self.store
+                    .accept_invitation(&user, token_hash, &audit)
+                    .await
+            }
         };
         match stored {
             Ok(()) => {}
