@@ -685,3 +685,45 @@ async fn a_write_after_a_delete_does_not_bring_deleted_versions_back() {
         .await
         .expect(StatusCode::GONE, "versions of a deleted secret");
 }
+
+/// The published API describes the invitation token on both routes and every
+/// status they answer; inviting no longer answers 409.
+#[tokio::test]
+async fn the_api_document_describes_invitation_tokens() {
+    let h = H::new().await;
+    let doc = h
+        .send(Method::GET, "/openapi.json", None, None)
+        .await
+        .expect(StatusCode::OK, "openapi");
+    let statuses = |path: &str| -> Vec<String> {
+        let mut s: Vec<String> = doc["paths"][path]["post"]["responses"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{path} has no responses"))
+            .keys()
+            .cloned()
+            .collect();
+        s.sort();
+        s
+    };
+    assert_eq!(
+        statuses("/v1/org/invite"),
+        ["201", "400", "401", "403", "413", "415", "503"]
+    );
+    assert_eq!(
+        statuses("/v1/auth/signup"),
+        ["201", "400", "403", "413", "415", "429", "503"]
+    );
+    let schemas = &doc["components"]["schemas"];
+    for (schema, field) in [
+        ("InviteResponse", "invite_token"),
+        ("InviteResponse", "expires_at"),
+        ("InviteResponse", "message"),
+        ("InviteResponse", "email"),
+        ("SignupRequest", "invite_token"),
+    ] {
+        assert!(
+            schemas[schema]["properties"].get(field).is_some(),
+            "{schema} lacks {field}"
+        );
+    }
+}
