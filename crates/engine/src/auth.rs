@@ -97,16 +97,10 @@ impl Engine {
             }
             _ => None,
         };
-        let (org_id, role, new_org) = match &invitation {
-            Some(inv) => (inv.org_id, inv.role, None),
-            None => {
-                let org = OrgRow {
-                    id: OrgId::new(),
-                    name: format!("{email}'s organisation"),
-                    created_at: now(),
-                };
-                (org.id, Role::Owner, Some(org))
-            }
+        let invited = invitation.is_some();
+        let (org_id, role) = match &invitation {
+            Some(inv) => (inv.org_id, inv.role),
+            None => (OrgId::new(), Role::Owner),
         };
         let user = UserRow {
             id: UserId::new(),
@@ -123,19 +117,23 @@ impl Engine {
             "auth.signup",
             "user",
             user.id.to_string(),
-            json!({"org_id": org_id.to_string(), "role": role.as_str(), "invited": invitation.is_some()}),
+            json!({"org_id": org_id.to_string(), "role": role.as_str(), "invited": invited}),
             ip.map(|i| i.to_string()),
         );
-        let stored = match &new_org {
-            Some(org) => {
+        let stored = match &invitation {
+            Some(inv) => {
                 self.store
-                    .create_org_with_owner(org, &user, self.config.signup, &audit)
+                    .accept_invitation(&user, &inv.token_hash, &audit)
                     .await
             }
             None => {
-                let token_hash = invitation.as_ref().map_or(&[][..], |i| &i.token_hash[..]);
+                let org = OrgRow {
+                    id: org_id,
+                    name: format!("{email}'s organisation"),
+                    created_at: now(),
+                };
                 self.store
-                    .accept_invitation(&user, token_hash, &audit)
+                    .create_org_with_owner(&org, &user, self.config.signup, &audit)
                     .await
             }
         };
