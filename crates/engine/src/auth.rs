@@ -22,6 +22,8 @@ pub struct SignupInput {
     pub password: String,
     /// Optional display name.
     pub display_name: Option<String>,
+    /// The token of an invitation (`inv_…`) to accept.
+    pub invite_token: Option<String>,
 }
 
 /// A successful login or sign-up.
@@ -52,9 +54,11 @@ fn unauthenticated() -> Error {
 }
 
 impl Engine {
-    /// Creates an account. With a pending invitation for the email it joins
-    /// that organisation (even when sign-up is otherwise closed); without, it
-    /// creates an organisation of its own if sign-up allows.
+    /// Creates an account. With the token of a pending, unexpired invitation
+    /// for the email it joins that invitation's organisation (even when
+    /// sign-up is otherwise closed) and consumes the invitation; without one
+    /// (no token, or a wrong, expired or consumed one) it is an uninvited
+    /// sign-up: an organisation of its own if sign-up allows.
     pub async fn signup(&self, input: SignupInput, ip: Option<IpAddr>) -> Result<LoginOutput> {
         let email = validate::email(&input.email)?;
         validate::password(&input.password)?;
@@ -77,17 +81,26 @@ impl Engine {
                 "sign-up is closed on this server or the email is already registered; ask an administrator for an invitation",
             )
         };
-        let invitation = self.store.invitation(&email).await?;
-        let (org_id, role, new_org) = match &invitation {
-            Some(inv) => (inv.org_id, inv.role, None),
-            None => {
-                let org = OrgRow {
-                    id: OrgId::new(),
-                    name: format!("{email}'s organisation"),
-                    created_at: now(),
-                };
-                (org.id, Role::Owner, Some(org))
+        let invite_token = input.invite_token.map(zeroize::Zeroizing::new);
+        let invitation = match invite_token.as_deref() {
+            Some(token)
+                if token.starts_with(credentials::INVITE_TOKEN_PREFIX) && token.len() <= 256 =>
+            {
+                // One per inviting organisation: the token picks its own.
+                let at = now();
+                self.store
+                    .invitations(&email)
+                    .await?
+                    .into_iter()
+                    .filter(|inv| inv.expires_at > at)
+                    .find(|inv| credentials::matches(&self.pepper, token, Some(&inv.token_hash)))
             }
+            _ => None,
+        };
+        let invited = invitation.is_some();
+        let (org_id, role) = match &invitation {
+            Some(inv) => (inv.org_id, inv.role),
+            None => (OrgId::new(), Role::Owner),
         };
         let user = UserRow {
             id: UserId::new(),
@@ -104,16 +117,25 @@ impl Engine {
             "auth.signup",
             "user",
             user.id.to_string(),
-            json!({"org_id": org_id.to_string(), "role": role.as_str(), "invited": invitation.is_some()}),
+            json!({"org_id": org_id.to_string(), "role": role.as_str(), "invited": invited}),
             ip.map(|i| i.to_string()),
         );
-        let stored = match &new_org {
-            Some(org) => {
+        let stored = match &invitation {
+            Some(inv) => {
                 self.store
-                    .create_org_with_owner(org, &user, self.config.signup, &audit)
+                    .accept_invitation(&user, &inv.token_hash, &audit)
                     .await
             }
-            None => self.store.accept_invitation(&user, &audit).await,
+            None => {
+                let org = OrgRow {
+                    id: org_id,
+                    name: format!("{email}'s organisation"),
+                    created_at: now(),
+                };
+                self.store
+                    .create_org_with_owner(&org, &user, self.config.signup, &audit)
+                    .await
+            }
         };
         match stored {
             Ok(()) => {}

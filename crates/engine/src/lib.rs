@@ -33,6 +33,7 @@ use strongroom_store::{SignupGate, Store, VaultRow};
 pub use agents::{AgentToken, AgentUpdate, AgentWithKey, NewAgent};
 pub use audit::CheckpointPolicy;
 pub use auth::{LoginOutput, NewApiKey, SignupInput};
+pub use org::{INVITATION_TTL, NewInvitation};
 pub use policies::{NewPolicy, PolicyUpdate};
 pub use secrets::{PutSecret, SecretValue};
 pub use tokens::TokenService;

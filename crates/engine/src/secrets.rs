@@ -374,7 +374,8 @@ impl Engine {
             .collect())
     }
 
-    /// Every version's metadata of `path`.
+    /// Every live version's metadata of `path` (a deleted secret is 410; the
+    /// versions a deletion removed are not listed after a later write).
     pub async fn list_versions(
         &self,
         who: &Principal,
@@ -426,7 +427,8 @@ impl Engine {
         Ok(())
     }
 
-    /// Soft-deletes every version of `path`.
+    /// Soft-deletes every version `path` has now: a later write starts a new
+    /// live version (numbering continues) and never brings these back.
     pub async fn delete_secret(
         &self,
         who: &Principal,
@@ -526,9 +528,10 @@ impl Engine {
     }
 }
 
-/// Refuses rows that may no longer be served.
+/// Refuses rows that may no longer be served. A version deleted with its
+/// secret stays gone even after a later write made the path live again.
 fn check_readable(row: &VersionRow) -> std::result::Result<(), GoneReason> {
-    if row.secret_deleted {
+    if row.deleted {
         return Err(GoneReason::Deleted);
     }
     if row.meta.disabled {

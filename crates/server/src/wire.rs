@@ -16,6 +16,10 @@ pub struct SignupRequest {
     /// Display name.
     #[serde(default)]
     pub display_name: Option<String>,
+    /// The `invite_token` of an invitation for this email: joins the
+    /// organisation that sent it.
+    #[serde(default)]
+    pub invite_token: Option<String>,
 }
 
 /// `POST /v1/auth/token`.

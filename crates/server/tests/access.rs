@@ -240,12 +240,13 @@ impl H {
             )
             .await;
         expect(&r, StatusCode::CREATED, "invite");
+        let invite_token = r.json()["invite_token"].as_str().unwrap().to_owned();
         let r = self
             .send(
                 Method::POST,
                 "/v1/auth/signup",
                 None,
-                Some(json!({"email": email, "password": PASSWORD})),
+                Some(json!({"email": email, "password": PASSWORD, "invite_token": invite_token})),
             )
             .await;
         expect(&r, StatusCode::CREATED, "invited signup");

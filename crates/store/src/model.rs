@@ -79,7 +79,8 @@ pub struct SecretHead {
     pub id: SecretId,
     /// The newest version number.
     pub latest_version: u32,
-    /// Whether the secret is soft-deleted.
+    /// Whether the secret is soft-deleted: its latest version (and every
+    /// earlier one) was deleted and nothing was written since.
     pub deleted: bool,
 }
 
@@ -148,8 +149,10 @@ impl std::fmt::Debug for Envelope {
 pub struct VersionRow {
     /// Metadata.
     pub meta: SecretMeta,
-    /// Whether the whole secret is soft-deleted.
-    pub secret_deleted: bool,
+    /// Whether this version is deleted: it existed when its secret was
+    /// deleted. A write after the deletion adds a live version; it never
+    /// brings a deleted one back.
+    pub deleted: bool,
     /// Reads so far.
     pub access_count: i64,
     /// Maximum reads.
@@ -322,19 +325,24 @@ pub struct PolicyRow {
     pub updated_at: OffsetDateTime,
 }
 
-/// A pending invitation.
+/// A pending invitation: one per (organisation, email). It is accepted only
+/// with its own token, of which the store keeps only the HMAC.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InvitationRow {
-    /// Lower-cased email.
-    pub email: String,
     /// Organisation to join.
     pub org_id: OrgId,
+    /// Lower-cased email.
+    pub email: String,
     /// Role on joining.
     pub role: Role,
     /// Who invited.
     pub invited_by: UserId,
+    /// HMAC-SHA256(pepper, token).
+    pub token_hash: Vec<u8>,
     /// When.
     pub created_at: OffsetDateTime,
+    /// From when it can no longer be accepted.
+    pub expires_at: OffsetDateTime,
 }
 
 /// What a request's principal looks like now, in one read: whether it still

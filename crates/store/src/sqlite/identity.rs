@@ -111,6 +111,19 @@ fn policy_row(r: &Row<'_>) -> StoreResult<PolicyRow> {
     })
 }
 
+fn invitation_row(r: &Row<'_>) -> StoreResult<InvitationRow> {
+    let role: String = get(r, "role")?;
+    Ok(InvitationRow {
+        org_id: parse(r, "org_id")?,
+        email: get(r, "email")?,
+        role: Role::from_str(&role).map_err(|_| corrupt("invitations.role"))?,
+        invited_by: parse(r, "invited_by")?,
+        token_hash: get(r, "token_hash")?,
+        created_at: from_micros(get(r, "created_at")?),
+        expires_at: from_micros(get(r, "expires_at")?),
+    })
+}
+
 fn to_json_text<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).expect("serializable")
 }
@@ -138,49 +151,45 @@ impl SqliteStore {
     pub(super) async fn accept_invitation_impl(
         &self,
         user: &UserRow,
+        token_hash: &[u8],
         audit: &AuditRecord,
     ) -> StoreResult<()> {
         let user = user.clone();
+        let token_hash = token_hash.to_vec();
         let audit = PreparedAudit::new(audit);
         self.db
             .write(move |tx: &mut Tx<'_>| {
-                let (org, role) = query_opt(
+                // Consumed only if it is this organisation's, for this email,
+                // with this token and role, and still valid. A failure below
+                // (the email taken meanwhile) rolls the delete back too.
+                let n = exec(
                     tx,
-                    "SELECT org_id, role FROM invitations WHERE email = ?",
-                    [&user.email],
-                    |r| Ok((get::<String>(r, "org_id")?, get::<String>(r, "role")?)),
-                )?
-                .ok_or_else(|| StoreError::Conflict("no invitation".into()))?;
-                if org != user.org_id.to_string() || role != user.role.as_str() {
-                    return Err(StoreError::Conflict(
-                        "the invitation is for another organisation or role".into(),
-                    ));
+                    "DELETE FROM invitations
+                     WHERE org_id = ? AND email = ? AND token_hash = ? AND role = ? AND expires_at > ?",
+                    params![
+                        user.org_id.to_string(),
+                        user.email,
+                        token_hash,
+                        user.role.as_str(),
+                        to_micros(now()),
+                    ],
+                )?;
+                if n != 1 {
+                    return Err(StoreError::Conflict("no such invitation".into()));
                 }
-                // A failure below (the email taken meanwhile) rolls back this
-                // delete too: the invitation stays.
-                exec(tx, "DELETE FROM invitations WHERE email = ?", [&user.email])?;
                 super::insert_user(tx, &user)?;
                 tx.audit(audit)
             })
             .await
     }
 
-    pub(super) async fn invitation_impl(&self, email: &str) -> StoreResult<Option<InvitationRow>> {
+    pub(super) async fn invitations_impl(&self, email: &str) -> StoreResult<Vec<InvitationRow>> {
         self.db.read(|c| {
-            query_opt(
+            query_all(
                 c,
-                "SELECT * FROM invitations WHERE email = ?",
+                "SELECT * FROM invitations WHERE email = ? ORDER BY created_at, org_id",
                 [email],
-                |r| {
-                    let role: String = get(r, "role")?;
-                    Ok(InvitationRow {
-                        email: get(r, "email")?,
-                        org_id: parse(r, "org_id")?,
-                        role: Role::from_str(&role).map_err(|_| corrupt("invitations.role"))?,
-                        invited_by: parse(r, "invited_by")?,
-                        created_at: from_micros(get(r, "created_at")?),
-                    })
-                },
+                invitation_row,
             )
         })
     }
@@ -194,25 +203,26 @@ impl SqliteStore {
         let audit = PreparedAudit::new(audit);
         self.db
             .write(move |tx: &mut Tx<'_>| {
-                let taken = query_opt(tx, "SELECT 1 FROM users WHERE email = ?", [&inv.email], |_| {
-                    Ok(())
-                })?;
-                if taken.is_some() {
-                    return Err(StoreError::Conflict(
-                        "a user with this email already exists".into(),
-                    ));
-                }
                 exec(
                     tx,
-                    "INSERT INTO invitations (email, org_id, role, invited_by, created_at) VALUES (?, ?, ?, ?, ?)
-             ON CONFLICT (email) DO UPDATE SET org_id = excluded.org_id, role = excluded.role,
-               invited_by = excluded.invited_by, created_at = excluded.created_at",
+                    "DELETE FROM invitations WHERE expires_at <= ?",
+                    [to_micros(now())],
+                )?;
+                exec(
+                    tx,
+                    "INSERT INTO invitations (org_id, email, role, invited_by, token_hash, created_at, expires_at)
+                     VALUES (?, ?, ?, ?, ?, ?, ?)
+                     ON CONFLICT (org_id, email) DO UPDATE SET role = excluded.role,
+                       invited_by = excluded.invited_by, token_hash = excluded.token_hash,
+                       created_at = excluded.created_at, expires_at = excluded.expires_at",
                     params![
-                        inv.email,
                         inv.org_id.to_string(),
+                        inv.email,
                         inv.role.as_str(),
                         inv.invited_by.to_string(),
+                        inv.token_hash,
                         to_micros(inv.created_at),
+                        to_micros(inv.expires_at),
                     ],
                 )?;
                 tx.audit(audit)

@@ -196,12 +196,12 @@ fn meta_row(r: &Row<'_>) -> StoreResult<SecretMeta> {
 
 const VERSION_COLUMNS: &str = "v.secret_id, v.version, v.vault_id, v.path, v.type, v.metadata, v.expires_at, \
      v.max_access_count, v.access_count, v.disabled, v.envelope_version, v.ciphertext, v.iv, v.auth_tag, \
-     v.wrapped_dek, v.kek_ref, v.kek_version, v.created_by, v.created_at, s.deleted_at";
+     v.wrapped_dek, v.kek_ref, v.kek_version, v.created_by, v.created_at, v.deleted_at";
 
 fn version_row(r: &Row<'_>) -> StoreResult<VersionRow> {
     Ok(VersionRow {
         meta: meta_row(r)?,
-        secret_deleted: get::<Option<i64>>(r, "deleted_at")?.is_some(),
+        deleted: get::<Option<i64>>(r, "deleted_at")?.is_some(),
         access_count: get(r, "access_count")?,
         max_access_count: get(r, "max_access_count")?,
         envelope: Envelope {
@@ -346,9 +346,16 @@ impl Store for SqliteStore {
                 {
                     return Ok(false);
                 }
-                exec(tx, "DELETE FROM secret_versions WHERE vault_id = ?", [&id])?;
-                exec(tx, "DELETE FROM secrets WHERE vault_id = ?", [&id])?;
-                exec(tx, "DELETE FROM vaults WHERE id = ?", [&id])?;
+                // Everything that names the vault goes with it, in this
+                // transaction: its versions, secrets and policies.
+                for sql in [
+                    "DELETE FROM secret_versions WHERE vault_id = ?",
+                    "DELETE FROM secrets WHERE vault_id = ?",
+                    "DELETE FROM policies WHERE vault_id = ?",
+                    "DELETE FROM vaults WHERE id = ?",
+                ] {
+                    exec(tx, sql, [&id])?;
+                }
                 tx.audit(audit)?;
                 Ok(true)
             })
@@ -511,7 +518,7 @@ impl Store for SqliteStore {
             query_all(
                 c,
                 "SELECT secret_id, version, vault_id, path, type, metadata, expires_at, disabled, created_by, created_at
-                 FROM secret_versions WHERE secret_id = ? ORDER BY version",
+                 FROM secret_versions WHERE secret_id = ? AND deleted_at IS NULL ORDER BY version",
                 [secret.to_string()],
                 meta_row,
             )
@@ -542,6 +549,13 @@ impl Store for SqliteStore {
         let audit = PreparedAudit::new(audit);
         self.db
             .write(move |tx| {
+                // The versions that exist now are deleted for good; a later
+                // write starts a live version beside them.
+                exec(
+                    tx,
+                    "UPDATE secret_versions SET deleted_at = ? WHERE secret_id = ? AND deleted_at IS NULL",
+                    params![at, secret.to_string()],
+                )?;
                 exec(
                     tx,
                     "UPDATE secrets SET deleted_at = ?, updated_at = ? WHERE id = ?",
@@ -838,11 +852,16 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn accept_invitation(&self, user: &UserRow, audit: &AuditRecord) -> StoreResult<()> {
-        self.accept_invitation_impl(user, audit).await
+    async fn accept_invitation(
+        &self,
+        user: &UserRow,
+        token_hash: &[u8],
+        audit: &AuditRecord,
+    ) -> StoreResult<()> {
+        self.accept_invitation_impl(user, token_hash, audit).await
     }
-    async fn invitation(&self, email: &str) -> StoreResult<Option<InvitationRow>> {
-        self.invitation_impl(email).await
+    async fn invitations(&self, email: &str) -> StoreResult<Vec<InvitationRow>> {
+        self.invitations_impl(email).await
     }
     async fn put_invitation(&self, inv: &InvitationRow, audit: &AuditRecord) -> StoreResult<()> {
         self.put_invitation_impl(inv, audit).await
