@@ -12,6 +12,7 @@ use strongroom_server::{AppState, router};
 use strongroom_store::sqlite::SqliteStore;
 
 /// The router, its engine, and the directory holding the database (keep it alive).
+#[allow(dead_code)] // not every suite uses every helper
 pub async fn app() -> (Router, Arc<Engine>, tempfile::TempDir) {
     app_with_provider(Arc::new(SoftProvider::memory().expect("memory provider"))).await
 }
