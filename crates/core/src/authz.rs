@@ -6,8 +6,10 @@
 //! 1. **Organisation**: a vault of another organisation is "not found", so ids
 //!    of other tenants can't be probed.
 //! 2. **Token vault binding**: a token carrying `vault_ids` reaches only those vaults.
-//! 3. **Token scope ceiling** (requests on a path): the path must fall under one
-//!    of the token's path-like scopes ([`crate::policy::scope_allows`]).
+//! 3. **Token scope ceiling**: on a path, the path must fall under one of the
+//!    token's path-like scopes ([`crate::policy::scope_allows`]); a credential
+//!    with such a ceiling may not delete the vault, manage its policies or
+//!    rotate its keys at all, since those reach every path.
 //! 4. **Vault policies** naming the caller ([`crate::policy::evaluate`]): an
 //!    applicable `deny` refuses — even the vault's creator or an org owner, so an
 //!    explicit deny always means what it says; an applicable `allow` grants.
@@ -209,6 +211,14 @@ pub fn authorize(
         return Err(refuse(
             "scope",
             "this token's scopes do not cover this path",
+            None,
+        ));
+    }
+    if who.is_restricted() && action.permission().is_none() {
+        // Deleting the vault, its policies and its keys reach every path.
+        return Err(refuse(
+            "scope",
+            "this credential's scopes limit it to some secret paths; it can't do this",
             None,
         ));
     }

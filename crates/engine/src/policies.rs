@@ -9,7 +9,8 @@
 //!   who is an owner may be changed or deleted only by an owner, so admins
 //!   can't lift denies on each other either.
 //!
-//! A credential with a path ceiling (a scoped `1ck_` key) manages no policy.
+//! A credential with a path ceiling (a scoped `1ck_` key) manages no policy
+//! (the decision in `strongroom_core::authz` refuses it).
 
 use serde_json::{Value, json};
 use strongroom_core::audit::{Actor, AuditRecord};
@@ -17,7 +18,7 @@ use strongroom_core::authz::{Action, VaultKind, is_under_agent};
 use strongroom_core::policy::{Conditions, Effect, PathPattern, Permission, Policy};
 use strongroom_core::time_util::now;
 use strongroom_core::{Error, Principal, Result, Role, Subject, VaultId};
-use strongroom_store::{PolicyRow, VaultRow};
+use strongroom_store::PolicyRow;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -76,20 +77,6 @@ fn audit_details(p: &Policy) -> Value {
 }
 
 impl Engine {
-    /// The vault, if `who` may manage its policies at all (`attempted` is
-    /// recorded when refused).
-    async fn policy_manager(
-        &self,
-        who: &Principal,
-        vault_id: VaultId,
-        attempted: &str,
-    ) -> Result<(VaultRow, strongroom_core::authz::PolicyDecision)> {
-        self.unrestricted(who, attempted, ("vault", vault_id.to_string()))
-            .await?;
-        self.vault_for(who, vault_id, Action::ManagePolicies, None)
-            .await
-    }
-
     /// Refuses a change to `policy` that the rules of the module refuse `who`:
     /// a non-owner touching a policy that names themselves, or a deny set by
     /// an owner.
@@ -161,7 +148,9 @@ impl Engine {
         vault_id: VaultId,
         input: NewPolicy,
     ) -> Result<PolicyRow> {
-        let (vault, decision) = self.policy_manager(who, vault_id, "policy.create").await?;
+        let (vault, decision) = self
+            .vault_for(who, vault_id, Action::ManagePolicies, None)
+            .await?;
         let principal = self
             .check_principal(who, &input.principal_type, &input.principal_id)
             .await?;
@@ -236,7 +225,9 @@ impl Engine {
         id: Uuid,
         u: PolicyUpdate,
     ) -> Result<PolicyRow> {
-        let (vault, _) = self.policy_manager(who, vault_id, "policy.update").await?;
+        let (vault, _) = self
+            .vault_for(who, vault_id, Action::ManagePolicies, None)
+            .await?;
         let mut row = self.policy_in(vault.id, id).await?;
         self.may_change(who, &row.policy, Some(row.created_by), "policy.update")
             .await?;
@@ -280,7 +271,9 @@ impl Engine {
 
     /// Deletes a policy.
     pub async fn delete_policy(&self, who: &Principal, vault_id: VaultId, id: Uuid) -> Result<()> {
-        let (vault, _) = self.policy_manager(who, vault_id, "policy.delete").await?;
+        let (vault, _) = self
+            .vault_for(who, vault_id, Action::ManagePolicies, None)
+            .await?;
         let row = self.policy_in(vault.id, id).await?;
         self.may_change(who, &row.policy, Some(row.created_by), "policy.delete")
             .await?;

@@ -1744,6 +1744,8 @@ async fn a_scoped_credential_stays_inside_its_ceiling() {
             Some(json!({"email": "x@example.com", "role": "owner"})),
         ),
         (Method::DELETE, format!("/v1/vaults/{v}"), None),
+        (Method::POST, format!("/v1/vaults/{v}/kek/rotate"), None),
+        (Method::GET, format!("/v1/vaults/{v}/policies"), None),
         (
             Method::POST,
             format!("/v1/agents/{}/rotate-key", a.id),

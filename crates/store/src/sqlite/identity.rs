@@ -306,41 +306,28 @@ impl SqliteStore {
         subject: &Subject,
         jti: Option<&str>,
     ) -> StoreResult<PrincipalStatus> {
+        // One statement: this runs on every authenticated request.
         let (role, agent, revoked) = self.db.read(|c| {
-            let role = match subject {
-                Subject::User(_) => query_opt(
-                    c,
-                    "SELECT role FROM users WHERE id = ? AND org_id = ?",
-                    params![subject.id_string(), org.to_string()],
-                    |r| get::<String>(r, "role"),
-                )?,
-                Subject::Agent(_) => None,
-            };
-            let agent = match subject {
-                Subject::Agent(_) => query_opt(
-                    c,
-                    "SELECT token_generation,
-                        coalesce(json_extract(extra, '$.intents_api_enabled'), 0) IS 1 AS intents
-                     FROM agents WHERE id = ? AND org_id = ? AND is_active = 1
-                        AND (expires_at IS NULL OR expires_at > ?)",
-                    params![subject.id_string(), org.to_string(), to_micros(now())],
-                    |r| {
-                        Ok((
-                            get::<i64>(r, "token_generation")?,
-                            get::<bool>(r, "intents")?,
-                        ))
-                    },
-                )?,
-                Subject::User(_) => None,
-            };
-            let revoked = match jti {
-                Some(j) => query_opt(c, "SELECT 1 FROM revoked_tokens WHERE jti = ?", [j], |_| {
-                    Ok(())
-                })?
-                .is_some(),
-                None => false,
-            };
-            Ok((role, agent, revoked))
+            query_opt(
+                c,
+                "SELECT (SELECT role FROM users WHERE id = ?1 AND org_id = ?2) AS role,
+                    a.token_generation,
+                    coalesce(json_extract(a.extra, '$.intents_api_enabled'), 0) IS 1 AS intents,
+                    EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = ?3) AS revoked
+                 FROM (SELECT 1) LEFT JOIN agents a ON a.id = ?1 AND a.org_id = ?2
+                    AND a.is_active = 1 AND (a.expires_at IS NULL OR a.expires_at > ?4)",
+                params![subject.id_string(), org.to_string(), jti, to_micros(now())],
+                |r| {
+                    let generation: Option<i64> = get(r, "token_generation")?;
+                    let intents: bool = get(r, "intents")?;
+                    Ok((
+                        get::<Option<String>>(r, "role")?,
+                        generation.map(|g| (g, intents)),
+                        get::<i64>(r, "revoked")? != 0,
+                    ))
+                },
+            )?
+            .ok_or_else(|| corrupt("principal status: no row"))
         })?;
         let (active, role) = match subject {
             Subject::User(_) => (
