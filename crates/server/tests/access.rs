@@ -1798,7 +1798,7 @@ async fn a_scoped_credential_stays_inside_its_ceiling() {
         .filter(|e| e["details"]["rule"] == "scope")
         .count();
     assert!(
-        scope_refusals >= 9,
+        scope_refusals >= 11,
         "{scope_refusals} refusals recorded with rule scope"
     );
     // An unrestricted key does all of it.
