@@ -100,6 +100,12 @@ async fn a_first_schema_database_migrates_and_keeps_its_data() {
     let p = dir.path().join("db.sqlite");
     let (org, user, vault) = (OrgId::new(), UserId::new(), VaultId::new());
     let (live_id, gone_id) = (SecretId::new(), SecretId::new());
+    // Earlier builds found the agent-keys vault by name: the oldest one.
+    let (keys, impostor, agent) = (
+        VaultId::new(),
+        VaultId::new(),
+        strongroom_core::AgentId::new(),
+    );
     {
         let c = rusqlite::Connection::open(&p).unwrap();
         c.execute_batch(include_str!("../migrations/sqlite/0001_init.sql"))
@@ -117,7 +123,11 @@ async fn a_first_schema_database_migrates_and_keeps_its_data() {
                  x'11', x'12', x'13', x'14', 'kek-1', 1, 'user:{user}', 1);
              INSERT INTO secret_versions VALUES ('{gone_id}', 2, '{vault}', 'db/gone', 'generic', '{{}}', NULL, NULL, 0, 0, 1,
                  x'21', x'22', x'23', x'24', 'kek-1', 1, 'user:{user}', 2);
-             INSERT INTO invitations VALUES ('b@example.com', '{org}', 'member', '{user}', 1);"
+             INSERT INTO invitations VALUES ('b@example.com', '{org}', 'member', '{user}', 1);
+             INSERT INTO vaults VALUES ('{keys}', '{org}', '__agent-keys', '', 'kek-2', 1, 'memory', NULL, 'user:{user}', 2);
+             INSERT INTO vaults VALUES ('{impostor}', '{org}', '__agent-keys', '', 'kek-3', 1, 'memory', NULL, 'user:{user}', 3);
+             INSERT INTO agents VALUES ('{agent}', '{org}', 'bot', '', 'api_key', '[]', '[]', NULL, NULL, NULL, 1,
+                 'ocv_abcdefgh', x'00', NULL, NULL, '{{}}', 'user:{user}', 1, 1);"
         ))
         .unwrap();
     }
@@ -155,6 +165,18 @@ async fn a_first_schema_database_migrates_and_keeps_its_data() {
         .collect();
     assert_eq!(listed, ["db/live"]);
     assert!(s.invitations("b@example.com").await.unwrap().is_empty());
+    use strongroom_store::VaultKind;
+    let system = s
+        .system_vault(org, VaultKind::AgentKeys)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((system.id, system.created_by), (keys, None));
+    let later = s.vault(impostor).await.unwrap().unwrap();
+    assert_eq!(later.kind, VaultKind::Standard);
+    assert_eq!(v.kind, VaultKind::Standard);
+    assert_eq!(v.created_by, Some(strongroom_core::Subject::User(user)));
+    assert_eq!(s.agent(agent).await.unwrap().unwrap().token_generation, 0);
     s.close().await;
     let c = rusqlite::Connection::open(&p).unwrap();
     let version: i64 = c
