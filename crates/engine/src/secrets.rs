@@ -213,26 +213,15 @@ impl Engine {
         if who.intents_api && KEY_MATERIAL_TYPES.contains(&row.meta.secret_type.as_str()) {
             // The Intents API signs with such keys on the agent's behalf; the
             // agent itself never holds them (1claw's rule).
-            let mut details = context();
-            details["attempted"] = json!("read");
-            details["outcome"] = json!("denied");
-            details["rule"] = json!("intents_api");
-            self.audit_best_effort(AuditRecord::new(
-                who.org_id,
-                Actor::Subject(who.subject),
-                "access.denied",
-                "secret",
-                row.meta.id.to_string(),
-                details,
-                ip_of(who),
-            ))
-            .await;
-            return Err(Error::forbidden(
+            let refused = Error::forbidden(
                 "agents with the Intents API enabled may not read private_key or ssh_key secrets",
-            ));
+            );
+            return Err(self
+                .refused_read(who, &row, context(), "intents_api", refused)
+                .await);
         }
         if let Err(gone) = check_readable(&row) {
-            return Err(self.refused_read(who, &row, context(), gone).await);
+            return Err(self.refused_gone(who, &row, context(), gone).await);
         }
         let value = self.open(&vault, &row, who).await?;
         let audit = AuditRecord::new(
@@ -250,7 +239,7 @@ impl Engine {
             .await?
         {
             let gone = GoneReason::AccessLimitReached;
-            return Err(self.refused_read(who, &row, context(), gone).await);
+            return Err(self.refused_gone(who, &row, context(), gone).await);
         }
         Ok(SecretValue {
             meta: row.meta,
@@ -261,16 +250,30 @@ impl Engine {
     /// Records a read the policy allowed but the secret's state refused
     /// (deleted, disabled, expired, used up) as `access.denied`, and returns
     /// the refusal.
+    async fn refused_gone(
+        &self,
+        who: &Principal,
+        row: &VersionRow,
+        details: serde_json::Value,
+        gone: GoneReason,
+    ) -> Error {
+        self.refused_read(who, row, details, gone.as_str(), Error::Gone(gone))
+            .await
+    }
+
+    /// Records a read the policy allowed but `rule` refused as
+    /// `access.denied`, and returns `refusal`.
     async fn refused_read(
         &self,
         who: &Principal,
         row: &VersionRow,
         mut details: serde_json::Value,
-        gone: GoneReason,
+        rule: &str,
+        refusal: Error,
     ) -> Error {
         details["attempted"] = json!("read");
         details["outcome"] = json!("denied");
-        details["rule"] = json!(gone.as_str());
+        details["rule"] = json!(rule);
         self.audit_best_effort(AuditRecord::new(
             who.org_id,
             Actor::Subject(who.subject),
@@ -281,7 +284,7 @@ impl Engine {
             ip_of(who),
         ))
         .await;
-        Error::Gone(gone)
+        refusal
     }
 
     /// Unwraps the DEK and opens the payload, bound to where the row was read from.
