@@ -1,4 +1,10 @@
 //! Health and metrics.
+//!
+//! `/metrics` says a lot about the deployment (routes, error rates, provider
+//! latency), so it is not public: by default only loopback clients (the client
+//! address after trusted proxies, [`crate::client`]) may read it; with a
+//! configured token, only requests carrying `Authorization: Bearer <token>`
+//! may, compared in constant time.
 
 use axum::Json;
 use axum::extract::State;
@@ -39,6 +45,106 @@ pub async fn health_hsm(State(s): State<AppState>) -> Response {
         }),
     )
         .into_response()
+}
+
+/// Who may read `/metrics`.
+#[derive(Clone, Default)]
+pub struct MetricsAccess {
+    /// SHA-256 of the token; `None`: loopback clients only.
+    token_digest: Option<[u8; 32]>,
+}
+
+impl std::fmt::Debug for MetricsAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let rule = if self.token_digest.is_some() {
+            "token"
+        } else {
+            "loopback"
+        };
+        f.debug_struct("MetricsAccess")
+            .field("rule", &rule)
+            .finish()
+    }
+}
+
+impl MetricsAccess {
+    /// Loopback clients only (the default).
+    pub fn loopback() -> Self {
+        MetricsAccess::default()
+    }
+
+    /// Requests bearing this token, from anywhere.
+    pub fn token(token: &str) -> Self {
+        use sha2::Digest;
+        MetricsAccess {
+            token_digest: Some(sha2::Sha256::digest(token.as_bytes()).into()),
+        }
+    }
+
+    fn allows(&self, req: &axum::extract::Request) -> Result<(), StatusCode> {
+        use sha2::Digest;
+        use subtle::ConstantTimeEq;
+        match &self.token_digest {
+            Some(want) => {
+                let presented = req
+                    .headers()
+                    .get(header::AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.split_once(' '))
+                    .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                    .map(|(_, t)| t.trim())
+                    .ok_or(StatusCode::UNAUTHORIZED)?;
+                let got: [u8; 32] = sha2::Sha256::digest(presented.as_bytes()).into();
+                if bool::from(got.ct_eq(want)) {
+                    Ok(())
+                } else {
+                    Err(StatusCode::UNAUTHORIZED)
+                }
+            }
+            None => {
+                let client = req
+                    .extensions()
+                    .get::<crate::client::ClientAddr>()
+                    .map(|c| c.0);
+                if client.is_some_and(|ip| ip.is_loopback()) {
+                    Ok(())
+                } else {
+                    Err(StatusCode::FORBIDDEN)
+                }
+            }
+        }
+    }
+}
+
+/// Middleware: applies [`MetricsAccess`] to `/metrics`.
+pub async fn guard_metrics(
+    State(access): State<MetricsAccess>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if req.uri().path() != "/metrics" {
+        return next.run(req).await;
+    }
+    match access.allows(&req) {
+        Ok(()) => next.run(req).await,
+        Err(StatusCode::UNAUTHORIZED) => {
+            let mut r = crate::problem::Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "the metrics token is missing or wrong",
+            )
+            .into_response();
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+            r
+        }
+        Err(status) => crate::problem::Problem::new(
+            status,
+            "metrics are served to loopback clients only (or configure a metrics token)",
+        )
+        .into_response(),
+    }
 }
 
 /// Prometheus metrics.
