@@ -6,15 +6,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use strongroom_engine::auth_failures::AuthFailureAggregation;
 use strongroom_engine::{Engine, EngineConfig};
 use strongroom_kms::root_key::RootKey;
 use strongroom_kms::soft::SoftProvider;
 use strongroom_kms::{KeyProvider, Metered};
-use strongroom_server::{AppState, install_metrics, router_with_limits};
+use strongroom_server::client::TrustedProxies;
+use strongroom_server::{AppState, ServerOptions, install_metrics, router_with};
 use strongroom_store::SignupGate;
 use strongroom_store::sqlite::SqliteStore;
 
 use crate::config::{Config, Provider};
+use crate::transport::{ConnectionLimit, bound_connections, connection_cap};
 
 fn init_logging(json: bool) {
     use tracing_subscriber::EnvFilter;
@@ -102,6 +105,11 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
                 } else {
                     SignupGate::FirstOnly
                 },
+                hashing: cfg.hashing,
+                auth_failures: AuthFailureAggregation {
+                    window: cfg.auth_failure_window,
+                    ..Default::default()
+                },
                 ..Default::default()
             },
         )
@@ -109,14 +117,24 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         .context("starting the engine")?,
     );
     let checkpointer = engine.spawn_checkpointer(cfg.checkpoints);
-    let app = router_with_limits(
+    let failure_flusher = engine.spawn_auth_failure_flusher();
+    let app = router_with(
         AppState {
             engine: engine.clone(),
-            metrics: install_metrics(),
+            metrics: cfg.metrics.as_ref().and_then(|_| install_metrics()),
         },
-        cfg.auth_rate_limit,
+        ServerOptions {
+            auth_limit: cfg.auth_rate_limit,
+            failed_auth_limit: cfg.failed_auth_limit,
+            trusted_proxies: TrustedProxies::new(cfg.trusted_proxies.clone()),
+            metrics_access: cfg.metrics.clone().unwrap_or_default(),
+            body_timeout: Some(cfg.transport.body_timeout),
+        },
     )
     .into_make_service_with_connect_info::<SocketAddr>();
+    let limits = cfg.transport;
+    let max_connections = connection_cap(limits.max_connections);
+    let acceptor = ConnectionLimit::new(max_connections);
 
     let handle = axum_server::Handle::new();
     tokio::spawn(shutdown_on_signal(handle.clone()));
@@ -141,19 +159,27 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
                 .await
                 .context("loading the TLS certificate and key")?;
-            axum_server::bind_rustls(cfg.listen, tls)
-                .handle(handle)
-                .serve(app)
-                .await?;
+            let tls = axum_server::tls_rustls::RustlsAcceptor::new(tls)
+                .handshake_timeout(limits.header_timeout)
+                .acceptor(acceptor);
+            let mut server = axum_server::bind(cfg.listen)
+                .acceptor(tls)
+                .first_request_timeout(limits.header_timeout);
+            bound_connections(server.http_builder(), limits);
+            server.handle(handle).serve(app).await?;
         }
         None => {
-            axum_server::bind(cfg.listen)
-                .handle(handle)
-                .serve(app)
-                .await?;
+            let mut server = axum_server::bind(cfg.listen)
+                .acceptor(acceptor)
+                .first_request_timeout(limits.header_timeout);
+            bound_connections(server.http_builder(), limits);
+            server.handle(handle).serve(app).await?;
         }
     }
-    // Seal the log's current heads before stopping.
+    // Write the aggregated failure records and seal the log's current heads
+    // before stopping.
+    failure_flusher.abort();
+    engine.flush_auth_failures().await;
     checkpointer.abort();
     if let Err(e) = engine.checkpoint_all().await {
         tracing::warn!(error = %e, "could not sign final audit checkpoints");
