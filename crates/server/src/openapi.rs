@@ -23,6 +23,65 @@ impl Modify for BearerAuth {
     }
 }
 
+/// The answers the HTTP layer gives before (or instead of) a handler, added
+/// to every operation they can reach: `429` (the failed-authentication budget
+/// applies to every route, the auth rate limit to the public auth routes),
+/// `408` where a request body is read, and `503` where a password is hashed.
+struct TransportAnswers;
+
+impl Modify for TransportAnswers {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::schema::{Object, Type};
+        use utoipa::openapi::{Content, Ref, ResponseBuilder};
+        let retry_after = utoipa::openapi::header::HeaderBuilder::new()
+            .schema(Some(Object::with_type(Type::Integer)))
+            .description(Some("seconds to wait before retrying"))
+            .build();
+        let problem = |description: &str, retry: bool| {
+            let mut b = ResponseBuilder::new().description(description).content(
+                crate::problem::PROBLEM_JSON,
+                Content::new(Some(Ref::from_schema_name("Problem"))),
+            );
+            if retry {
+                b = b.header("Retry-After", retry_after.clone());
+            }
+            b.build()
+        };
+        let too_many = problem(
+            "Too many requests: this client's failed authentications (any route), or its attempts on the public authentication routes, are over their limit",
+            true,
+        );
+        let slow_body = problem("The request body did not arrive in time", false);
+        let busy = problem(
+            "The server is busy checking passwords; retry after the indicated delay",
+            true,
+        );
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let hashes = path == "/v1/auth/signup" || path == "/v1/auth/token";
+            let ops = [
+                (&mut item.get, false),
+                (&mut item.put, false),
+                (&mut item.post, hashes),
+                (&mut item.delete, false),
+                (&mut item.patch, false),
+            ];
+            for (op, hashes) in ops {
+                let Some(op) = op else { continue };
+                let r = &mut op.responses.responses;
+                r.entry("429".into())
+                    .or_insert_with(|| too_many.clone().into());
+                if op.request_body.is_some() {
+                    r.entry("408".into())
+                        .or_insert_with(|| slow_body.clone().into());
+                }
+                if hashes {
+                    r.entry("503".into()).or_insert_with(|| busy.clone().into());
+                }
+            }
+        }
+    }
+}
+
 /// Strongroom's API: the core of 1claw's `/v1`.
 #[derive(OpenApi)]
 #[openapi(
@@ -43,7 +102,7 @@ impl Modify for BearerAuth {
         routes::rotate_kek, routes::rewrap_kek,
     ),
     components(schemas(crate::problem::Problem)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &TransportAnswers),
 )]
 pub struct ApiDoc;
 

@@ -547,3 +547,31 @@ async fn with_a_token_metrics_need_it_from_everyone() {
         .await;
     assert_eq!(r.status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn the_openapi_document_lists_the_answers_of_the_protections() {
+    let app = app(ServerOptions::unlimited(), false).await;
+    let doc = app
+        .call(Method::GET, "/openapi.json", ip("127.0.0.1"), &[], None)
+        .await
+        .body;
+    let responses = |path: &str, method: &str| doc["paths"][path][method]["responses"].clone();
+    for (path, method) in [
+        ("/v1/vaults", "get"),
+        ("/v1/vaults", "post"),
+        ("/v1/auth/token", "post"),
+        ("/v1/health", "get"),
+    ] {
+        let r = responses(path, method);
+        assert!(r["429"].is_object(), "{path} {method}: {r}");
+        assert!(r["429"]["headers"]["Retry-After"].is_object(), "{r}");
+    }
+    assert!(responses("/v1/vaults", "post")["408"].is_object());
+    assert!(responses("/v1/vaults", "get")["408"].is_null());
+    for path in ["/v1/auth/token", "/v1/auth/signup"] {
+        assert!(
+            responses(path, "post")["503"]["headers"]["Retry-After"].is_object(),
+            "{path}"
+        );
+    }
+}
