@@ -94,7 +94,7 @@ pub fn router_with_limits(state: AppState, auth_limit: Option<ratelimit::AuthRat
 ///
 /// Layers, outermost first: panic guard, request id, tracing, metrics,
 /// problem+json for bare errors, body deadline and draining, client address,
-/// `/metrics` access, failed-authentication budget, auth-route rate limit,
+/// failed-authentication budget, `/metrics` access, auth-route rate limit,
 /// body size limit, routes.
 pub fn router_with(state: AppState, opts: ServerOptions) -> Router {
     let mut app = routes::routes().fallback(routes::not_found);
@@ -105,6 +105,11 @@ pub fn router_with(state: AppState, opts: ServerOptions) -> Router {
             ratelimit::limit_auth,
         ));
     }
+    // Inside the failure budget, so guessing the metrics token spends it.
+    app = app.layer(axum::middleware::from_fn_with_state(
+        opts.metrics_access,
+        routes::guard_metrics,
+    ));
     if let Some(cfg) = opts.failed_auth_limit {
         app = app.layer(axum::middleware::from_fn_with_state(
             ratelimit::FailedAuthLimiter::new(cfg),
@@ -112,10 +117,6 @@ pub fn router_with(state: AppState, opts: ServerOptions) -> Router {
         ));
     }
     app.layer(axum::middleware::from_fn_with_state(
-        opts.metrics_access,
-        routes::guard_metrics,
-    ))
-    .layer(axum::middleware::from_fn_with_state(
         opts.trusted_proxies,
         client::client_addr,
     ))

@@ -575,3 +575,47 @@ async fn the_openapi_document_lists_the_answers_of_the_protections() {
         );
     }
 }
+
+#[tokio::test]
+async fn guessing_the_metrics_token_spends_the_failure_budget() {
+    let app = app(
+        ServerOptions {
+            metrics_access: MetricsAccess::token("s3cret-metrics-token"),
+            failed_auth_limit: Some(FailedAuthLimit {
+                per_second: 1,
+                burst: 5,
+                ..Default::default()
+            }),
+            ..ServerOptions::unlimited()
+        },
+        true,
+    )
+    .await;
+    let mut statuses = vec![];
+    for i in 0..8 {
+        let guess = format!("Bearer guess-{i}");
+        let r = app
+            .call(
+                Method::GET,
+                "/metrics",
+                ip("192.0.2.1"),
+                &[("authorization", &guess)],
+                None,
+            )
+            .await;
+        statuses.push(r.status.as_u16());
+    }
+    assert_eq!(&statuses[..5], &[401; 5]);
+    assert_eq!(statuses[7], 429, "{statuses:?}");
+    // Another scraper with the token is unaffected.
+    let r = app
+        .call(
+            Method::GET,
+            "/metrics",
+            ip("192.0.2.2"),
+            &[("authorization", "Bearer s3cret-metrics-token")],
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+}
