@@ -416,3 +416,34 @@ async fn metrics_need_the_configured_token() {
             .contains("strongroom_http_requests_total")
     );
 }
+
+#[test]
+fn bad_transport_settings_are_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    for (toml, needle) in [
+        (
+            "[server]\ntrusted_proxies = [\"10.0.0.0/33\"]\n",
+            "trusted_proxies",
+        ),
+        ("[server]\nmax_connections = 0\n", "max_connections"),
+        ("[server]\nheader_timeout_secs = 0\n", "header_timeout_secs"),
+        (
+            "[metrics]\ntoken_file = \"/nonexistent/strongroom-token\"\n",
+            "metrics token",
+        ),
+    ] {
+        let cfg = write_config(dir.path(), toml);
+        let data = dir.path().join("data");
+        let (code, _, stderr) = run_cli(&[
+            "serve",
+            "--config",
+            &cfg,
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data.to_str().unwrap(),
+        ]);
+        assert_ne!(code, 0, "{toml}");
+        assert!(stderr.contains(needle), "{toml}: {stderr}");
+    }
+}
