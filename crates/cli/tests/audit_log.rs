@@ -568,7 +568,7 @@ async fn identity_policy_and_key_changes_are_recorded() {
     let personal = k["api_key"].as_str().unwrap().to_owned();
     let kid = k["key"]["id"].as_str().unwrap().to_owned();
     owner.delete(&format!("/v1/auth/api-keys/{kid}")).await;
-    owner
+    let invite = owner
         .post(
             "/v1/org/invite",
             json!({"email": "member@example.com", "role": "member"}),
@@ -576,7 +576,7 @@ async fn identity_policy_and_key_changes_are_recorded() {
         .await
         .expect(201);
     let mut member = server.client();
-    member.signup("member@example.com").await;
+    member.signup_invited("member@example.com", &invite).await;
     let member_id = member.get("/v1/auth/me").await.expect(200)["id"]
         .as_str()
         .unwrap()
@@ -707,12 +707,12 @@ async fn refusals_are_recorded_with_the_rule_that_refused() {
     owner.signup("owner@example.com").await;
     let vault = owner.create_vault("v").await;
     owner.put_secret(&vault, "db", "REFUSAL-CANARY").await;
-    owner
+    let invite = owner
         .post("/v1/org/invite", json!({"email": "member@example.com"}))
         .await
         .expect(201);
     let mut member = server.client();
-    member.signup("member@example.com").await;
+    member.signup_invited("member@example.com", &invite).await;
     let member_id = member.get("/v1/auth/me").await.expect(200)["id"]
         .as_str()
         .unwrap()

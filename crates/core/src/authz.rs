@@ -16,6 +16,14 @@
 //!
 //! Deleting a vault is for its creator and org owners only; managing its
 //! policies for its creator and org owners and admins. Policies grant neither.
+//!
+//! **The agent-keys vault** ([`VaultKind::AgentKeys`]) holds every agent's
+//! private identity keys. It belongs to the server, not to whoever caused it to
+//! exist, so it has no creator and no bypass. Owners and admins may read it
+//! and manage its policies; an agent may read only `agents/<its id>/…`, and
+//! only where a policy grants it; nobody else reads it, whatever a policy says.
+//! Nobody writes, deletes or rotates its secrets through the API, and nobody
+//! deletes the vault; owners may rotate its KEK.
 
 use std::net::IpAddr;
 
@@ -72,6 +80,36 @@ impl Action {
     }
 }
 
+/// What a vault is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum VaultKind {
+    /// A vault people and agents create and use.
+    #[default]
+    Standard,
+    /// The organisation's vault of agent identity keys, owned by the server
+    /// (see the [module documentation](self)).
+    AgentKeys,
+}
+
+impl VaultKind {
+    /// The stored name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            VaultKind::Standard => "standard",
+            VaultKind::AgentKeys => "agent_keys",
+        }
+    }
+
+    /// The kind from its stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "standard" => Some(VaultKind::Standard),
+            "agent_keys" => Some(VaultKind::AgentKeys),
+            _ => None,
+        }
+    }
+}
+
 /// The facts about a vault that authorization needs.
 #[derive(Debug, Clone, Copy)]
 pub struct VaultFacts {
@@ -79,8 +117,10 @@ pub struct VaultFacts {
     pub id: VaultId,
     /// The vault's organisation.
     pub org_id: OrgId,
-    /// Who created it.
-    pub created_by: Subject,
+    /// Who created it; `None` for a vault the server created for itself.
+    pub created_by: Option<Subject>,
+    /// What the vault is for.
+    pub kind: VaultKind,
 }
 
 /// Why access was granted: recorded in the audit trail.
@@ -90,7 +130,8 @@ pub enum PolicyDecision {
     VaultCreator,
     /// The caller owns the organisation.
     OrgOwner,
-    /// The caller administers the organisation (policy management only).
+    /// The caller administers the organisation (policy management, and
+    /// reading the agent-keys vault).
     OrgAdmin,
     /// A vault policy granted it.
     Policy(Uuid),
@@ -171,7 +212,10 @@ pub fn authorize(
             None,
         ));
     }
-    let is_creator = who.subject == vault.created_by;
+    if vault.kind == VaultKind::AgentKeys {
+        return authorize_agent_keys(who, action, path, policies, now);
+    }
+    let is_creator = vault.created_by == Some(who.subject);
     let is_owner = who.role == Some(Role::Owner);
     let bypass = || {
         if is_creator {
@@ -209,6 +253,74 @@ pub fn authorize(
     }
 }
 
+/// The rules of the agent-keys vault (see the [module documentation](self)).
+fn authorize_agent_keys(
+    who: &Principal,
+    action: Action,
+    path: Option<&SecretPath>,
+    policies: &[Policy],
+    now: OffsetDateTime,
+) -> Result<PolicyDecision, Refusal> {
+    let system = || {
+        refuse(
+            "system_vault",
+            "the agent-keys vault is managed by the server",
+            None,
+        )
+    };
+    let admin = match who.role {
+        Some(Role::Owner) => Some(PolicyDecision::OrgOwner),
+        Some(Role::Admin) => Some(PolicyDecision::OrgAdmin),
+        _ => None,
+    };
+    match action {
+        Action::ManagePolicies => admin.ok_or_else(|| {
+            refuse(
+                "no_grant",
+                "only organisation owners and admins manage the agent-keys vault's policies",
+                None,
+            )
+        }),
+        Action::ManageKeys if who.is_org_owner() => Ok(PolicyDecision::OrgOwner),
+        Action::ViewVault | Action::Read => {
+            let outcome =
+                policy::evaluate(policies, &who.subject, path, Permission::Read, who.ip, now);
+            if let PolicyOutcome::Deny { policy_id } = outcome {
+                return Err(refuse(
+                    "deny_policy",
+                    "a policy denies this",
+                    Some(policy_id),
+                ));
+            }
+            if let Some(d) = admin {
+                return Ok(d);
+            }
+            // An agent reaches its own keys, with a grant; nobody else reaches any.
+            let own = match (who.subject, path) {
+                (Subject::Agent(id), Some(p)) => is_under_agent(p.as_str(), &id.to_string()),
+                (Subject::Agent(_), None) => true,
+                (Subject::User(_), _) => false,
+            };
+            match outcome {
+                PolicyOutcome::Allow { policy_id } if own => Ok(PolicyDecision::Policy(policy_id)),
+                _ => Err(refuse(
+                    "system_vault",
+                    "only owners, admins and the agent itself may read an agent's keys",
+                    None,
+                )),
+            }
+        }
+        _ => Err(system()),
+    }
+}
+
+/// True when `path` is `agents/<id>` or below it.
+pub fn is_under_agent(path: &str, agent_id: &str) -> bool {
+    path.strip_prefix("agents/")
+        .and_then(|rest| rest.strip_prefix(agent_id))
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -225,6 +337,7 @@ mod tests {
             token_id: None,
             token_exp: None,
             ip: None,
+            intents_api: false,
         }
     }
 
@@ -271,7 +384,8 @@ mod tests {
             vault: VaultFacts {
                 id: VaultId::new(),
                 org_id: org,
-                created_by: creator.subject,
+                created_by: Some(creator.subject),
+                kind: VaultKind::Standard,
             },
             creator,
             owner: principal(Subject::User(UserId::new()), org, Some(Role::Owner)),
@@ -522,5 +636,114 @@ mod tests {
         assert!(authorize(&w.agent, &w.vault, Action::ManagePolicies, None, &[], now()).is_err());
         assert!(authorize(&w.creator, &w.vault, Action::ManageKeys, None, &[], now()).is_ok());
         assert!(authorize(&w.admin, &w.vault, Action::ManageKeys, None, &[], now()).is_err());
+    }
+
+    #[test]
+    fn the_agent_keys_vault_belongs_to_the_server() {
+        let w = world();
+        let keys = VaultFacts {
+            created_by: None,
+            kind: VaultKind::AgentKeys,
+            ..w.vault
+        };
+        let Subject::Agent(agent_id) = w.agent.subject else {
+            unreachable!()
+        };
+        let own = path(&format!("agents/{agent_id}/ssh/private_key"));
+        let other = path(&format!("agents/{}/ssh/private_key", AgentId::new()));
+        let decide = |who: &Principal, action, p: Option<&SecretPath>, policies: &[Policy]| {
+            authorize(who, &keys, action, p, policies, now())
+        };
+        // Owners and admins read every agent's keys; members don't, even
+        // with a grant (a grant can't make anyone but the agent a reader).
+        assert_eq!(
+            decide(&w.owner, Action::Read, Some(&other), &[]),
+            Ok(PolicyDecision::OrgOwner)
+        );
+        assert_eq!(
+            decide(&w.admin, Action::Read, Some(&other), &[]),
+            Ok(PolicyDecision::OrgAdmin)
+        );
+        let member_all = policy(
+            keys.id,
+            w.member.subject,
+            "**",
+            &[Permission::Read],
+            Effect::Allow,
+            9,
+        );
+        assert_eq!(
+            decide(&w.member, Action::Read, Some(&own), &[member_all])
+                .unwrap_err()
+                .rule,
+            "system_vault"
+        );
+        // The agent reads its own keys with a grant, never another's.
+        let agent_all = policy(
+            keys.id,
+            w.agent.subject,
+            "**",
+            &[Permission::Read],
+            Effect::Allow,
+            0,
+        );
+        assert!(decide(&w.agent, Action::Read, Some(&own), &[]).is_err());
+        assert!(
+            decide(
+                &w.agent,
+                Action::Read,
+                Some(&own),
+                std::slice::from_ref(&agent_all)
+            )
+            .is_ok()
+        );
+        assert_eq!(
+            decide(&w.agent, Action::Read, Some(&other), &[agent_all])
+                .unwrap_err()
+                .rule,
+            "system_vault"
+        );
+        // Nobody writes, deletes, rotates or deletes the vault; a deny binds owners.
+        for action in [
+            Action::Write,
+            Action::Delete,
+            Action::Rotate,
+            Action::DeleteVault,
+        ] {
+            for who in [&w.owner, &w.admin, &w.member, &w.creator] {
+                assert_eq!(
+                    decide(who, action, Some(&own), &[]).unwrap_err().rule,
+                    "system_vault",
+                    "{action:?}"
+                );
+            }
+        }
+        let deny = policy(
+            keys.id,
+            w.owner.subject,
+            "**",
+            &[Permission::Read],
+            Effect::Deny,
+            0,
+        );
+        assert_eq!(
+            decide(&w.owner, Action::Read, Some(&own), &[deny])
+                .unwrap_err()
+                .rule,
+            "deny_policy"
+        );
+        assert!(decide(&w.admin, Action::ManagePolicies, None, &[]).is_ok());
+        assert!(decide(&w.member, Action::ManagePolicies, None, &[]).is_err());
+        assert!(decide(&w.owner, Action::ManageKeys, None, &[]).is_ok());
+        assert!(decide(&w.admin, Action::ManageKeys, None, &[]).is_err());
+    }
+
+    #[test]
+    fn agent_paths_are_matched_by_whole_segments() {
+        assert!(is_under_agent("agents/abc", "abc"));
+        assert!(is_under_agent("agents/abc/ssh/private_key", "abc"));
+        assert!(!is_under_agent("agents/abcd/ssh/private_key", "abc"));
+        assert!(!is_under_agent("agents", "abc"));
+        assert!(!is_under_agent("x/agents/abc", "abc"));
     }
 }

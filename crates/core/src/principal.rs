@@ -115,11 +115,23 @@ pub struct Principal {
     pub token_exp: Option<i64>,
     /// The client's address, for policy conditions and audit.
     pub ip: Option<std::net::IpAddr>,
+    /// An agent with 1claw's Intents API enabled: the server signs with its
+    /// keys, so it may not read `private_key` or `ssh_key` secrets itself.
+    pub intents_api: bool,
 }
 
 impl Principal {
     /// True for the organisation's owners.
     pub fn is_org_owner(&self) -> bool {
         matches!(self.role, Some(Role::Owner))
+    }
+
+    /// True when the credential carries a path ceiling (path-like scopes that
+    /// don't open everything): such a credential acts only within it, so it
+    /// may not create principals, change policies, manage members, delete
+    /// vaults or read the organisation's audit log, all of which reach beyond
+    /// its paths. See [`crate::policy::scope_ceiling_open`].
+    pub fn is_restricted(&self) -> bool {
+        !crate::policy::scope_ceiling_open(&self.scopes)
     }
 }

@@ -12,7 +12,7 @@ use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
 use base64::Engine as _;
 use serde_json::{Value, json};
 use strongroom_core::audit::{Actor, AuditRecord, SYSTEM_ORG};
-use strongroom_core::authz::PolicyDecision;
+use strongroom_core::authz::{PolicyDecision, VaultKind};
 use strongroom_core::time_util::now;
 use strongroom_core::{AgentId, Error, Principal, Result, Role, SecretPath, Subject, VaultId};
 use strongroom_crypto::SecretBytes;
@@ -115,13 +115,16 @@ impl Engine {
     }
 
     /// One agent of the caller's organisation that the caller may change;
-    /// a refusal of `attempted` is recorded.
+    /// a refusal of `attempted` is recorded. A credential with a path ceiling
+    /// manages no agent (an agent's key and grants reach beyond its paths).
     async fn managed_agent(
         &self,
         who: &Principal,
         id: AgentId,
         attempted: &str,
     ) -> Result<AgentRow> {
+        self.unrestricted(who, attempted, ("agent", id.to_string()))
+            .await?;
         let a = self.get_agent(who, id).await?;
         let check = Self::may_manage_agent(who, &a);
         self.checked(who, attempted, ("agent", id.to_string()), "role", check)
@@ -156,6 +159,8 @@ impl Engine {
         };
         self.checked(who, "agent.register", org_resource(who), "role", users_only)
             .await?;
+        self.unrestricted(who, "agent.register", org_resource(who))
+            .await?;
         let name = validate::name("name", &input.name, 255)?;
         let description = validate::text(
             "description",
@@ -187,6 +192,7 @@ impl Engine {
                 key_hash: issued.hash.clone(),
                 ssh_public_key: Some(ssh_public.clone()),
                 ecdh_public_key: Some(ecdh_public.clone()),
+                token_generation: 0,
                 extra: Value::Object(input.extra.clone()),
                 created_by: who.subject,
                 created_at: now(),
@@ -217,30 +223,55 @@ impl Engine {
         Err(Error::internal("could not allocate a unique key prefix"))
     }
 
-    /// The organisation's `__agent-keys` vault, created on first use.
-    pub async fn agent_keys_vault(
-        &self,
-        who: &Principal,
-        create: bool,
-    ) -> Result<Option<VaultRow>> {
-        let existing = self
-            .store
-            .list_vaults(who.org_id)
+    /// The id of the organisation's agent-keys vault (users only; 404 until
+    /// the first agent exists).
+    pub async fn agent_keys_vault_id(&self, who: &Principal) -> Result<VaultId> {
+        let users_only = match who.subject {
+            Subject::User(_) => Ok(()),
+            Subject::Agent(_) => Err(Error::forbidden("this endpoint is for users")),
+        };
+        self.checked(
+            who,
+            "vault.agent_keys",
+            org_resource(who),
+            "role",
+            users_only,
+        )
+        .await?;
+        self.store
+            .system_vault(who.org_id, VaultKind::AgentKeys)
             .await?
-            .into_iter()
-            .find(|v| v.name == AGENT_KEYS_VAULT);
-        match existing {
-            Some(v) => Ok(Some(v)),
-            None if create => Ok(Some(
-                self.create_vault(
+            .map(|v| v.id)
+            .ok_or_else(|| Error::not_found("no agent has been created yet"))
+    }
+
+    /// The organisation's agent-keys vault, created by the server on first
+    /// use (its id is what marks it, never its name; it has no creator).
+    async fn agent_keys_vault(&self, who: &Principal) -> Result<VaultRow> {
+        for _ in 0..2 {
+            if let Some(v) = self
+                .store
+                .system_vault(who.org_id, VaultKind::AgentKeys)
+                .await?
+            {
+                return Ok(v);
+            }
+            match self
+                .insert_vault(
                     who,
-                    AGENT_KEYS_VAULT,
-                    "identity keys of this organisation's agents",
+                    AGENT_KEYS_VAULT.into(),
+                    "identity keys of this organisation's agents".into(),
+                    VaultKind::AgentKeys,
                 )
-                .await?,
-            )),
-            None => Ok(None),
+                .await
+            {
+                Ok(v) => return Ok(v),
+                // Another request created it first: use that one.
+                Err(Error::Conflict(_)) => continue,
+                Err(e) => return Err(e),
+            }
         }
+        Err(Error::internal("the agent-keys vault could not be created"))
     }
 
     async fn store_identity_keys(
@@ -250,10 +281,7 @@ impl Engine {
         ssh: &SecretBytes,
         ecdh: &SecretBytes,
     ) -> Result<()> {
-        let vault = self
-            .agent_keys_vault(who, true)
-            .await?
-            .expect("created on demand");
+        let vault = self.agent_keys_vault(who).await?;
         for (path, value) in [
             (format!("agents/{id}/ssh/private_key"), ssh),
             (format!("agents/{id}/ecdh/private_key"), ecdh),
@@ -284,8 +312,22 @@ impl Engine {
         Ok(self.store.list_agents(who.org_id).await?)
     }
 
-    /// One agent of the caller's organisation.
+    /// One agent of the caller's organisation; an agent sees only itself.
     pub async fn get_agent(&self, who: &Principal, id: AgentId) -> Result<AgentRow> {
+        if let Subject::Agent(me) = who.subject
+            && me != id
+        {
+            let refused = Err(Error::forbidden("an agent may see only its own record"));
+            return self
+                .checked(
+                    who,
+                    "agent.read",
+                    ("agent", id.to_string()),
+                    "role",
+                    refused,
+                )
+                .await;
+        }
         match self.store.agent(id).await? {
             Some(a) if a.org_id == who.org_id => Ok(a),
             _ => Err(Error::not_found("agent not found")),
@@ -333,6 +375,10 @@ impl Engine {
         let deactivated = u.is_active == Some(false) && a.is_active;
         if let Some(act) = u.is_active {
             a.is_active = act;
+        }
+        if deactivated {
+            // Its tokens end now, and stay ended if it is reactivated later.
+            a.token_generation = a.token_generation.saturating_add(1);
         }
         if let Value::Object(m) = &mut a.extra {
             m.extend(u.extra);
@@ -393,6 +439,8 @@ impl Engine {
     /// Replaces an agent's key; the old one stops working at once.
     pub async fn rotate_agent_key(&self, who: &Principal, id: AgentId) -> Result<AgentWithKey> {
         let mut a = self.managed_agent(who, id, "agent.rotate_key").await?;
+        // Tokens exchanged for the old key end with it.
+        a.token_generation = a.token_generation.saturating_add(1);
         for attempt in 0..3 {
             let issued = credentials::issue(AGENT_KEY_PREFIX, &self.pepper);
             a.key_prefix = issued.prefix.clone();
@@ -501,6 +549,7 @@ impl Engine {
                 scopes: agent.scopes.clone(),
                 vault_ids: agent.vault_ids.clone(),
                 api_key_id: None,
+                generation: agent.token_generation,
                 ttl,
             })
             .await?;

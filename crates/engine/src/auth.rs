@@ -22,6 +22,8 @@ pub struct SignupInput {
     pub password: String,
     /// Optional display name.
     pub display_name: Option<String>,
+    /// The token of an invitation (`inv_…`) to accept.
+    pub invite_token: Option<String>,
 }
 
 /// A successful login or sign-up.
@@ -52,9 +54,11 @@ fn unauthenticated() -> Error {
 }
 
 impl Engine {
-    /// Creates an account. With a pending invitation for the email it joins
-    /// that organisation (even when sign-up is otherwise closed); without, it
-    /// creates an organisation of its own if sign-up allows.
+    /// Creates an account. With the token of a pending, unexpired invitation
+    /// for the email it joins that invitation's organisation (even when
+    /// sign-up is otherwise closed) and consumes the invitation; without one
+    /// (no token, or a wrong, expired or consumed one) it is an uninvited
+    /// sign-up: an organisation of its own if sign-up allows.
     pub async fn signup(&self, input: SignupInput, ip: Option<IpAddr>) -> Result<LoginOutput> {
         let email = validate::email(&input.email)?;
         validate::password(&input.password)?;
@@ -76,17 +80,26 @@ impl Engine {
                 "sign-up is closed on this server or the email is already registered; ask an administrator for an invitation",
             )
         };
-        let invitation = self.store.invitation(&email).await?;
-        let (org_id, role, new_org) = match &invitation {
-            Some(inv) => (inv.org_id, inv.role, None),
-            None => {
-                let org = OrgRow {
-                    id: OrgId::new(),
-                    name: format!("{email}'s organisation"),
-                    created_at: now(),
-                };
-                (org.id, Role::Owner, Some(org))
+        let invite_token = input.invite_token.map(zeroize::Zeroizing::new);
+        let invitation = match invite_token.as_deref() {
+            Some(token)
+                if token.starts_with(credentials::INVITE_TOKEN_PREFIX) && token.len() <= 256 =>
+            {
+                // One per inviting organisation: the token picks its own.
+                let at = now();
+                self.store
+                    .invitations(&email)
+                    .await?
+                    .into_iter()
+                    .filter(|inv| inv.expires_at > at)
+                    .find(|inv| credentials::matches(&self.pepper, token, Some(&inv.token_hash)))
             }
+            _ => None,
+        };
+        let invited = invitation.is_some();
+        let (org_id, role) = match &invitation {
+            Some(inv) => (inv.org_id, inv.role),
+            None => (OrgId::new(), Role::Owner),
         };
         let user = UserRow {
             id: UserId::new(),
@@ -103,16 +116,25 @@ impl Engine {
             "auth.signup",
             "user",
             user.id.to_string(),
-            json!({"org_id": org_id.to_string(), "role": role.as_str(), "invited": invitation.is_some()}),
+            json!({"org_id": org_id.to_string(), "role": role.as_str(), "invited": invited}),
             ip.map(|i| i.to_string()),
         );
-        let stored = match &new_org {
-            Some(org) => {
+        let stored = match &invitation {
+            Some(inv) => {
                 self.store
-                    .create_org_with_owner(org, &user, self.config.signup, &audit)
+                    .accept_invitation(&user, &inv.token_hash, &audit)
                     .await
             }
-            None => self.store.accept_invitation(&user, &audit).await,
+            None => {
+                let org = OrgRow {
+                    id: org_id,
+                    name: format!("{email}'s organisation"),
+                    created_at: now(),
+                };
+                self.store
+                    .create_org_with_owner(&org, &user, self.config.signup, &audit)
+                    .await
+            }
         };
         match stored {
             Ok(()) => {}
@@ -230,6 +252,7 @@ impl Engine {
                 scopes,
                 vault_ids: vec![],
                 api_key_id: api_key,
+                generation: 0,
                 ttl,
             })
             .await
@@ -254,14 +277,23 @@ impl Engine {
     }
 
     async fn authenticate_jwt(&self, bearer: &str, ip: Option<IpAddr>) -> Result<Principal> {
-        let (mut p, api_key) = self.tokens.principal(bearer, ip)?;
+        let crate::tokens::VerifiedToken {
+            principal: mut p,
+            api_key,
+            generation,
+        } = self.tokens.principal(bearer, ip)?;
         let status = self
             .store
             .principal_status(p.org_id, &p.subject, p.token_id.as_deref())
             .await?;
-        if !status.active || status.revoked {
+        // An agent's rotation or deactivation moved its generation on: every
+        // token issued before it is over, even if the agent is active again.
+        let superseded =
+            matches!(p.subject, Subject::Agent(_)) && generation != status.token_generation;
+        if !status.active || status.revoked || superseded {
             return Err(unauthenticated());
         }
+        p.intents_api = status.intents_api;
         if let Some(key_id) = api_key {
             let Subject::User(uid) = p.subject else {
                 return Err(unauthenticated());
@@ -313,6 +345,7 @@ impl Engine {
             token_id: None,
             token_exp: None,
             ip,
+            intents_api: false,
         })
     }
 

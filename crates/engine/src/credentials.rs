@@ -1,4 +1,5 @@
-//! API keys (`ocv_…` for agents, `1ck_…` for people) and the server pepper.
+//! API keys (`ocv_…` for agents, `1ck_…` for people), invitation tokens
+//! (`inv_…`) and the server pepper.
 //!
 //! A key is a prefix and 32 random bytes in base64url. It is shown once; the
 //! store keeps only its first [`LOOKUP_PREFIX_LEN`] characters (to find the row)
@@ -22,6 +23,9 @@ use zeroize::Zeroizing;
 pub const AGENT_KEY_PREFIX: &str = "ocv_";
 /// The prefix of personal keys.
 pub const PERSONAL_KEY_PREFIX: &str = "1ck_";
+/// The prefix of invitation tokens (stored only as an HMAC, never looked up
+/// by prefix: an invitation is found by its email).
+pub const INVITE_TOKEN_PREFIX: &str = "inv_";
 /// How many leading characters of a key are stored for lookup.
 pub const LOOKUP_PREFIX_LEN: usize = 12;
 

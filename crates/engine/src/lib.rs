@@ -35,6 +35,7 @@ use strongroom_store::{SignupGate, Store, VaultRow};
 pub use agents::{AgentToken, AgentUpdate, AgentWithKey, NewAgent};
 pub use audit::CheckpointPolicy;
 pub use auth::{LoginOutput, NewApiKey, SignupInput};
+pub use org::{INVITATION_TTL, NewInvitation};
 pub use policies::{NewPolicy, PolicyUpdate};
 pub use secrets::{PutSecret, SecretValue};
 pub use tokens::TokenService;
@@ -273,6 +274,24 @@ impl Engine {
             .await
     }
 
+    /// Refuses `attempted` to a credential with a path ceiling (see
+    /// [`Principal::is_restricted`]), recording the refusal with rule `scope`.
+    async fn unrestricted(
+        &self,
+        who: &Principal,
+        attempted: &str,
+        resource: (&str, String),
+    ) -> Result<()> {
+        let check = if who.is_restricted() {
+            Err(Error::forbidden(
+                "this credential's scopes limit it to some secret paths; it can't do this",
+            ))
+        } else {
+            Ok(())
+        };
+        self.checked(who, attempted, resource, "scope", check).await
+    }
+
     /// Records an event whose failure must not change the answer (the answer is
     /// already a refusal).
     async fn audit_best_effort(&self, rec: AuditRecord) {
@@ -288,6 +307,7 @@ fn facts(v: &VaultRow) -> VaultFacts {
         id: v.id,
         org_id: v.org_id,
         created_by: v.created_by,
+        kind: v.kind,
     }
 }
 

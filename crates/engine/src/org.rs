@@ -7,14 +7,42 @@
 //! | member | use the vaults they create and those policies grant them; create agents and manage their own |
 //!
 //! An organisation always keeps at least one owner.
+//!
+//! Invitations are per organisation: each inviting organisation keeps its own
+//! pending invitation for an email, accepted only with its own single-use
+//! token (`inv_…`, 256 random bits, stored as HMAC-SHA256 under the server
+//! pepper like API keys, valid for [`INVITATION_TTL`]). Another organisation
+//! inviting the same email can neither replace it nor redirect the sign-up.
 
 use serde_json::json;
 use strongroom_core::audit::{Actor, AuditRecord};
 use strongroom_core::time_util::now;
 use strongroom_core::{Error, Principal, Result, Role, Subject, UserId};
 use strongroom_store::{InvitationRow, StoreError, UserRow};
+use zeroize::Zeroizing;
 
+use crate::credentials::{self, INVITE_TOKEN_PREFIX};
 use crate::{Engine, ip_of, org_resource, validate};
+
+/// How long an invitation can be accepted.
+pub const INVITATION_TTL: time::Duration = time::Duration::days(7);
+
+/// A recorded invitation and its token: handed to the invitee, shown once,
+/// stored only as an HMAC.
+pub struct NewInvitation {
+    /// The stored row (no token).
+    pub row: InvitationRow,
+    /// The token (`inv_…`) that accepts it.
+    pub token: Zeroizing<String>,
+}
+
+impl std::fmt::Debug for NewInvitation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewInvitation")
+            .field("row", &self.row)
+            .finish_non_exhaustive()
+    }
+}
 
 impl Engine {
     /// The calling owner or admin; anyone else's `attempted` is refused (and recorded).
@@ -24,6 +52,8 @@ impl Engine {
         attempted: &str,
         resource: (&str, String),
     ) -> Result<(UserId, Role)> {
+        // A credential with a path ceiling can't add, promote or remove people.
+        self.unrestricted(who, attempted, resource.clone()).await?;
         match (who.subject, who.role) {
             (Subject::User(id), Some(r @ (Role::Owner | Role::Admin))) => Ok((id, r)),
             _ => {
@@ -44,13 +74,17 @@ impl Engine {
         Ok(self.store.list_users(who.org_id).await?)
     }
 
-    /// Invites an email address: signing up with it joins this organisation.
+    /// Invites an email address: signing up with it and the returned token
+    /// joins this organisation. The answer is the same whether or not the
+    /// email already has an account anywhere on the server (an invitation for
+    /// a taken email is recorded but can't be accepted), so inviting can't be
+    /// used to find out who has one.
     pub async fn invite(
         &self,
         who: &Principal,
         email: &str,
         role: Option<&str>,
-    ) -> Result<InvitationRow> {
+    ) -> Result<NewInvitation> {
         let (me, my_role) = self
             .member_manager(who, "member.invite", org_resource(who))
             .await?;
@@ -66,29 +100,32 @@ impl Engine {
                 )
                 .await;
         }
-        let inv = InvitationRow {
-            email: email.clone(),
+        let issued = credentials::issue(INVITE_TOKEN_PREFIX, &self.pepper);
+        let created_at = now();
+        let row = InvitationRow {
             org_id: who.org_id,
+            email: email.clone(),
             role,
             invited_by: me,
-            created_at: now(),
+            token_hash: issued.hash,
+            created_at,
+            expires_at: created_at + INVITATION_TTL,
         };
+        // The token is not in the record: whoever reads the log can't join.
         let audit = AuditRecord::new(
             who.org_id,
             Actor::Subject(who.subject),
             "member.invite",
             "invitation",
             email,
-            json!({"role": role.as_str()}),
+            json!({"role": role.as_str(), "expires_at": row.expires_at.unix_timestamp()}),
             ip_of(who),
         );
-        match self.store.put_invitation(&inv, &audit).await {
-            Ok(()) => Ok(inv),
-            Err(StoreError::Conflict(_)) => Err(Error::Conflict(
-                "a user with this email already exists".into(),
-            )),
-            Err(e) => Err(e.into()),
-        }
+        self.store.put_invitation(&row, &audit).await?;
+        Ok(NewInvitation {
+            row,
+            token: issued.key,
+        })
     }
 
     async fn member(&self, who: &Principal, id: UserId) -> Result<UserRow> {

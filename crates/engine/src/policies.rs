@@ -1,13 +1,23 @@
 //! Vault policies: who may read, write or rotate which paths of a vault.
-//! Managed by the vault's creator and the organisation's owners and admins.
+//! Managed by the vault's creator and the organisation's owners and admins,
+//! with two limits that keep an explicit deny binding:
+//!
+//! - **No self-grants.** Only an owner may create, change or delete a policy
+//!   whose principal is themselves; anyone else denied by a policy could
+//!   otherwise delete the deny or outrank it with a higher-priority allow.
+//! - **An owner's deny is an owner's to change.** A `deny` created by a user
+//!   who is an owner may be changed or deleted only by an owner, so admins
+//!   can't lift denies on each other either.
+//!
+//! A credential with a path ceiling (a scoped `1ck_` key) manages no policy.
 
 use serde_json::{Value, json};
 use strongroom_core::audit::{Actor, AuditRecord};
-use strongroom_core::authz::Action;
+use strongroom_core::authz::{Action, VaultKind, is_under_agent};
 use strongroom_core::policy::{Conditions, Effect, PathPattern, Permission, Policy};
 use strongroom_core::time_util::now;
-use strongroom_core::{Error, Principal, Result, Subject, VaultId};
-use strongroom_store::PolicyRow;
+use strongroom_core::{Error, Principal, Result, Role, Subject, VaultId};
+use strongroom_store::{PolicyRow, VaultRow};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -66,6 +76,60 @@ fn audit_details(p: &Policy) -> Value {
 }
 
 impl Engine {
+    /// The vault, if `who` may manage its policies at all (`attempted` is
+    /// recorded when refused).
+    async fn policy_manager(
+        &self,
+        who: &Principal,
+        vault_id: VaultId,
+        attempted: &str,
+    ) -> Result<(VaultRow, strongroom_core::authz::PolicyDecision)> {
+        self.unrestricted(who, attempted, ("vault", vault_id.to_string()))
+            .await?;
+        self.vault_for(who, vault_id, Action::ManagePolicies, None)
+            .await
+    }
+
+    /// Refuses a change to `policy` that the rules of the module refuse `who`:
+    /// a non-owner touching a policy that names themselves, or a deny set by
+    /// an owner.
+    async fn may_change(
+        &self,
+        who: &Principal,
+        policy: &Policy,
+        created_by: Option<Subject>,
+        attempted: &str,
+    ) -> Result<()> {
+        if who.is_org_owner() {
+            return Ok(());
+        }
+        let resource = ("policy", policy.id.to_string());
+        if policy.principal == who.subject {
+            let refused = Err(Error::forbidden(
+                "only an owner may create, change or delete a policy that names yourself",
+            ));
+            return self
+                .checked(who, attempted, resource, "self_grant", refused)
+                .await;
+        }
+        if policy.effect == Effect::Deny
+            && let Some(Subject::User(creator)) = created_by
+            && self
+                .store
+                .user_by_id(creator)
+                .await?
+                .is_some_and(|u| u.org_id == who.org_id && u.role == Role::Owner)
+        {
+            let refused = Err(Error::forbidden(
+                "a deny set by an owner may be changed or deleted only by an owner",
+            ));
+            return self
+                .checked(who, attempted, resource, "owner_deny", refused)
+                .await;
+        }
+        Ok(())
+    }
+
     async fn check_principal(&self, who: &Principal, kind: &str, id: &str) -> Result<Subject> {
         let subject: Subject = format!("{kind}:{id}").parse().map_err(|_| {
             Error::invalid("principal_type must be user or agent, and principal_id a UUID")
@@ -97,9 +161,7 @@ impl Engine {
         vault_id: VaultId,
         input: NewPolicy,
     ) -> Result<PolicyRow> {
-        let (vault, decision) = self
-            .vault_for(who, vault_id, Action::ManagePolicies, None)
-            .await?;
+        let (vault, decision) = self.policy_manager(who, vault_id, "policy.create").await?;
         let principal = self
             .check_principal(who, &input.principal_type, &input.principal_id)
             .await?;
@@ -119,6 +181,11 @@ impl Engine {
             priority: input.priority.unwrap_or(0),
         };
         policy.validate()?;
+        if vault.kind == VaultKind::AgentKeys {
+            agent_keys_grant(&policy)?;
+        }
+        self.may_change(who, &policy, Some(who.subject), "policy.create")
+            .await?;
         let row = PolicyRow {
             policy,
             extra: Value::Object(input.extra),
@@ -169,10 +236,10 @@ impl Engine {
         id: Uuid,
         u: PolicyUpdate,
     ) -> Result<PolicyRow> {
-        let (vault, _) = self
-            .vault_for(who, vault_id, Action::ManagePolicies, None)
-            .await?;
+        let (vault, _) = self.policy_manager(who, vault_id, "policy.update").await?;
         let mut row = self.policy_in(vault.id, id).await?;
+        self.may_change(who, &row.policy, Some(row.created_by), "policy.update")
+            .await?;
         if let Some(p) = u.permissions {
             row.policy.permissions = Permission::parse_list(&p)?;
         }
@@ -189,6 +256,9 @@ impl Engine {
             row.policy.priority = p;
         }
         row.policy.validate()?;
+        if vault.kind == VaultKind::AgentKeys {
+            agent_keys_grant(&row.policy)?;
+        }
         if let Value::Object(m) = &mut row.extra {
             m.extend(u.extra);
         }
@@ -210,10 +280,10 @@ impl Engine {
 
     /// Deletes a policy.
     pub async fn delete_policy(&self, who: &Principal, vault_id: VaultId, id: Uuid) -> Result<()> {
-        let (vault, _) = self
-            .vault_for(who, vault_id, Action::ManagePolicies, None)
-            .await?;
+        let (vault, _) = self.policy_manager(who, vault_id, "policy.delete").await?;
         let row = self.policy_in(vault.id, id).await?;
+        self.may_change(who, &row.policy, Some(row.created_by), "policy.delete")
+            .await?;
         let audit = AuditRecord::new(
             who.org_id,
             Actor::Subject(who.subject),
@@ -228,5 +298,24 @@ impl Engine {
         } else {
             Err(Error::not_found("policy not found"))
         }
+    }
+}
+
+/// On the agent-keys vault a policy can only let an agent read its own keys
+/// (or deny someone): anything else would be a grant nobody can use.
+fn agent_keys_grant(p: &Policy) -> Result<()> {
+    if p.effect == Effect::Deny {
+        return Ok(());
+    }
+    let own = match p.principal {
+        Subject::Agent(id) => is_under_agent(p.pattern.as_str(), &id.to_string()),
+        Subject::User(_) => false,
+    };
+    if own && p.permissions == [Permission::Read] {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "on the agent-keys vault a policy may only grant an agent read of its own keys (agents/<agent id>/**)",
+        ))
     }
 }

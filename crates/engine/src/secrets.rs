@@ -24,6 +24,9 @@ use time::OffsetDateTime;
 
 use crate::{Engine, ip_of};
 
+/// Secret types an agent with the Intents API enabled may not read.
+const KEY_MATERIAL_TYPES: &[&str] = &["private_key", "ssh_key"];
+
 /// How many times a write retries after losing a version race.
 const WRITE_ATTEMPTS: usize = 8;
 /// The largest metadata object accepted, serialized.
@@ -207,6 +210,27 @@ impl Engine {
                 Some(_) => Error::not_found("secret version not found"),
             })?;
         let context = || json!({"vault_id": vault.id.to_string(), "path": path.as_str(), "version": row.meta.version, "decision": decision.as_str(), "policy_id": decision.policy_id().map(|i| i.to_string())});
+        if who.intents_api && KEY_MATERIAL_TYPES.contains(&row.meta.secret_type.as_str()) {
+            // The Intents API signs with such keys on the agent's behalf; the
+            // agent itself never holds them (1claw's rule).
+            let mut details = context();
+            details["attempted"] = json!("read");
+            details["outcome"] = json!("denied");
+            details["rule"] = json!("intents_api");
+            self.audit_best_effort(AuditRecord::new(
+                who.org_id,
+                Actor::Subject(who.subject),
+                "access.denied",
+                "secret",
+                row.meta.id.to_string(),
+                details,
+                ip_of(who),
+            ))
+            .await;
+            return Err(Error::forbidden(
+                "agents with the Intents API enabled may not read private_key or ssh_key secrets",
+            ));
+        }
         if let Err(gone) = check_readable(&row) {
             return Err(self.refused_read(who, &row, context(), gone).await);
         }
@@ -350,7 +374,8 @@ impl Engine {
             .collect())
     }
 
-    /// Every version's metadata of `path`.
+    /// Every live version's metadata of `path` (a deleted secret is 410; the
+    /// versions a deletion removed are not listed after a later write).
     pub async fn list_versions(
         &self,
         who: &Principal,
@@ -402,7 +427,8 @@ impl Engine {
         Ok(())
     }
 
-    /// Soft-deletes every version of `path`.
+    /// Soft-deletes every version `path` has now: a later write starts a new
+    /// live version (numbering continues) and never brings these back.
     pub async fn delete_secret(
         &self,
         who: &Principal,
@@ -451,8 +477,8 @@ impl Engine {
             )));
         }
         let charset: Charset = charset.unwrap_or("hex").parse()?;
-        let (vault, decision) = self
-            .vault_for(who, vault_id, Action::Rotate, Some(path))
+        let (vault, decision, policies) = self
+            .vault_access(who, vault_id, Action::Rotate, Some(path))
             .await?;
         let previous = self.store.version(vault.id, path, None).await?;
         let secret_type = match secret_type {
@@ -470,25 +496,42 @@ impl Engine {
             charset.alphabet(),
             length as usize,
         ));
-        self.write_version(
+        let mut meta = self
+            .write_version(
+                who,
+                &vault,
+                path,
+                &value,
+                secret_type,
+                metadata,
+                None,
+                None,
+                "secret.rotate",
+                &decision,
+            )
+            .await?;
+        // The new version inherits the previous one's metadata; a caller who
+        // may rotate but not read learns nothing of it from the answer.
+        let may_read = strongroom_core::authz::authorize(
             who,
-            &vault,
-            path,
-            &value,
-            secret_type,
-            metadata,
-            None,
-            None,
-            "secret.rotate",
-            &decision,
+            &crate::facts(&vault),
+            Action::Read,
+            Some(path),
+            &policies,
+            now(),
         )
-        .await
+        .is_ok();
+        if !may_read {
+            meta.metadata = json!({});
+        }
+        Ok(meta)
     }
 }
 
-/// Refuses rows that may no longer be served.
+/// Refuses rows that may no longer be served. A version deleted with its
+/// secret stays gone even after a later write made the path live again.
 fn check_readable(row: &VersionRow) -> std::result::Result<(), GoneReason> {
-    if row.secret_deleted {
+    if row.deleted {
         return Err(GoneReason::Deleted);
     }
     if row.meta.disabled {

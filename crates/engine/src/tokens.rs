@@ -43,6 +43,26 @@ pub struct Claims {
     /// The personal API key this token was exchanged for (its revocation ends the token).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub akid: Option<String>,
+    /// The agent's token generation at issue: the token ends when the agent's
+    /// generation moves on (key rotation, deactivation).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub tgen: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// A verified token: the principal it names, and what must still hold.
+#[derive(Debug)]
+pub struct VerifiedToken {
+    /// The principal (role and restrictions as the token says; checked afresh
+    /// against the store by the engine).
+    pub principal: Principal,
+    /// The personal API key it was exchanged for.
+    pub api_key: Option<uuid::Uuid>,
+    /// The agent token generation it was issued under.
+    pub generation: u32,
 }
 
 /// What a token says: who, where, with which limits, for how long.
@@ -60,6 +80,8 @@ pub struct TokenGrant {
     pub vault_ids: Vec<VaultId>,
     /// The personal API key it was exchanged for.
     pub api_key_id: Option<uuid::Uuid>,
+    /// An agent's token generation.
+    pub generation: u32,
     /// Lifetime.
     pub ttl: Duration,
 }
@@ -128,6 +150,7 @@ impl TokenService {
             scopes,
             vault_ids,
             api_key_id,
+            generation,
             ttl,
         } = g;
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
@@ -142,6 +165,7 @@ impl TokenService {
             scopes,
             vault_ids,
             akid: api_key_id.map(|k| k.to_string()),
+            tgen: generation,
         };
         let header = serde_json::json!({"alg": "EdDSA", "typ": "JWT", "kid": self.public.kid});
         let mut input = B64URL.encode(header.to_string());
@@ -194,11 +218,7 @@ impl TokenService {
 
     /// Verifies a token and builds the principal it names, with the API key it
     /// was exchanged for, if any.
-    pub fn principal(
-        &self,
-        token: &str,
-        ip: Option<std::net::IpAddr>,
-    ) -> Result<(Principal, Option<uuid::Uuid>)> {
+    pub fn principal(&self, token: &str, ip: Option<std::net::IpAddr>) -> Result<VerifiedToken> {
         let c = self.verify(token)?;
         let bad = || Error::Unauthenticated("invalid or expired token".into());
         let subject: Subject = c.sub.parse().map_err(|_| bad())?;
@@ -218,7 +238,12 @@ impl TokenService {
             token_id: Some(c.jti),
             token_exp: Some(c.exp),
             ip,
+            intents_api: false,
         };
-        Ok((p, akid))
+        Ok(VerifiedToken {
+            principal: p,
+            api_key: akid,
+            generation: c.tgen,
+        })
     }
 }

@@ -2,13 +2,16 @@
 
 use serde_json::json;
 use strongroom_core::audit::{Actor, AuditRecord};
-use strongroom_core::authz::{self, Action};
+use strongroom_core::authz::{self, Action, VaultKind};
 use strongroom_core::time_util::now;
 use strongroom_core::{Error, Principal, Result, VaultId};
 use strongroom_kms::KekRef;
 use strongroom_store::VaultRow;
 
 use crate::{Engine, ip_of, validate};
+
+/// Vault names with this prefix belong to the server (`__agent-keys`).
+pub const RESERVED_VAULT_PREFIX: &str = "__";
 
 impl Engine {
     /// Creates a vault and its KEK inside the key provider.
@@ -19,7 +22,25 @@ impl Engine {
         description: &str,
     ) -> Result<VaultRow> {
         let name = validate::name("name", name, 255)?;
+        if name.starts_with(RESERVED_VAULT_PREFIX) {
+            return Err(Error::invalid(format!(
+                "vault names starting with {RESERVED_VAULT_PREFIX} are reserved for the server"
+            )));
+        }
         let description = validate::text("description", description, 2000)?;
+        self.insert_vault(who, name, description, VaultKind::Standard)
+            .await
+    }
+
+    /// Creates a vault of `kind` and its KEK: a standard vault is created by
+    /// `who`, any other kind by the server (no creator), on `who`'s request.
+    pub(crate) async fn insert_vault(
+        &self,
+        who: &Principal,
+        name: String,
+        description: String,
+        kind: VaultKind,
+    ) -> Result<VaultRow> {
         let id = VaultId::new();
         let kek = self.kms.create_kek(&id).await?;
         let vault = VaultRow {
@@ -31,7 +52,8 @@ impl Engine {
             kek_version: 1,
             kek_provider: self.kms.name().to_owned(),
             pending_kek_ref: None,
-            created_by: who.subject,
+            created_by: (kind == VaultKind::Standard).then_some(who.subject),
+            kind,
             created_at: now(),
         };
         let audit = AuditRecord::new(
@@ -40,7 +62,7 @@ impl Engine {
             "vault.create",
             "vault",
             id.to_string(),
-            json!({"vault_id": id.to_string(), "key_provider": self.kms.name()}),
+            json!({"vault_id": id.to_string(), "key_provider": self.kms.name(), "kind": kind.as_str()}),
             ip_of(who),
         );
         if let Err(e) = self.store.create_vault(&vault, &audit).await {
@@ -82,6 +104,8 @@ impl Engine {
 
     /// Deletes a vault, its secrets and (crypto-shredding) its KEK.
     pub async fn delete_vault(&self, who: &Principal, id: VaultId) -> Result<()> {
+        self.unrestricted(who, "vault.delete", ("vault", id.to_string()))
+            .await?;
         let (vault, decision) = self.vault_for(who, id, Action::DeleteVault, None).await?;
         let audit = AuditRecord::new(
             who.org_id,

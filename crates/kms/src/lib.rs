@@ -103,10 +103,16 @@ impl From<KmsError> for strongroom_core::Error {
             // A missing key means the stored row can't be opened: to the caller
             // that is the same opaque failure as tampering.
             KmsError::KeyNotFound | KmsError::Integrity => Error::Integrity,
+            // The provider's own words (for Cloud KMS, full key resource
+            // names) go to the log; the caller hears a fixed message.
             KmsError::Unavailable(m) => {
-                Error::Unavailable(format!("key provider unavailable: {m}"))
+                tracing::error!(error = %m, "key provider unavailable");
+                Error::Unavailable("the key provider is unavailable".into())
             }
-            KmsError::Internal(m) => Error::Internal(format!("key provider: {m}")),
+            KmsError::Internal(m) => {
+                tracing::error!(error = %m, "key provider error");
+                Error::Internal("key provider error".into())
+            }
         }
     }
 }

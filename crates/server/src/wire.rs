@@ -16,6 +16,10 @@ pub struct SignupRequest {
     /// Display name.
     #[serde(default)]
     pub display_name: Option<String>,
+    /// The `invite_token` of an invitation for this email: joins the
+    /// organisation that sent it.
+    #[serde(default)]
+    pub invite_token: Option<String>,
 }
 
 /// `POST /v1/auth/token`.
@@ -118,9 +122,9 @@ pub struct VaultResponse {
     pub description: String,
     /// Organisation.
     pub org_id: String,
-    /// Creator's uuid.
+    /// Creator's uuid (empty for a vault the server created for itself).
     pub created_by: String,
-    /// `user` or `agent`.
+    /// `user`, `agent`, or `system` for a vault the server created for itself.
     pub created_by_type: &'static str,
     /// Creation time.
     #[serde(with = "time::serde::rfc3339")]
@@ -137,8 +141,8 @@ impl From<VaultRow> for VaultResponse {
             name: v.name,
             description: v.description,
             org_id: v.org_id.to_string(),
-            created_by: v.created_by.id_string(),
-            created_by_type: v.created_by.kind(),
+            created_by: v.created_by.map(|s| s.id_string()).unwrap_or_default(),
+            created_by_type: v.created_by.map_or("system", |s| s.kind()),
             created_at: v.created_at,
             cmek_enabled: false,
         }
@@ -348,9 +352,6 @@ pub struct HsmHealthResponse {
     pub status: &'static str,
     /// The key provider in use.
     pub provider: &'static str,
-    /// Why it is not ok.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
 }
 
 /// `GET /v1/auth/jwt-public-key`.

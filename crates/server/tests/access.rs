@@ -240,12 +240,13 @@ impl H {
             )
             .await;
         expect(&r, StatusCode::CREATED, "invite");
+        let invite_token = r.json()["invite_token"].as_str().unwrap().to_owned();
         let r = self
             .send(
                 Method::POST,
                 "/v1/auth/signup",
                 None,
-                Some(json!({"email": email, "password": PASSWORD})),
+                Some(json!({"email": email, "password": PASSWORD, "invite_token": invite_token})),
             )
             .await;
         expect(&r, StatusCode::CREATED, "invited signup");
@@ -892,14 +893,14 @@ async fn deny_and_priority_decide_and_bind_the_creator() {
     h.can_read(&h.owner, &v, "prod/db", "creator after the deny is deleted")
         .await;
 
-    // A plain member who created a vault is bound too.
+    // A plain member who created a vault is bound too by an owner's deny.
     let (m, m_id) = h.join("member@example.com", "member").await;
     let mv = h.create_vault(&m, "members").await;
     h.put_secret(&m, &mv, "mine/db").await;
     h.can_read(&m, &mv, "mine/db", "member creator, no policy")
         .await;
     h.grant(
-        &m,
+        &h.owner,
         &mv,
         json!({"secret_path_pattern": "**", "principal_type": "user",
                "principal_id": m_id, "permissions": ["read"], "effect": "deny"}),
@@ -1060,13 +1061,21 @@ async fn owners_bypass_members_do_not_and_admins_manage_policies_only() {
         .await;
     let r = h.delete(&adm, &format!("/v1/vaults/{ov}")).await;
     expect(&r, StatusCode::FORBIDDEN, "admin deleting a vault");
-    h.grant(
-        &adm,
-        &ov,
-        json!({"secret_path_pattern": "o/**", "principal_type": "user",
-               "principal_id": adm_id, "permissions": ["read"]}),
-    )
-    .await;
+    // An admin can't grant themselves (see the self-grant rule below); an
+    // owner can grant the admin.
+    let admin_policy = json!({"secret_path_pattern": "o/**", "principal_type": "user",
+                              "principal_id": adm_id, "permissions": ["read"]});
+    let r = h
+        .post(
+            &adm,
+            &format!("/v1/vaults/{ov}/policies"),
+            admin_policy.clone(),
+        )
+        .await;
+    expect(&r, StatusCode::FORBIDDEN, "admin granting themselves");
+    h.cannot_read(&adm, &ov, "o/s", "admin after the refused self-grant")
+        .await;
+    h.grant(&h.owner, &ov, admin_policy).await;
     h.can_read(&adm, &ov, "o/s", "admin with a policy").await;
 }
 
@@ -1539,4 +1548,565 @@ async fn decisions_are_audited_with_their_rule_and_policy() {
     let e = find(&owner_reads, &v, "au/ok");
     assert_eq!(e["details"]["decision"], "vault_creator", "{e:#}");
     assert!(e["details"]["policy_id"].is_null(), "{e:#}");
+}
+
+// ---------------------------------------------------------------------------
+// Issue 10: defects found by adversarial testing, each with both sides shown
+// ---------------------------------------------------------------------------
+
+impl H {
+    async fn patch(&self, token: &str, uri: &str, body: Value) -> Resp {
+        self.send(Method::PATCH, uri, Some(token), Some(body)).await
+    }
+
+    /// Registers an agent as `token`; returns it with a fresh token.
+    async fn create_agent_as(&self, token: &str, body: Value) -> Agent {
+        let r = self.post(token, "/v1/agents", body).await;
+        expect(&r, StatusCode::CREATED, "create agent");
+        let v = r.json();
+        let key = v["api_key"].as_str().unwrap().to_owned();
+        Agent {
+            id: v["agent"]["id"].as_str().unwrap().to_owned(),
+            token: self.agent_token(&key).await,
+            key,
+        }
+    }
+
+    /// A personal key of `token`'s user with `scopes`.
+    async fn api_key(&self, token: &str, scopes: Value) -> String {
+        let r = self
+            .post(
+                token,
+                "/v1/auth/api-keys",
+                json!({"name": "k", "scopes": scopes}),
+            )
+            .await;
+        expect(&r, StatusCode::CREATED, "create API key");
+        r.json()["api_key"].as_str().unwrap().to_owned()
+    }
+
+    async fn agent_keys_vault(&self) -> String {
+        let r = self.get(&self.owner, "/v1/org/agent-keys-vault").await;
+        expect(&r, StatusCode::OK, "agent-keys vault");
+        r.json()["vault_id"].as_str().unwrap().to_owned()
+    }
+
+    async fn status_of(
+        &self,
+        token: &str,
+        method: Method,
+        uri: &str,
+        body: Option<Value>,
+    ) -> StatusCode {
+        self.send(method, uri, Some(token), body).await.status
+    }
+}
+
+fn own_key_path(agent: &Agent) -> String {
+    format!("agents/{}/ssh/private_key", agent.id)
+}
+
+#[tokio::test]
+async fn the_agent_keys_vault_is_the_servers_and_only_owners_admins_and_the_agent_read_it() {
+    let h = H::new().await;
+    let (m, _) = h.join("member@example.com", "member").await;
+    let (adm, _) = h.join("admin@example.com", "admin").await;
+    // The name is reserved: a member can't claim the vault before any agent exists.
+    let r = h
+        .post(&m, "/v1/vaults", json!({"name": "__agent-keys"}))
+        .await;
+    expect(&r, StatusCode::BAD_REQUEST, "a vault named __agent-keys");
+    let r = h
+        .post(&m, "/v1/vaults", json!({"name": "__anything"}))
+        .await;
+    expect(&r, StatusCode::BAD_REQUEST, "a vault named __anything");
+    let r = h.get(&h.owner, "/v1/org/agent-keys-vault").await;
+    expect(
+        &r,
+        StatusCode::NOT_FOUND,
+        "no agent-keys vault before any agent",
+    );
+
+    // The member registers the organisation's first agent: the vault appears,
+    // but the member is not its creator and reads nothing in it.
+    let first = h.create_agent_as(&m, json!({"name": "first"})).await;
+    let keys = h.agent_keys_vault().await;
+    let r = h.get(&h.owner, &format!("/v1/vaults/{keys}")).await;
+    expect(&r, StatusCode::OK, "owner sees the agent-keys vault");
+    assert_eq!(r.json()["created_by_type"], "system", "{}", r.text());
+    assert!(
+        !h.vault_ids(&m).await.contains(&keys),
+        "member lists the agent-keys vault"
+    );
+    let later = h.create_agent(json!({"name": "later"})).await;
+    for a in [&first, &later] {
+        for path in [own_key_path(a), format!("agents/{}/ecdh/private_key", a.id)] {
+            let r = h.read(&m, &keys, &path).await;
+            expect(&r, StatusCode::FORBIDDEN, "member reading an agent's key");
+            for reader in [&h.owner, &adm] {
+                let r = h.read(reader, &keys, &path).await;
+                expect(&r, StatusCode::OK, "owner or admin reading an agent's key");
+            }
+        }
+    }
+    // Even a policy can't make the member a reader.
+    let r = h
+        .post(
+            &h.owner,
+            &format!("/v1/vaults/{keys}/policies"),
+            json!({"secret_path_pattern": "**", "principal_type": "user",
+                   "principal_id": h.user_id(&m).await, "permissions": ["read"]}),
+        )
+        .await;
+    expect(
+        &r,
+        StatusCode::BAD_REQUEST,
+        "granting a member the agent-keys vault",
+    );
+    let r = h.read(&m, &keys, &own_key_path(&first)).await;
+    expect(&r, StatusCode::FORBIDDEN, "member after the refused grant");
+
+    // An agent reads its own keys once granted (1claw's rule), never another's.
+    let r = h.read(&first.token, &keys, &own_key_path(&first)).await;
+    expect(&r, StatusCode::FORBIDDEN, "agent without a grant");
+    h.grant(
+        &h.owner,
+        &keys,
+        agent_policy(&first, &format!("agents/{}/**", first.id), &["read"]),
+    )
+    .await;
+    let r = h.read(&first.token, &keys, &own_key_path(&first)).await;
+    expect(&r, StatusCode::OK, "agent reading its own key");
+    let r = h.read(&first.token, &keys, &own_key_path(&later)).await;
+    expect(
+        &r,
+        StatusCode::FORBIDDEN,
+        "agent reading another agent's key",
+    );
+    let r = h
+        .post(
+            &h.owner,
+            &format!("/v1/vaults/{keys}/policies"),
+            agent_policy(&first, &format!("agents/{}/**", later.id), &["read"]),
+        )
+        .await;
+    expect(
+        &r,
+        StatusCode::BAD_REQUEST,
+        "granting an agent another's keys",
+    );
+
+    // Nobody writes, deletes, rotates or deletes the vault through the API.
+    let key_uri = secret_uri(&keys, &own_key_path(&later));
+    for who in [&h.owner, &adm, &m] {
+        let r = h.put(who, &key_uri, json!({"value": "forged"})).await;
+        expect(&r, StatusCode::FORBIDDEN, "overwriting an agent's key");
+        let r = h.delete(who, &key_uri).await;
+        expect(&r, StatusCode::FORBIDDEN, "deleting an agent's key");
+        let r = h.delete(who, &format!("/v1/vaults/{keys}")).await;
+        expect(&r, StatusCode::FORBIDDEN, "deleting the agent-keys vault");
+    }
+    let r = h.read(&h.owner, &keys, &own_key_path(&later)).await;
+    expect(&r, StatusCode::OK, "the key is still there");
+    assert_ne!(r.json()["value"], "forged");
+}
+
+#[tokio::test]
+async fn a_scoped_credential_stays_inside_its_ceiling() {
+    let h = H::new().await;
+    let v = h.create_vault(&h.owner, "scoped").await;
+    for p in ["db/key", "prod/key"] {
+        h.put_secret(&h.owner, &v, p).await;
+    }
+    let scoped = h.api_key(&h.owner, json!(["db/*"])).await;
+    // Allowed: what lies inside the ceiling, and keys no broader than it.
+    h.can_read(&scoped, &v, "db/key", "scoped key inside its ceiling")
+        .await;
+    h.cannot_read(&scoped, &v, "prod/key", "scoped key outside its ceiling")
+        .await;
+    h.api_key(&scoped, json!(["db/*"])).await;
+    // Refused: everything that reaches beyond the ceiling.
+    let a = h.create_agent(json!({"name": "target"})).await;
+    let refusals = [
+        (
+            Method::POST,
+            "/v1/agents".to_owned(),
+            Some(json!({"name": "escape"})),
+        ),
+        (
+            Method::POST,
+            format!("/v1/vaults/{v}/policies"),
+            Some(agent_policy(&a, "**", &["read"])),
+        ),
+        (
+            Method::POST,
+            "/v1/org/invite".to_owned(),
+            Some(json!({"email": "x@example.com", "role": "owner"})),
+        ),
+        (Method::DELETE, format!("/v1/vaults/{v}"), None),
+        (
+            Method::POST,
+            format!("/v1/agents/{}/rotate-key", a.id),
+            None,
+        ),
+        (
+            Method::PATCH,
+            format!("/v1/agents/{}", a.id),
+            Some(json!({"scopes": []})),
+        ),
+        (
+            Method::POST,
+            "/v1/auth/api-keys".to_owned(),
+            Some(json!({"name": "wide", "scopes": ["**"]})),
+        ),
+        (Method::GET, "/v1/audit/events".to_owned(), None),
+    ];
+    for (method, uri, body) in refusals {
+        let st = h.status_of(&scoped, method.clone(), &uri, body).await;
+        assert_eq!(st, StatusCode::FORBIDDEN, "{method} {uri} with a db/* key");
+    }
+    // The same key exchanged for a token is just as bound.
+    let r = h
+        .send(
+            Method::POST,
+            "/v1/auth/api-key-token",
+            None,
+            Some(json!({"api_key": scoped})),
+        )
+        .await;
+    expect(&r, StatusCode::OK, "api-key-token");
+    let jwt = r.json()["access_token"].as_str().unwrap().to_owned();
+    let st = h
+        .status_of(
+            &jwt,
+            Method::POST,
+            "/v1/agents",
+            Some(json!({"name": "escape"})),
+        )
+        .await;
+    assert_eq!(
+        st,
+        StatusCode::FORBIDDEN,
+        "agent creation with the key's token"
+    );
+    let scope_refusals = h
+        .audit("action=access.denied")
+        .await
+        .iter()
+        .filter(|e| e["details"]["rule"] == "scope")
+        .count();
+    assert!(
+        scope_refusals >= 9,
+        "{scope_refusals} refusals recorded with rule scope"
+    );
+    // An unrestricted key does all of it.
+    let full = h.api_key(&h.owner, json!([])).await;
+    let st = h
+        .status_of(
+            &full,
+            Method::POST,
+            "/v1/agents",
+            Some(json!({"name": "ok"})),
+        )
+        .await;
+    assert_eq!(
+        st,
+        StatusCode::CREATED,
+        "agent creation with an unscoped key"
+    );
+    let st = h
+        .status_of(&full, Method::DELETE, &format!("/v1/vaults/{v}"), None)
+        .await;
+    assert_eq!(
+        st,
+        StatusCode::NO_CONTENT,
+        "vault deletion with an unscoped key"
+    );
+}
+
+#[tokio::test]
+async fn an_explicit_deny_binds_the_principal_it_names() {
+    let h = H::new().await;
+    let (adm, adm_id) = h.join("admin@example.com", "admin").await;
+    let (adm2, adm2_id) = h.join("admin2@example.com", "admin").await;
+    let (m, m_id) = h.join("member@example.com", "member").await;
+    let ov = h.create_vault(&h.owner, "owner").await;
+    h.put_secret(&h.owner, &ov, "s/x").await;
+    let mv = h.create_vault(&m, "member").await;
+    h.put_secret(&m, &mv, "s/x").await;
+    let user_policy = |id: &str, effect: &str, priority: i32| {
+        json!({"secret_path_pattern": "**", "principal_type": "user", "principal_id": id,
+               "permissions": ["read"], "effect": effect, "priority": priority})
+    };
+    h.grant(&h.owner, &ov, user_policy(&adm_id, "allow", 0))
+        .await;
+    h.can_read(&adm, &ov, "s/x", "admin granted by the owner")
+        .await;
+    let deny = h
+        .grant(&h.owner, &ov, user_policy(&adm_id, "deny", 5))
+        .await;
+    h.cannot_read(&adm, &ov, "s/x", "admin denied by the owner")
+        .await;
+    // The denied admin can neither delete the deny nor outrank it.
+    let r = h
+        .delete(&adm, &format!("/v1/vaults/{ov}/policies/{deny}"))
+        .await;
+    expect(
+        &r,
+        StatusCode::FORBIDDEN,
+        "admin deleting the deny on themselves",
+    );
+    let r = h
+        .put(
+            &adm,
+            &format!("/v1/vaults/{ov}/policies/{deny}"),
+            json!({"effect": "allow"}),
+        )
+        .await;
+    expect(
+        &r,
+        StatusCode::FORBIDDEN,
+        "admin turning their deny into an allow",
+    );
+    let r = h
+        .post(
+            &adm,
+            &format!("/v1/vaults/{ov}/policies"),
+            user_policy(&adm_id, "allow", 100),
+        )
+        .await;
+    expect(&r, StatusCode::FORBIDDEN, "admin outranking the deny");
+    // Another admin can't lift an owner's deny either.
+    let r = h
+        .delete(&adm2, &format!("/v1/vaults/{ov}/policies/{deny}"))
+        .await;
+    expect(
+        &r,
+        StatusCode::FORBIDDEN,
+        "a second admin deleting an owner's deny",
+    );
+    h.cannot_read(&adm, &ov, "s/x", "admin still denied").await;
+    // A vault's creator denied by an owner stays denied on their own vault.
+    let mdeny = h.grant(&h.owner, &mv, user_policy(&m_id, "deny", 0)).await;
+    h.cannot_read(&m, &mv, "s/x", "creator denied by the owner")
+        .await;
+    let r = h
+        .delete(&m, &format!("/v1/vaults/{mv}/policies/{mdeny}"))
+        .await;
+    expect(
+        &r,
+        StatusCode::FORBIDDEN,
+        "creator deleting the owner's deny",
+    );
+    let r = h
+        .post(
+            &m,
+            &format!("/v1/vaults/{mv}/policies"),
+            user_policy(&m_id, "allow", 9),
+        )
+        .await;
+    expect(
+        &r,
+        StatusCode::FORBIDDEN,
+        "creator outranking the owner's deny",
+    );
+    h.cannot_read(&m, &mv, "s/x", "creator still denied").await;
+    // Allowed: admins manage denies they set on others, owners lift any.
+    let adeny = h.grant(&adm, &ov, user_policy(&adm2_id, "deny", 0)).await;
+    h.cannot_read(&adm2, &ov, "s/x", "admin2 denied by admin")
+        .await;
+    h.update_policy(&ov, &adeny, json!({"priority": 3})).await;
+    let r = h
+        .delete(&adm, &format!("/v1/vaults/{ov}/policies/{adeny}"))
+        .await;
+    expect(
+        &r,
+        StatusCode::NO_CONTENT,
+        "admin deleting a deny they set on another admin",
+    );
+    h.revoke_policy(&ov, &deny).await;
+    h.can_read(&adm, &ov, "s/x", "admin after the owner lifted the deny")
+        .await;
+    let rules: Vec<_> = h
+        .audit("action=access.denied")
+        .await
+        .into_iter()
+        .map(|e| e["details"]["rule"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert!(rules.iter().any(|r| r == "self_grant"), "{rules:?}");
+    assert!(rules.iter().any(|r| r == "owner_deny"), "{rules:?}");
+}
+
+#[tokio::test]
+async fn rotation_and_deactivation_end_an_agents_tokens() {
+    let h = H::new().await;
+    let v = h.create_vault(&h.owner, "tokens").await;
+    h.put_secret(&h.owner, &v, "db/x").await;
+    let a = h.create_agent(json!({"name": "rotating"})).await;
+    h.grant(&h.owner, &v, agent_policy(&a, "**", &["read"]))
+        .await;
+    h.can_read(&a.token, &v, "db/x", "before rotation").await;
+    let r = h
+        .post(
+            &h.owner,
+            &format!("/v1/agents/{}/rotate-key", a.id),
+            json!({}),
+        )
+        .await;
+    expect(&r, StatusCode::OK, "rotate-key");
+    let new_key = r.json()["api_key"].as_str().unwrap().to_owned();
+    let r = h.read(&a.token, &v, "db/x").await;
+    expect(
+        &r,
+        StatusCode::UNAUTHORIZED,
+        "a token from before the rotation",
+    );
+    let fresh = h.agent_token(&new_key).await;
+    h.can_read(&fresh, &v, "db/x", "a token of the new key")
+        .await;
+    // Deactivation ends it, and reactivation does not revive it.
+    let r = h
+        .patch(
+            &h.owner,
+            &format!("/v1/agents/{}", a.id),
+            json!({"is_active": false}),
+        )
+        .await;
+    expect(&r, StatusCode::OK, "deactivate");
+    let r = h.read(&fresh, &v, "db/x").await;
+    expect(
+        &r,
+        StatusCode::UNAUTHORIZED,
+        "a token of a deactivated agent",
+    );
+    let r = h
+        .patch(
+            &h.owner,
+            &format!("/v1/agents/{}", a.id),
+            json!({"is_active": true}),
+        )
+        .await;
+    expect(&r, StatusCode::OK, "reactivate");
+    let r = h.read(&fresh, &v, "db/x").await;
+    expect(
+        &r,
+        StatusCode::UNAUTHORIZED,
+        "a token from before the deactivation, after reactivation",
+    );
+    let after = h.agent_token(&new_key).await;
+    h.can_read(&after, &v, "db/x", "a token issued after reactivation")
+        .await;
+    // A plain update (no rotation, no deactivation) keeps tokens working.
+    let r = h
+        .patch(
+            &h.owner,
+            &format!("/v1/agents/{}", a.id),
+            json!({"description": "x"}),
+        )
+        .await;
+    expect(&r, StatusCode::OK, "update");
+    h.can_read(&after, &v, "db/x", "after an unrelated update")
+        .await;
+}
+
+#[tokio::test]
+async fn an_agent_sees_only_its_own_record() {
+    let h = H::new().await;
+    let a = h.create_agent(json!({"name": "a"})).await;
+    let b = h.create_agent(json!({"name": "b"})).await;
+    let r = h.get(&a.token, &format!("/v1/agents/{}", a.id)).await;
+    expect(&r, StatusCode::OK, "an agent reading itself");
+    let r = h.get(&a.token, &format!("/v1/agents/{}", b.id)).await;
+    expect(&r, StatusCode::FORBIDDEN, "an agent reading another agent");
+    assert!(!r.text().contains("ssh_public_key"), "{}", r.text());
+    let r = h.get(&h.owner, &format!("/v1/agents/{}", b.id)).await;
+    expect(&r, StatusCode::OK, "a user reading an agent");
+}
+
+#[tokio::test]
+async fn rotate_without_read_does_not_reveal_the_previous_metadata() {
+    let h = H::new().await;
+    let v = h.create_vault(&h.owner, "rotate").await;
+    let r = h
+        .put(
+            &h.owner,
+            &secret_uri(&v, "db/pw"),
+            json!({"value": "x", "metadata": {"owner": "team-secret-meta"}}),
+        )
+        .await;
+    expect(&r, StatusCode::CREATED, "put");
+    let a = h.create_agent(json!({"name": "rotator"})).await;
+    h.grant(&h.owner, &v, agent_policy(&a, "**", &["rotate"]))
+        .await;
+    let r = h
+        .post(
+            &a.token,
+            &format!("/v1/vaults/{v}/secret-rotate/db/pw"),
+            json!({}),
+        )
+        .await;
+    expect(&r, StatusCode::CREATED, "rotate without read");
+    assert!(!r.text().contains("team-secret-meta"), "{}", r.text());
+    h.grant(&h.owner, &v, agent_policy(&a, "**", &["read"]))
+        .await;
+    let r = h
+        .post(
+            &a.token,
+            &format!("/v1/vaults/{v}/secret-rotate/db/pw"),
+            json!({}),
+        )
+        .await;
+    expect(&r, StatusCode::CREATED, "rotate with read");
+    assert!(r.text().contains("team-secret-meta"), "{}", r.text());
+}
+
+#[tokio::test]
+async fn intents_agents_may_not_read_key_material() {
+    let h = H::new().await;
+    let v = h.create_vault(&h.owner, "keys").await;
+    for (path, ty) in [
+        ("k/priv", "private_key"),
+        ("k/ssh", "ssh_key"),
+        ("k/pw", "password"),
+    ] {
+        let r = h
+            .put(
+                &h.owner,
+                &secret_uri(&v, path),
+                json!({"value": val(path), "type": ty}),
+            )
+            .await;
+        expect(&r, StatusCode::CREATED, "put");
+    }
+    let a = h
+        .create_agent(json!({"name": "signer", "intents_api_enabled": true}))
+        .await;
+    h.grant(&h.owner, &v, agent_policy(&a, "**", &["read"]))
+        .await;
+    h.cannot_read(&a.token, &v, "k/priv", "intents agent, private_key")
+        .await;
+    h.cannot_read(&a.token, &v, "k/ssh", "intents agent, ssh_key")
+        .await;
+    let r = h
+        .get(&a.token, &format!("/v1/vaults/{v}/secret-version/k/priv/1"))
+        .await;
+    refused(
+        &r,
+        StatusCode::FORBIDDEN,
+        &val("k/priv"),
+        "intents agent, one version",
+    );
+    h.can_read(&a.token, &v, "k/pw", "intents agent, password")
+        .await;
+    // Turning the Intents API off applies to the same token at once.
+    let r = h
+        .patch(
+            &h.owner,
+            &format!("/v1/agents/{}", a.id),
+            json!({"intents_api_enabled": false}),
+        )
+        .await;
+    expect(&r, StatusCode::OK, "disable intents");
+    h.can_read(&a.token, &v, "k/priv", "agent without the Intents API")
+        .await;
 }

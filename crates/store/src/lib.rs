@@ -45,6 +45,11 @@ pub enum StoreError {
     /// Stored data is malformed.
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// A rule of the schema (a foreign key, `NOT NULL`, `CHECK`) refused the
+    /// change: the data it refers to changed meanwhile, or a bug. Never an
+    /// outage.
+    #[error("constraint violated: {0}")]
+    Constraint(String),
 }
 
 impl From<StoreError> for strongroom_core::Error {
@@ -57,6 +62,12 @@ impl From<StoreError> for strongroom_core::Error {
                 Error::Unavailable("the database is unavailable".into())
             }
             StoreError::Corrupt(m) => Error::Internal(format!("corrupt row: {m}")),
+            StoreError::Constraint(m) => {
+                tracing::warn!(error = %m, "a change was refused by a database constraint");
+                Error::Conflict(
+                    "the change conflicts with the current state of related data".into(),
+                )
+            }
         }
     }
 }
@@ -95,9 +106,13 @@ pub trait Store: Send + Sync + 'static {
     async fn create_vault(&self, vault: &VaultRow, audit: &AuditRecord) -> StoreResult<()>;
     /// A vault by id.
     async fn vault(&self, id: VaultId) -> StoreResult<Option<VaultRow>>;
+    /// The organisation's vault of `kind` (at most one exists for a kind other
+    /// than [`VaultKind::Standard`]: a second `create_vault` of it is `Conflict`).
+    async fn system_vault(&self, org: OrgId, kind: VaultKind) -> StoreResult<Option<VaultRow>>;
     /// An organisation's vaults, oldest first.
     async fn list_vaults(&self, org: OrgId) -> StoreResult<Vec<VaultRow>>;
-    /// Deletes a vault with all its secrets and versions. False if it did not exist.
+    /// Deletes a vault with everything that names it (its secrets, versions
+    /// and policies) in one transaction. False if it did not exist.
     async fn delete_vault(&self, id: VaultId, audit: &AuditRecord) -> StoreResult<bool>;
 
     /// Every vault of every organisation (for key migration).
@@ -138,7 +153,9 @@ pub trait Store: Send + Sync + 'static {
         path: &SecretPath,
     ) -> StoreResult<Option<SecretHead>>;
     /// Appends a version if the head is still at `expected_latest` (0: the path
-    /// has no secret yet). A lost race is `Conflict`. Undeletes a deleted secret.
+    /// has no secret yet). A lost race is `Conflict`. On a deleted secret the
+    /// new version is live (the path is listed again) but the deleted versions
+    /// stay deleted.
     async fn insert_version(&self, v: &NewSecretVersion, audit: &AuditRecord) -> StoreResult<()>;
     /// One version of a path (the latest when `version` is `None`).
     async fn version(
@@ -157,7 +174,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<bool>;
     /// The latest version of every live secret whose path starts with `prefix`.
     async fn list_secrets(&self, vault: VaultId, prefix: &str) -> StoreResult<Vec<SecretMeta>>;
-    /// Every version of a path, oldest first.
+    /// Every version of a path that is not deleted, oldest first.
     async fn list_versions(&self, secret: SecretId) -> StoreResult<Vec<SecretMeta>>;
     /// Disables one version. False if there is no such version.
     async fn disable_version(
@@ -166,7 +183,8 @@ pub trait Store: Send + Sync + 'static {
         version: u32,
         audit: &AuditRecord,
     ) -> StoreResult<bool>;
-    /// Soft-deletes a secret (every version).
+    /// Soft-deletes a secret: every version it has now is deleted for good
+    /// (see [`VersionRow::deleted`]).
     async fn delete_secret(&self, secret: SecretId, audit: &AuditRecord) -> StoreResult<()>;
 
     /// Appends an audit record on its own (for events that change nothing).
@@ -200,14 +218,25 @@ pub trait Store: Send + Sync + 'static {
 
     // --- identities -------------------------------------------------------
 
-    /// Joins an existing organisation through a pending invitation for the
-    /// user's email (consumed in the same transaction). `Conflict` if there is
-    /// no invitation or the email is taken.
-    async fn accept_invitation(&self, user: &UserRow, audit: &AuditRecord) -> StoreResult<()>;
-    /// The pending invitation for an email.
-    async fn invitation(&self, email: &str) -> StoreResult<Option<InvitationRow>>;
-    /// Creates or replaces the pending invitation for an email. `Conflict` if a
-    /// user with that email exists.
+    /// Joins `user.org_id` through its pending invitation for `user.email`,
+    /// proven by the token's HMAC `token_hash`; the invitation is consumed in
+    /// the same transaction. `Conflict` (and nothing changes) if that
+    /// organisation has no such invitation, the hash or the role differ, it
+    /// has expired, or the email is taken.
+    async fn accept_invitation(
+        &self,
+        user: &UserRow,
+        token_hash: &[u8],
+        audit: &AuditRecord,
+    ) -> StoreResult<()>;
+    /// The pending invitations for an email, one per inviting organisation,
+    /// expired ones included, oldest first.
+    async fn invitations(&self, email: &str) -> StoreResult<Vec<InvitationRow>>;
+    /// Creates or replaces the inviting organisation's invitation for an
+    /// email (a new token replaces the old one); other organisations'
+    /// invitations for the email are untouched. Recorded whether or not the
+    /// email has an account (it can't be accepted while it does). Expired
+    /// invitations may be pruned on the way.
     async fn put_invitation(&self, inv: &InvitationRow, audit: &AuditRecord) -> StoreResult<()>;
     /// An organisation's users, oldest first.
     async fn list_users(&self, org: OrgId) -> StoreResult<Vec<UserRow>>;

@@ -1,6 +1,7 @@
 //! Row types exchanged with a [`crate::Store`].
 
 use serde_json::Value;
+pub use strongroom_core::authz::VaultKind;
 use strongroom_core::{OrgId, Role, SecretId, SecretPath, Subject, UserId, VaultId};
 use time::OffsetDateTime;
 
@@ -63,8 +64,10 @@ pub struct VaultRow {
     pub kek_provider: String,
     /// During a key migration, the target KEK (in the target provider).
     pub pending_kek_ref: Option<String>,
-    /// Creator.
-    pub created_by: Subject,
+    /// Creator; `None` for a vault the server made for itself (stored as `system`).
+    pub created_by: Option<Subject>,
+    /// What the vault is for; at most one [`VaultKind::AgentKeys`] per organisation.
+    pub kind: VaultKind,
     /// Creation time.
     pub created_at: OffsetDateTime,
 }
@@ -76,7 +79,8 @@ pub struct SecretHead {
     pub id: SecretId,
     /// The newest version number.
     pub latest_version: u32,
-    /// Whether the secret is soft-deleted.
+    /// Whether the secret is soft-deleted: its latest version (and every
+    /// earlier one) was deleted and nothing was written since.
     pub deleted: bool,
 }
 
@@ -145,8 +149,10 @@ impl std::fmt::Debug for Envelope {
 pub struct VersionRow {
     /// Metadata.
     pub meta: SecretMeta,
-    /// Whether the whole secret is soft-deleted.
-    pub secret_deleted: bool,
+    /// Whether this version is deleted: it existed when its secret was
+    /// deleted. A write after the deletion adds a live version; it never
+    /// brings a deleted one back.
+    pub deleted: bool,
     /// Reads so far.
     pub access_count: i64,
     /// Maximum reads.
@@ -247,6 +253,10 @@ pub struct AgentRow {
     pub ssh_public_key: Option<String>,
     /// Base64 uncompressed P-256 public key.
     pub ecdh_public_key: Option<String>,
+    /// Tokens carry the generation they were issued under; rotating the key
+    /// or deactivating the agent moves it on, ending every earlier token.
+    /// Never decreases.
+    pub token_generation: u32,
     /// Echoed 1claw fields that Strongroom stores but does not act on.
     pub extra: Value,
     /// Creator.
@@ -315,24 +325,29 @@ pub struct PolicyRow {
     pub updated_at: OffsetDateTime,
 }
 
-/// A pending invitation.
+/// A pending invitation: one per (organisation, email). It is accepted only
+/// with its own token, of which the store keeps only the HMAC.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InvitationRow {
-    /// Lower-cased email.
-    pub email: String,
     /// Organisation to join.
     pub org_id: OrgId,
+    /// Lower-cased email.
+    pub email: String,
     /// Role on joining.
     pub role: Role,
     /// Who invited.
     pub invited_by: UserId,
+    /// HMAC-SHA256(pepper, token).
+    pub token_hash: Vec<u8>,
     /// When.
     pub created_at: OffsetDateTime,
+    /// From when it can no longer be accepted.
+    pub expires_at: OffsetDateTime,
 }
 
 /// What a request's principal looks like now, in one read: whether it still
 /// exists and is active, its current role, and whether its token was revoked.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PrincipalStatus {
     /// The user or agent exists in the org and is active.
     pub active: bool,
@@ -340,6 +355,10 @@ pub struct PrincipalStatus {
     pub role: Option<Role>,
     /// The token id is on the deny list.
     pub revoked: bool,
+    /// An agent's current token generation (see [`AgentRow::token_generation`]).
+    pub token_generation: u32,
+    /// An agent with the Intents API enabled (`extra.intents_api_enabled`).
+    pub intents_api: bool,
 }
 
 /// A stored wrapped DEK with the context it is bound to: what key rotation

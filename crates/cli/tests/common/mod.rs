@@ -274,6 +274,18 @@ impl Api {
         self.token = Some(b["access_token"].as_str().unwrap().to_owned());
     }
 
+    /// Signs up through an invitation: `invite` is the answer of `POST /v1/org/invite`.
+    pub async fn signup_invited(&mut self, email: &str, invite: &Value) {
+        let b = self
+            .post(
+                "/v1/auth/signup",
+                json!({"email": email, "password": PASSWORD, "invite_token": invite["invite_token"]}),
+            )
+            .await
+            .expect(201);
+        self.token = Some(b["access_token"].as_str().unwrap().to_owned());
+    }
+
     pub async fn login(&mut self, email: &str) {
         let b = self
             .post(

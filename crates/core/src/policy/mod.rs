@@ -374,17 +374,25 @@ pub fn may_read(
     evaluate(policies, who, Some(path), Permission::Read, ip, now).is_allow()
 }
 
-/// The token scope ceiling; see the [module documentation](self#token-scope-ceiling).
-pub fn scope_allows(scopes: &[String], path: &SecretPath) -> bool {
-    let mut path_like = scopes
+/// The path-like scopes of a credential (capabilities such as `vaults:read`
+/// and empty strings are not path-like).
+fn path_like(scopes: &[String]) -> impl Iterator<Item = &str> {
+    scopes
         .iter()
         .map(String::as_str)
         .filter(|s| !s.is_empty() && !s.contains(':'))
-        .peekable();
-    if path_like.peek().is_none() {
-        return true;
-    }
-    path_like.any(|s| s == "*" || PathPattern::parse(s).is_ok_and(|p| p.matches(path)))
+}
+
+/// The token scope ceiling; see the [module documentation](self#token-scope-ceiling).
+pub fn scope_allows(scopes: &[String], path: &SecretPath) -> bool {
+    scope_ceiling_open(scopes)
+        || path_like(scopes).any(|s| PathPattern::parse(s).is_ok_and(|p| p.matches(path)))
+}
+
+/// True when the scopes set no path ceiling: no path-like scope, or `*`.
+pub fn scope_ceiling_open(scopes: &[String]) -> bool {
+    let mut it = path_like(scopes).peekable();
+    it.peek().is_none() || it.any(|s| s == "*")
 }
 
 #[cfg(test)]

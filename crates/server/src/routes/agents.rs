@@ -329,16 +329,9 @@ pub async fn agent_keys_vault(
     State(s): State<AppState>,
     Auth(p): Auth,
 ) -> ApiResult<Json<AgentKeysVault>> {
-    if !matches!(p.subject, strongroom_core::Subject::User(_)) {
-        return Err(Error::forbidden("this endpoint is for users").into());
-    }
-    let v = s
-        .engine
-        .agent_keys_vault(&p, false)
-        .await?
-        .ok_or_else(|| Error::not_found("no agent has been created yet"))?;
+    let id = s.engine.agent_keys_vault_id(&p).await?;
     Ok(Json(AgentKeysVault {
-        vault_id: v.id.to_string(),
+        vault_id: id.to_string(),
     }))
 }
 

@@ -11,9 +11,17 @@ use crate::extract::{ApiJson, Auth, ClientIp};
 use crate::problem::ApiResult;
 use crate::wire::*;
 
-/// Creates an account (and, for the first, the organisation).
+/// Creates an account: with an `invite_token`, in the organisation that sent
+/// it; otherwise (if sign-up is open, or for the first account) in an
+/// organisation of its own. A wrong, expired or used token is no invitation.
 #[utoipa::path(post, path = "/v1/auth/signup", tag = "auth", request_body = SignupRequest, responses(
-    (status = 201, body = SignupResponse), (status = 400, body = crate::problem::Problem), (status = 403, body = crate::problem::Problem)))]
+    (status = 201, body = SignupResponse),
+    (status = 400, description = "malformed body, email or weak password", body = crate::problem::Problem),
+    (status = 403, description = "sign-up is closed or the email is taken", body = crate::problem::Problem),
+    (status = 413, body = crate::problem::Problem),
+    (status = 415, body = crate::problem::Problem),
+    (status = 429, description = "rate limited", body = crate::problem::Problem),
+    (status = 503, description = "the database is unavailable", body = crate::problem::Problem)))]
 pub async fn signup(
     State(s): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -26,6 +34,7 @@ pub async fn signup(
                 email: req.email,
                 password: req.password,
                 display_name: req.display_name,
+                invite_token: req.invite_token,
             },
             ip,
         )

@@ -26,22 +26,28 @@ pub async fn health(State(s): State<AppState>) -> Json<HealthResponse> {
     })
 }
 
-/// The key provider's reachability.
+/// The key provider's reachability. Anyone may ask, so the answer is coarse:
+/// the provider's own explanation (key names, endpoints) goes to the log only.
 #[utoipa::path(get, path = "/v1/health/hsm", tag = "health", responses(
     (status = 200, body = HsmHealthResponse), (status = 503, body = HsmHealthResponse)))]
 pub async fn health_hsm(State(s): State<AppState>) -> Response {
     let h = s.engine.health().await;
-    let (code, status, detail) = match h.provider {
-        ProviderHealth::Healthy => (StatusCode::OK, "ok", None),
-        ProviderHealth::Degraded(d) => (StatusCode::OK, "degraded", Some(d)),
-        ProviderHealth::Unavailable(d) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", Some(d)),
+    let (code, status) = match &h.provider {
+        ProviderHealth::Healthy => (StatusCode::OK, "ok"),
+        ProviderHealth::Degraded(d) => {
+            tracing::warn!(provider = h.provider_name, detail = %d, "key provider degraded");
+            (StatusCode::OK, "degraded")
+        }
+        ProviderHealth::Unavailable(d) => {
+            tracing::error!(provider = h.provider_name, detail = %d, "key provider unavailable");
+            (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+        }
     };
     (
         code,
         Json(HsmHealthResponse {
             status,
             provider: h.provider_name,
-            detail,
         }),
     )
         .into_response()

@@ -285,17 +285,34 @@ pub struct InviteRequest {
     role: Option<String>,
 }
 
-/// `{message, email}`.
+/// `{message, email, role, invite_token, expires_at}`: 1claw's fields and the
+/// token the invitee signs up with (shown once).
 #[derive(Serialize, ToSchema)]
 pub struct InviteResponse {
     message: &'static str,
     email: String,
     role: &'static str,
+    /// Pass as `invite_token` to `POST /v1/auth/signup`; single use.
+    invite_token: String,
+    /// After this the token no longer joins.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    expires_at: time::OffsetDateTime,
 }
 
-/// Invites an email address to the organisation: signing up with it joins.
+/// Invites an email address to the organisation: signing up with it and the
+/// returned `invite_token` joins. The answer is the same whether or not the
+/// email has an account.
 #[utoipa::path(post, path = "/v1/org/invite", tag = "org", request_body = InviteRequest,
-    responses((status = 201, body = InviteResponse)), security(("bearer" = [])))]
+    responses(
+        (status = 201, body = InviteResponse),
+        (status = 400, description = "malformed body, email or role", body = crate::problem::Problem),
+        (status = 401, body = crate::problem::Problem),
+        (status = 403, description = "not an owner or admin, or an admin inviting an owner", body = crate::problem::Problem),
+        (status = 413, body = crate::problem::Problem),
+        (status = 415, body = crate::problem::Problem),
+        (status = 503, description = "the database is unavailable", body = crate::problem::Problem)),
+    security(("bearer" = [])))]
 pub async fn invite(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -305,9 +322,11 @@ pub async fn invite(
     Ok((
         StatusCode::CREATED,
         Json(InviteResponse {
-            message: "invitation recorded: sign up with this email to join",
-            email: inv.email,
-            role: inv.role.as_str(),
+            message: "invitation recorded: sign up with this email and the invite_token to join",
+            email: inv.row.email,
+            role: inv.row.role.as_str(),
+            invite_token: inv.token.to_string(),
+            expires_at: inv.row.expires_at,
         }),
     ))
 }

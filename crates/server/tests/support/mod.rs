@@ -6,14 +6,23 @@ use std::sync::Arc;
 use axum::Router;
 use strongroom_crypto::password::PasswordParams;
 use strongroom_engine::{Engine, EngineConfig};
+use strongroom_kms::KeyProvider;
 use strongroom_kms::soft::SoftProvider;
 use strongroom_server::{AppState, router};
 use strongroom_store::sqlite::SqliteStore;
 
 /// The router, its engine, and the directory holding the database (keep it alive).
+#[allow(dead_code)] // not every suite uses every helper
 pub async fn app() -> (Router, Arc<Engine>, tempfile::TempDir) {
+    app_with_provider(Arc::new(SoftProvider::memory().expect("memory provider"))).await
+}
+
+/// [`app`] over the given key provider.
+#[allow(dead_code)] // not every suite uses every helper
+pub async fn app_with_provider(
+    kms: Arc<dyn KeyProvider>,
+) -> (Router, Arc<Engine>, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let kms = Arc::new(SoftProvider::memory().expect("memory provider"));
     let store = Arc::new(
         SqliteStore::open(&dir.path().join("db.sqlite"))
             .await

@@ -55,11 +55,32 @@ const WAL_LIMIT: u64 = 64 << 20;
 const WAL_CHECK_EVERY: u32 = 32;
 /// Prepared statements cached per connection.
 const STATEMENT_CACHE: usize = 64;
-const SCHEMA: &str = include_str!("../../migrations/sqlite/0001_init.sql");
-const SCHEMA_VERSION: i64 = 1;
 
-/// Maps a SQLite error: uniqueness → `Conflict`, bad column data → `Corrupt`,
-/// anything else (I/O, locked, full, read-only, a failing trigger) → `Unavailable`.
+/// The schema's migrations, in order: applying `MIGRATIONS[n]` takes a
+/// database from `user_version` n to n + 1, in one transaction. Append a new
+/// one at the end (`NNNN_what.sql`, numbered one past the last); never edit
+/// or reorder one that has shipped.
+const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_init",
+        include_str!("../../migrations/sqlite/0001_init.sql"),
+    ),
+    (
+        "0002_invitation_tokens_and_version_deletion",
+        include_str!("../../migrations/sqlite/0002_invitation_tokens_and_version_deletion.sql"),
+    ),
+    (
+        "0003_system_vaults_token_generations",
+        include_str!("../../migrations/sqlite/0003_system_vaults_token_generations.sql"),
+    ),
+];
+
+/// Maps a SQLite error: uniqueness → `Conflict`, any other rule of the schema
+/// (foreign key, `NOT NULL`, `CHECK`) → `Constraint`, bad column data →
+/// `Corrupt`, anything else (I/O, locked, full, read-only, a failing trigger)
+/// → `Unavailable`. A change the schema refuses is never reported as an
+/// outage; a trigger's `RAISE` is not part of our schema but how a database
+/// refuses storage (an operator's guard, the fail-closed tests), so it is one.
 pub(super) fn map_err(e: rusqlite::Error) -> StoreError {
     use rusqlite::ffi;
     match &e {
@@ -68,6 +89,12 @@ pub(super) fn map_err(e: rusqlite::Error) -> StoreError {
                 || f.extended_code == ffi::SQLITE_CONSTRAINT_PRIMARYKEY =>
         {
             StoreError::Conflict(msg.clone().unwrap_or_else(|| f.to_string()))
+        }
+        rusqlite::Error::SqliteFailure(f, msg)
+            if f.code == ffi::ErrorCode::ConstraintViolation
+                && f.extended_code != ffi::SQLITE_CONSTRAINT_TRIGGER =>
+        {
+            StoreError::Constraint(msg.clone().unwrap_or_else(|| f.to_string()))
         }
         rusqlite::Error::FromSqlConversionFailure(..)
         | rusqlite::Error::InvalidColumnType(..)
@@ -342,24 +369,59 @@ fn open_conn(path: &Path, synchronous: &str) -> rusqlite::Result<Connection> {
     Ok(c)
 }
 
-/// Creates the schema on a new database (or adopts one made by an earlier
-/// build that tracked migrations in `_sqlx_migrations`).
-fn migrate(c: &Connection) -> rusqlite::Result<()> {
-    let version: i64 = c.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    if version >= SCHEMA_VERSION {
-        return Ok(());
+/// Brings the schema up to the last of [`MIGRATIONS`]: each migration the database
+/// lacks runs in a transaction of its own, which also records its number in
+/// `user_version`, so a crash leaves the database at a version it really has.
+/// A database written by a newer build (a higher `user_version`) is refused:
+/// this build would misread or damage what it does not know.
+///
+/// A database made by an earlier build that tracked migrations in
+/// `_sqlx_migrations` (`user_version` 0 with the tables present) has the
+/// first migration's schema.
+fn migrate(c: &Connection) -> StoreResult<()> {
+    apply_migrations(c, MIGRATIONS)
+}
+
+fn apply_migrations(c: &Connection, migrations: &[(&str, &str)]) -> StoreResult<()> {
+    let known = migrations.len() as i64;
+    let failed =
+        |e: rusqlite::Error| StoreError::Unavailable(format!("migrating the database: {e}"));
+    let mut version: i64 = c
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(failed)?;
+    if version > known {
+        return Err(StoreError::Unavailable(format!(
+            "the database has schema version {version}, newer than this build knows \
+             ({known}): it was written by a newer Strongroom; run that version \
+             (or restore a backup made for this one)"
+        )));
     }
-    let earlier: bool = c.query_row(
-        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'orgs')",
-        [],
-        |r| r.get(0),
-    )?;
-    let tx = c.unchecked_transaction()?;
-    if !earlier {
-        tx.execute_batch(SCHEMA)?;
+    if version == 0 {
+        let earlier: bool = c
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'orgs')",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(failed)?;
+        if earlier {
+            c.pragma_update(None, "user_version", 1).map_err(failed)?;
+            version = 1;
+        }
     }
-    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
-    tx.commit()
+    for (n, (name, sql)) in migrations.iter().enumerate().skip(version as usize) {
+        let apply = || -> rusqlite::Result<()> {
+            let tx = c.unchecked_transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", n as i64 + 1)?;
+            tx.commit()
+        };
+        apply().map_err(|e| {
+            StoreError::Unavailable(format!("migrating the database ({name}): {e}"))
+        })?;
+        tracing::info!(migration = name, "database schema migrated");
+    }
+    Ok(())
 }
 
 impl Db {
@@ -371,8 +433,7 @@ impl Db {
 
     fn open_with_wal_limit(path: &Path, wal_limit: u64) -> StoreResult<Db> {
         let writer = open_conn(path, "FULL").map_err(map_err)?;
-        migrate(&writer)
-            .map_err(|e| StoreError::Unavailable(format!("migrating the database: {e}")))?;
+        migrate(&writer)?;
         writer
             .pragma_update(None, "journal_size_limit", wal_limit as i64)
             .map_err(map_err)?;
@@ -742,6 +803,58 @@ mod tests {
             "the test needs a growing WAL: {unbounded}"
         );
         assert!(bounded < 1 << 20, "WAL of {bounded} bytes");
+    }
+
+    fn user_version(c: &Connection) -> i64 {
+        c.pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap()
+    }
+
+    /// The list is numbered 0001, 0002, … with no gap or repeat, so an
+    /// appended migration that takes a taken number (or skips one) fails here.
+    #[test]
+    fn migrations_are_numbered_in_order() {
+        for (i, (name, sql)) in MIGRATIONS.iter().enumerate() {
+            assert!(
+                name.starts_with(&format!("{:04}_", i + 1)),
+                "migration {i} is named {name}"
+            );
+            assert!(!sql.trim().is_empty(), "{name} is empty");
+        }
+    }
+
+    /// A migration that fails changes nothing and leaves the version where it
+    /// was; the ones before it stay applied; a later open resumes.
+    #[test]
+    fn a_failing_migration_is_rolled_back_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = open_conn(&dir.path().join("db.sqlite"), "FULL").unwrap();
+        let first = ("0001_t", "CREATE TABLE t (x INTEGER);");
+        let broken = (
+            "0002_broken",
+            "CREATE TABLE u (x INTEGER); INSERT INTO t VALUES (1); SELECT no_such_function();",
+        );
+        let e = apply_migrations(&c, &[first, broken]).unwrap_err();
+        assert!(e.to_string().contains("0002_broken"), "{e}");
+        assert_eq!(user_version(&c), 1);
+        let tables = |name: &str| -> i64 {
+            c.query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?",
+                [name],
+                |r| r.get(0),
+            )
+            .unwrap()
+        };
+        assert_eq!(tables("t"), 1);
+        assert_eq!(tables("u"), 0);
+        let rows: i64 = c
+            .query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 0);
+        let fixed = ("0002_fixed", "CREATE TABLE u (x INTEGER);");
+        apply_migrations(&c, &[first, fixed]).unwrap();
+        assert_eq!(user_version(&c), 2);
+        assert_eq!(tables("u"), 1);
     }
 
     /// Writes after `close` fail cleanly instead of hanging.

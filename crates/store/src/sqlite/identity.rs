@@ -54,6 +54,8 @@ fn agent_row(r: &Row<'_>) -> StoreResult<AgentRow> {
         key_hash: get(r, "key_hash")?,
         ssh_public_key: get(r, "ssh_public_key")?,
         ecdh_public_key: get(r, "ecdh_public_key")?,
+        token_generation: u32::try_from(get::<i64>(r, "token_generation")?)
+            .map_err(|_| corrupt("agents.token_generation"))?,
         extra: json(r, "extra")?,
         created_by: subject(r, "created_by")?,
         created_at: from_micros(get(r, "created_at")?),
@@ -109,6 +111,19 @@ fn policy_row(r: &Row<'_>) -> StoreResult<PolicyRow> {
     })
 }
 
+fn invitation_row(r: &Row<'_>) -> StoreResult<InvitationRow> {
+    let role: String = get(r, "role")?;
+    Ok(InvitationRow {
+        org_id: parse(r, "org_id")?,
+        email: get(r, "email")?,
+        role: Role::from_str(&role).map_err(|_| corrupt("invitations.role"))?,
+        invited_by: parse(r, "invited_by")?,
+        token_hash: get(r, "token_hash")?,
+        created_at: from_micros(get(r, "created_at")?),
+        expires_at: from_micros(get(r, "expires_at")?),
+    })
+}
+
 fn to_json_text<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).expect("serializable")
 }
@@ -136,49 +151,45 @@ impl SqliteStore {
     pub(super) async fn accept_invitation_impl(
         &self,
         user: &UserRow,
+        token_hash: &[u8],
         audit: &AuditRecord,
     ) -> StoreResult<()> {
         let user = user.clone();
+        let token_hash = token_hash.to_vec();
         let audit = PreparedAudit::new(audit);
         self.db
             .write(move |tx: &mut Tx<'_>| {
-                let (org, role) = query_opt(
+                // Consumed only if it is this organisation's, for this email,
+                // with this token and role, and still valid. A failure below
+                // (the email taken meanwhile) rolls the delete back too.
+                let n = exec(
                     tx,
-                    "SELECT org_id, role FROM invitations WHERE email = ?",
-                    [&user.email],
-                    |r| Ok((get::<String>(r, "org_id")?, get::<String>(r, "role")?)),
-                )?
-                .ok_or_else(|| StoreError::Conflict("no invitation".into()))?;
-                if org != user.org_id.to_string() || role != user.role.as_str() {
-                    return Err(StoreError::Conflict(
-                        "the invitation is for another organisation or role".into(),
-                    ));
+                    "DELETE FROM invitations
+                     WHERE org_id = ? AND email = ? AND token_hash = ? AND role = ? AND expires_at > ?",
+                    params![
+                        user.org_id.to_string(),
+                        user.email,
+                        token_hash,
+                        user.role.as_str(),
+                        to_micros(now()),
+                    ],
+                )?;
+                if n != 1 {
+                    return Err(StoreError::Conflict("no such invitation".into()));
                 }
-                // A failure below (the email taken meanwhile) rolls back this
-                // delete too: the invitation stays.
-                exec(tx, "DELETE FROM invitations WHERE email = ?", [&user.email])?;
                 super::insert_user(tx, &user)?;
                 tx.audit(audit)
             })
             .await
     }
 
-    pub(super) async fn invitation_impl(&self, email: &str) -> StoreResult<Option<InvitationRow>> {
+    pub(super) async fn invitations_impl(&self, email: &str) -> StoreResult<Vec<InvitationRow>> {
         self.db.read(|c| {
-            query_opt(
+            query_all(
                 c,
-                "SELECT * FROM invitations WHERE email = ?",
+                "SELECT * FROM invitations WHERE email = ? ORDER BY created_at, org_id",
                 [email],
-                |r| {
-                    let role: String = get(r, "role")?;
-                    Ok(InvitationRow {
-                        email: get(r, "email")?,
-                        org_id: parse(r, "org_id")?,
-                        role: Role::from_str(&role).map_err(|_| corrupt("invitations.role"))?,
-                        invited_by: parse(r, "invited_by")?,
-                        created_at: from_micros(get(r, "created_at")?),
-                    })
-                },
+                invitation_row,
             )
         })
     }
@@ -192,25 +203,26 @@ impl SqliteStore {
         let audit = PreparedAudit::new(audit);
         self.db
             .write(move |tx: &mut Tx<'_>| {
-                let taken = query_opt(tx, "SELECT 1 FROM users WHERE email = ?", [&inv.email], |_| {
-                    Ok(())
-                })?;
-                if taken.is_some() {
-                    return Err(StoreError::Conflict(
-                        "a user with this email already exists".into(),
-                    ));
-                }
                 exec(
                     tx,
-                    "INSERT INTO invitations (email, org_id, role, invited_by, created_at) VALUES (?, ?, ?, ?, ?)
-             ON CONFLICT (email) DO UPDATE SET org_id = excluded.org_id, role = excluded.role,
-               invited_by = excluded.invited_by, created_at = excluded.created_at",
+                    "DELETE FROM invitations WHERE expires_at <= ?",
+                    [to_micros(now())],
+                )?;
+                exec(
+                    tx,
+                    "INSERT INTO invitations (org_id, email, role, invited_by, token_hash, created_at, expires_at)
+                     VALUES (?, ?, ?, ?, ?, ?, ?)
+                     ON CONFLICT (org_id, email) DO UPDATE SET role = excluded.role,
+                       invited_by = excluded.invited_by, token_hash = excluded.token_hash,
+                       created_at = excluded.created_at, expires_at = excluded.expires_at",
                     params![
-                        inv.email,
                         inv.org_id.to_string(),
+                        inv.email,
                         inv.role.as_str(),
                         inv.invited_by.to_string(),
+                        inv.token_hash,
                         to_micros(inv.created_at),
+                        to_micros(inv.expires_at),
                     ],
                 )?;
                 tx.audit(audit)
@@ -294,23 +306,41 @@ impl SqliteStore {
         subject: &Subject,
         jti: Option<&str>,
     ) -> StoreResult<PrincipalStatus> {
-        let (role, agent_active, revoked) = self.db.read(|c| {
-            query_opt(
-                c,
-                "SELECT (SELECT role FROM users WHERE id = ?1 AND org_id = ?2) AS role,
-                    (SELECT 1 FROM agents WHERE id = ?1 AND org_id = ?2 AND is_active = 1
-                        AND (expires_at IS NULL OR expires_at > ?4)) AS agent_active,
-                    EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = ?3) AS revoked",
-                params![subject.id_string(), org.to_string(), jti, to_micros(now())],
-                |r| {
-                    Ok((
-                        get::<Option<String>>(r, "role")?,
-                        get::<Option<i64>>(r, "agent_active")?,
-                        get::<i64>(r, "revoked")?,
-                    ))
-                },
-            )?
-            .ok_or_else(|| corrupt("principal status: no row"))
+        let (role, agent, revoked) = self.db.read(|c| {
+            let role = match subject {
+                Subject::User(_) => query_opt(
+                    c,
+                    "SELECT role FROM users WHERE id = ? AND org_id = ?",
+                    params![subject.id_string(), org.to_string()],
+                    |r| get::<String>(r, "role"),
+                )?,
+                Subject::Agent(_) => None,
+            };
+            let agent = match subject {
+                Subject::Agent(_) => query_opt(
+                    c,
+                    "SELECT token_generation,
+                        coalesce(json_extract(extra, '$.intents_api_enabled'), 0) IS 1 AS intents
+                     FROM agents WHERE id = ? AND org_id = ? AND is_active = 1
+                        AND (expires_at IS NULL OR expires_at > ?)",
+                    params![subject.id_string(), org.to_string(), to_micros(now())],
+                    |r| {
+                        Ok((
+                            get::<i64>(r, "token_generation")?,
+                            get::<bool>(r, "intents")?,
+                        ))
+                    },
+                )?,
+                Subject::User(_) => None,
+            };
+            let revoked = match jti {
+                Some(j) => query_opt(c, "SELECT 1 FROM revoked_tokens WHERE jti = ?", [j], |_| {
+                    Ok(())
+                })?
+                .is_some(),
+                None => false,
+            };
+            Ok((role, agent, revoked))
         })?;
         let (active, role) = match subject {
             Subject::User(_) => (
@@ -320,12 +350,16 @@ impl SqliteStore {
                     .transpose()
                     .map_err(|_| corrupt("users.role"))?,
             ),
-            Subject::Agent(_) => (agent_active.is_some(), None),
+            Subject::Agent(_) => (agent.is_some(), None),
         };
+        let (generation, intents_api) = agent.unwrap_or_default();
         Ok(PrincipalStatus {
             active,
             role,
-            revoked: revoked != 0,
+            revoked,
+            token_generation: u32::try_from(generation)
+                .map_err(|_| corrupt("agents.token_generation"))?,
+            intents_api,
         })
     }
 
@@ -432,7 +466,7 @@ impl SqliteStore {
                     tx,
                     "UPDATE agents SET name = ?, description = ?, scopes = ?, vault_ids = ?, token_ttl_seconds = ?, expires_at = ?,
                 api_key_expires_at = ?, is_active = ?, key_prefix = ?, key_hash = ?, ssh_public_key = ?, ecdh_public_key = ?,
-                extra = ?, updated_at = ?
+                extra = ?, updated_at = ?, token_generation = MAX(token_generation, ?)
              WHERE id = ? AND org_id = ?",
                     params![
                         a.name,
@@ -449,6 +483,7 @@ impl SqliteStore {
                         a.ecdh_public_key,
                         a.extra.to_string(),
                         to_micros(a.updated_at),
+                        i64::from(a.token_generation),
                         a.id.to_string(),
                         a.org_id.to_string(),
                     ],

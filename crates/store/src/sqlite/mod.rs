@@ -146,8 +146,22 @@ fn user_row(r: &Row<'_>) -> StoreResult<UserRow> {
     })
 }
 
+/// How a vault's creator is stored: the subject, or `system` for the server's own.
+fn vault_creator(c: Option<Subject>) -> String {
+    c.map_or_else(|| SYSTEM_CREATOR.to_owned(), |s| s.to_string())
+}
+
+const SYSTEM_CREATOR: &str = "system";
+
 fn vault_row(r: &Row<'_>) -> StoreResult<VaultRow> {
     let created_by: String = get(r, "created_by")?;
+    let kind: String = get(r, "kind")?;
+    let created_by = match created_by.as_str() {
+        SYSTEM_CREATOR => None,
+        s => Some(
+            Subject::from_str(s).map_err(|_| StoreError::Corrupt("vaults.created_by".into()))?,
+        ),
+    };
     Ok(VaultRow {
         id: parse(r, "id")?,
         org_id: parse(r, "org_id")?,
@@ -157,8 +171,8 @@ fn vault_row(r: &Row<'_>) -> StoreResult<VaultRow> {
         kek_version: u32_col(r, "kek_version")?,
         kek_provider: get(r, "kek_provider")?,
         pending_kek_ref: get(r, "pending_kek_ref")?,
-        created_by: Subject::from_str(&created_by)
-            .map_err(|_| StoreError::Corrupt("vaults.created_by".into()))?,
+        created_by,
+        kind: VaultKind::parse(&kind).ok_or_else(|| StoreError::Corrupt("vaults.kind".into()))?,
         created_at: from_micros(get(r, "created_at")?),
     })
 }
@@ -182,12 +196,12 @@ fn meta_row(r: &Row<'_>) -> StoreResult<SecretMeta> {
 
 const VERSION_COLUMNS: &str = "v.secret_id, v.version, v.vault_id, v.path, v.type, v.metadata, v.expires_at, \
      v.max_access_count, v.access_count, v.disabled, v.envelope_version, v.ciphertext, v.iv, v.auth_tag, \
-     v.wrapped_dek, v.kek_ref, v.kek_version, v.created_by, v.created_at, s.deleted_at";
+     v.wrapped_dek, v.kek_ref, v.kek_version, v.created_by, v.created_at, v.deleted_at";
 
 fn version_row(r: &Row<'_>) -> StoreResult<VersionRow> {
     Ok(VersionRow {
         meta: meta_row(r)?,
-        secret_deleted: get::<Option<i64>>(r, "deleted_at")?.is_some(),
+        deleted: get::<Option<i64>>(r, "deleted_at")?.is_some(),
         access_count: get(r, "access_count")?,
         max_access_count: get(r, "max_access_count")?,
         envelope: Envelope {
@@ -269,8 +283,8 @@ impl Store for SqliteStore {
             .write(move |tx| {
                 exec(
                     tx,
-                    "INSERT INTO vaults (id, org_id, name, description, kek_ref, kek_version, kek_provider, pending_kek_ref, created_by, created_at)
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO vaults (id, org_id, name, description, kek_ref, kek_version, kek_provider, pending_kek_ref, created_by, kind, created_at)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     params![
                         v.id.to_string(),
                         v.org_id.to_string(),
@@ -280,7 +294,8 @@ impl Store for SqliteStore {
                         v.kek_version as i64,
                         v.kek_provider,
                         v.pending_kek_ref,
-                        v.created_by.to_string(),
+                        vault_creator(v.created_by),
+                        v.kind.as_str(),
                         to_micros(v.created_at)
                     ],
                 )?;
@@ -295,6 +310,17 @@ impl Store for SqliteStore {
                 c,
                 "SELECT * FROM vaults WHERE id = ?",
                 [id.to_string()],
+                vault_row,
+            )
+        })
+    }
+
+    async fn system_vault(&self, org: OrgId, kind: VaultKind) -> StoreResult<Option<VaultRow>> {
+        self.db.read(|c| {
+            query_opt(
+                c,
+                "SELECT * FROM vaults WHERE org_id = ? AND kind = ?",
+                params![org.to_string(), kind.as_str()],
                 vault_row,
             )
         })
@@ -320,9 +346,16 @@ impl Store for SqliteStore {
                 {
                     return Ok(false);
                 }
-                exec(tx, "DELETE FROM secret_versions WHERE vault_id = ?", [&id])?;
-                exec(tx, "DELETE FROM secrets WHERE vault_id = ?", [&id])?;
-                exec(tx, "DELETE FROM vaults WHERE id = ?", [&id])?;
+                // Everything that names the vault goes with it, in this
+                // transaction: its versions, secrets and policies.
+                for sql in [
+                    "DELETE FROM secret_versions WHERE vault_id = ?",
+                    "DELETE FROM secrets WHERE vault_id = ?",
+                    "DELETE FROM policies WHERE vault_id = ?",
+                    "DELETE FROM vaults WHERE id = ?",
+                ] {
+                    exec(tx, sql, [&id])?;
+                }
                 tx.audit(audit)?;
                 Ok(true)
             })
@@ -485,7 +518,7 @@ impl Store for SqliteStore {
             query_all(
                 c,
                 "SELECT secret_id, version, vault_id, path, type, metadata, expires_at, disabled, created_by, created_at
-                 FROM secret_versions WHERE secret_id = ? ORDER BY version",
+                 FROM secret_versions WHERE secret_id = ? AND deleted_at IS NULL ORDER BY version",
                 [secret.to_string()],
                 meta_row,
             )
@@ -516,6 +549,13 @@ impl Store for SqliteStore {
         let audit = PreparedAudit::new(audit);
         self.db
             .write(move |tx| {
+                // The versions that exist now are deleted for good; a later
+                // write starts a live version beside them.
+                exec(
+                    tx,
+                    "UPDATE secret_versions SET deleted_at = ? WHERE secret_id = ? AND deleted_at IS NULL",
+                    params![at, secret.to_string()],
+                )?;
                 exec(
                     tx,
                     "UPDATE secrets SET deleted_at = ?, updated_at = ? WHERE id = ?",
@@ -812,11 +852,16 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn accept_invitation(&self, user: &UserRow, audit: &AuditRecord) -> StoreResult<()> {
-        self.accept_invitation_impl(user, audit).await
+    async fn accept_invitation(
+        &self,
+        user: &UserRow,
+        token_hash: &[u8],
+        audit: &AuditRecord,
+    ) -> StoreResult<()> {
+        self.accept_invitation_impl(user, token_hash, audit).await
     }
-    async fn invitation(&self, email: &str) -> StoreResult<Option<InvitationRow>> {
-        self.invitation_impl(email).await
+    async fn invitations(&self, email: &str) -> StoreResult<Vec<InvitationRow>> {
+        self.invitations_impl(email).await
     }
     async fn put_invitation(&self, inv: &InvitationRow, audit: &AuditRecord) -> StoreResult<()> {
         self.put_invitation_impl(inv, audit).await

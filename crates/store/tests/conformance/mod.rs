@@ -72,7 +72,8 @@ pub async fn vault(s: &dyn Store, org: &OrgRow, owner: &UserRow) -> VaultRow {
         kek_version: 1,
         kek_provider: "memory".into(),
         pending_kek_ref: None,
-        created_by: Subject::User(owner.id),
+        created_by: Some(Subject::User(owner.id)),
+        kind: VaultKind::Standard,
         created_at: now(),
     };
     s.create_vault(&v, &audit(org.id, "vault.create"))
@@ -214,7 +215,7 @@ pub fn new_version(
         expires_at: None,
         max_access_count: None,
         envelope: envelope(tag),
-        created_by: v.created_by,
+        created_by: v.created_by.expect("a user's vault"),
         created_at: now(),
     }
 }
@@ -261,18 +262,50 @@ pub async fn vaults(s: &dyn Store) {
     let listed = s.list_vaults(org.id).await.unwrap();
     assert_eq!(listed, vec![v1.clone(), v2.clone()]);
     assert_eq!(s.list_vaults(org2.id).await.unwrap(), vec![other]);
+    let ab = new_version(&v1, "a/b", SecretId::new(), 0, 1);
+    s.insert_version(&ab, &audit(org.id, "secret.write"))
+        .await
+        .unwrap();
+    s.delete_secret(ab.secret_id, &audit(org.id, "secret.delete"))
+        .await
+        .unwrap();
     s.insert_version(
-        &new_version(&v1, "a/b", SecretId::new(), 0, 1),
+        &new_version(&v1, "c", SecretId::new(), 0, 2),
         &audit(org.id, "secret.write"),
     )
     .await
     .unwrap();
+    // Policies name the vault: deleting it takes them along, in one
+    // transaction; another vault's policies stay.
+    let p1 = policy_row(&v1, Subject::User(owner.id), "**");
+    s.create_policy(&p1, &audit(org.id, "policy.create"))
+        .await
+        .unwrap();
+    let p2 = policy_row(&v2, Subject::User(owner.id), "**");
+    s.create_policy(&p2, &audit(org.id, "policy.create"))
+        .await
+        .unwrap();
     assert!(
-        s.delete_vault(v1.id, &audit(org.id, "vault.delete"))
-            .await
-            .unwrap()
+        audited!(
+            s,
+            org.id,
+            1,
+            s.delete_vault(v1.id, &audit(org.id, "vault.delete")).await
+        )
+        .unwrap()
     );
     assert!(s.vault(v1.id).await.unwrap().is_none());
+    assert!(s.policy(p1.policy.id).await.unwrap().is_none());
+    assert!(s.list_policies(v1.id).await.unwrap().is_empty());
+    assert!(
+        s.policies_for(v1.id, &Subject::User(owner.id))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(s.list_policies(v2.id).await.unwrap(), vec![p2]);
+    assert!(s.list_secrets(v1.id, "").await.unwrap().is_empty());
+    assert_eq!(s.count_stale_wraps(v1.id, "none", 0).await.unwrap(), 0);
     assert!(
         s.secret_head(v1.id, &SecretPath::parse("a/b").unwrap())
             .await
@@ -284,6 +317,53 @@ pub async fn vaults(s: &dyn Store) {
             .await
             .unwrap()
     );
+}
+
+/// A change the schema refuses (here: rows naming a vault that does not
+/// exist) fails without changing anything, and is never reported as an
+/// outage.
+pub async fn refused_changes_are_not_outages(s: &dyn Store) {
+    let (org, owner) = org_and_owner(s, "a@example.com", SignupGate::Open)
+        .await
+        .unwrap();
+    let v = vault(s, &org, &owner).await;
+    let gone = vault(s, &org, &owner).await;
+    s.delete_vault(gone.id, &audit(org.id, "vault.delete"))
+        .await
+        .unwrap();
+    let refused = |r: StoreResult<()>| match r {
+        Ok(()) => panic!("a row naming a deleted vault was stored"),
+        Err(StoreError::Unavailable(m)) => panic!("reported as an outage: {m}"),
+        Err(_) => {}
+    };
+    refused(audited!(
+        s,
+        org.id,
+        0,
+        s.insert_version(
+            &new_version(&gone, "x", SecretId::new(), 0, 1),
+            &audit(org.id, "secret.write")
+        )
+        .await
+    ));
+    refused(audited!(
+        s,
+        org.id,
+        0,
+        s.create_policy(
+            &policy_row(&gone, Subject::User(owner.id), "**"),
+            &audit(org.id, "policy.create")
+        )
+        .await
+    ));
+    assert!(s.list_policies(gone.id).await.unwrap().is_empty());
+    // The store still works.
+    s.insert_version(
+        &new_version(&v, "x", SecretId::new(), 0, 1),
+        &audit(org.id, "secret.write"),
+    )
+    .await
+    .unwrap();
 }
 
 pub async fn versions(s: &dyn Store) {
@@ -426,20 +506,46 @@ pub async fn listing_and_delete(s: &dyn Store) {
         .await
         .unwrap()
         .unwrap();
-    assert!(row.secret_deleted);
-    // Writing again undeletes and continues the numbering.
+    assert!(row.deleted);
+    let a = SecretPath::parse("prod/a").unwrap();
+    assert!(s.secret_head(v.id, &a).await.unwrap().unwrap().deleted);
+    // Writing again continues the numbering with a live version; the deleted
+    // versions stay deleted (a write can't bring them back).
     s.insert_version(
         &new_version(&v, "prod/a", head.id, 2, 3),
         &audit(org.id, "w"),
     )
     .await
     .unwrap();
-    let head = s
-        .secret_head(v.id, &SecretPath::parse("prod/a").unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let head = s.secret_head(v.id, &a).await.unwrap().unwrap();
     assert_eq!((head.latest_version, head.deleted), (3, false));
+    let (vid, a) = (v.id, &a);
+    let deleted =
+        |n: Option<u32>| async move { s.version(vid, a, n).await.unwrap().unwrap().deleted };
+    assert!(deleted(Some(1)).await);
+    assert!(deleted(Some(2)).await);
+    assert!(!deleted(Some(3)).await);
+    assert!(!deleted(None).await);
+    let versions = |l: Vec<SecretMeta>| l.into_iter().map(|m| m.version).collect::<Vec<_>>();
+    assert_eq!(versions(s.list_versions(head.id).await.unwrap()), vec![3]);
+    assert_eq!(
+        paths(s.list_secrets(v.id, "prod/").await.unwrap()),
+        vec![("prod/a".into(), 3), ("prod/b".into(), 1)]
+    );
+    // Deleting again deletes the new version too; numbering still continues.
+    s.delete_secret(head.id, &audit(org.id, "del"))
+        .await
+        .unwrap();
+    assert!(deleted(Some(3)).await);
+    assert!(s.list_versions(head.id).await.unwrap().is_empty());
+    s.insert_version(
+        &new_version(&v, "prod/a", head.id, 3, 4),
+        &audit(org.id, "w"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(versions(s.list_versions(head.id).await.unwrap()), vec![4]);
+    assert!(deleted(Some(3)).await);
 }
 
 pub async fn access_counting(s: &dyn Store) {
@@ -766,24 +872,25 @@ fn user_row(org: &OrgRow, email: &str, role: Role) -> UserRow {
 
 fn invitation_row(org: &OrgRow, by: &UserRow, email: &str, role: Role) -> InvitationRow {
     InvitationRow {
-        email: email.into(),
         org_id: org.id,
+        email: email.into(),
         role,
         invited_by: by.id,
+        // Distinct per invitation, like the HMAC of a fresh token.
+        token_hash: Uuid::new_v4().as_bytes().repeat(2),
         created_at: now(),
+        expires_at: now() + Duration::days(7),
     }
 }
 
 /// Invites `email` into `org` with `role` and accepts the invitation.
 pub async fn join(s: &dyn Store, org: &OrgRow, by: &UserRow, email: &str, role: Role) -> UserRow {
-    s.put_invitation(
-        &invitation_row(org, by, email, role),
-        &audit(org.id, "user.invite"),
-    )
-    .await
-    .unwrap();
+    let inv = invitation_row(org, by, email, role);
+    s.put_invitation(&inv, &audit(org.id, "user.invite"))
+        .await
+        .unwrap();
     let u = user_row(org, email, role);
-    s.accept_invitation(&u, &audit(org.id, "auth.signup"))
+    s.accept_invitation(&u, &inv.token_hash, &audit(org.id, "auth.signup"))
         .await
         .unwrap();
     u
@@ -806,6 +913,7 @@ fn agent_row(org: &OrgRow, by: &UserRow, prefix: &str) -> AgentRow {
         key_hash: vec![1; 32],
         ssh_public_key: None,
         ecdh_public_key: None,
+        token_generation: 0,
         extra: json!({}),
         created_by: Subject::User(by.id),
         created_at: now(),
@@ -842,7 +950,7 @@ fn policy_row(v: &VaultRow, who: Subject, pattern: &str) -> PolicyRow {
             priority: 0,
         },
         extra: json!({}),
-        created_by: v.created_by,
+        created_by: v.created_by.expect("a user's vault"),
         created_at: now(),
         updated_at: now(),
     }
@@ -863,20 +971,35 @@ pub async fn invitations(s: &dyn Store) {
     let (org2, owner2) = org_and_owner(s, "b@example.com", SignupGate::Open)
         .await
         .unwrap();
-    assert!(s.invitation("c@example.com").await.unwrap().is_none());
+    assert!(s.invitations("c@example.com").await.unwrap().is_empty());
 
-    // An existing user's email can't be invited.
+    // An existing user's email is recorded like any other (inviting must not
+    // tell whether an account exists), but can't be accepted.
     let taken = invitation_row(&org, &owner, "b@example.com", Role::Member);
+    audited!(
+        s,
+        org.id,
+        1,
+        s.put_invitation(&taken, &audit(org.id, "user.invite"))
+            .await
+    )
+    .unwrap();
+    assert_eq!(
+        s.invitations("b@example.com").await.unwrap(),
+        vec![taken.clone()]
+    );
+    let b_again = user_row(&org, "b@example.com", Role::Member);
     assert!(is_conflict(audited!(
         s,
         org.id,
         0,
-        s.put_invitation(&taken, &audit(org.id, "user.invite"))
+        s.accept_invitation(&b_again, &taken.token_hash, &audit(org.id, "auth.signup"))
             .await
     )));
-    assert!(s.invitation("b@example.com").await.unwrap().is_none());
+    assert!(s.user_by_id(b_again.id).await.unwrap().is_none());
 
-    // Create, then replace (another org and role).
+    // Two organisations invite the same email: two invitations, neither
+    // replaces the other.
     let first = invitation_row(&org2, &owner2, "c@example.com", Role::Admin);
     audited!(
         s,
@@ -886,7 +1009,11 @@ pub async fn invitations(s: &dyn Store) {
             .await
     )
     .unwrap();
-    assert_eq!(s.invitation("c@example.com").await.unwrap(), Some(first));
+    let replaced = invitation_row(&org, &owner, "c@example.com", Role::Admin);
+    s.put_invitation(&replaced, &audit(org.id, "user.invite"))
+        .await
+        .unwrap();
+    // The same organisation again: replaces its own (new token, new role).
     let inv = invitation_row(&org, &owner, "c@example.com", Role::Member);
     audited!(
         s,
@@ -895,10 +1022,11 @@ pub async fn invitations(s: &dyn Store) {
         s.put_invitation(&inv, &audit(org.id, "user.invite")).await
     )
     .unwrap();
-    assert_eq!(
-        s.invitation("c@example.com").await.unwrap(),
-        Some(inv.clone())
-    );
+    let mut pending = s.invitations("c@example.com").await.unwrap();
+    pending.sort_by_key(|i| i.org_id.to_string());
+    let mut expected = vec![first.clone(), inv.clone()];
+    expected.sort_by_key(|i| i.org_id.to_string());
+    assert_eq!(pending, expected);
 
     // No invitation: refused, no user created.
     let stray = user_row(&org, "d@example.com", Role::Member);
@@ -906,60 +1034,95 @@ pub async fn invitations(s: &dyn Store) {
         s,
         org.id,
         0,
-        s.accept_invitation(&stray, &audit(org.id, "auth.signup"))
+        s.accept_invitation(&stray, &inv.token_hash, &audit(org.id, "auth.signup"))
             .await
     )));
     assert!(s.user_by_email("d@example.com").await.unwrap().is_none());
 
-    // The pending invitation fixes the org and role: the replaced one is gone,
-    // and a caller can't pick a higher role.
-    for u in [
-        user_row(&org2, "c@example.com", Role::Admin),
-        user_row(&org, "c@example.com", Role::Owner),
+    // Each invitation's token joins only its own organisation, with its own
+    // role; the replaced token joins nothing; a caller can't pick a higher role.
+    for (u, hash) in [
+        (
+            user_row(&org, "c@example.com", Role::Member),
+            &first.token_hash,
+        ),
+        (
+            user_row(&org2, "c@example.com", Role::Admin),
+            &inv.token_hash,
+        ),
+        (
+            user_row(&org, "c@example.com", Role::Member),
+            &replaced.token_hash,
+        ),
+        (
+            user_row(&org, "c@example.com", Role::Owner),
+            &inv.token_hash,
+        ),
+        (user_row(&org, "c@example.com", Role::Member), &vec![0; 32]),
     ] {
         assert!(is_conflict(
-            s.accept_invitation(&u, &audit(org.id, "auth.signup")).await
+            s.accept_invitation(&u, hash, &audit(org.id, "auth.signup"))
+                .await
         ));
     }
-    assert_eq!(
-        s.invitation("c@example.com").await.unwrap(),
-        Some(inv.clone())
-    );
+    assert!(s.user_by_email("c@example.com").await.unwrap().is_none());
+    assert_eq!(s.invitations("c@example.com").await.unwrap().len(), 2);
 
-    // Accepting joins the org with the invited role and consumes the invitation.
+    // Accepting joins the org with the invited role and consumes that
+    // invitation only.
     let c = user_row(&org, "c@example.com", Role::Member);
     audited!(
         s,
         org.id,
         1,
-        s.accept_invitation(&c, &audit(org.id, "auth.signup")).await
+        s.accept_invitation(&c, &inv.token_hash, &audit(org.id, "auth.signup"))
+            .await
     )
     .unwrap();
     assert_eq!(
         s.user_by_email("c@example.com").await.unwrap(),
         Some(c.clone())
     );
-    assert!(s.invitation("c@example.com").await.unwrap().is_none());
+    assert_eq!(
+        s.invitations("c@example.com").await.unwrap(),
+        vec![first.clone()]
+    );
     assert_eq!(
         s.list_users(org.id).await.unwrap(),
         vec![owner.clone(), c.clone()]
     );
+    // Single use: the same token again is refused.
     let again = UserRow {
         id: UserId::new(),
         ..c.clone()
     };
     assert!(is_conflict(
-        s.accept_invitation(&again, &audit(org.id, "auth.signup"))
+        s.accept_invitation(&again, &inv.token_hash, &audit(org.id, "auth.signup"))
             .await
     ));
-    // Now that c exists, c can't be invited again.
+    // The other organisation's invitation can't be accepted now the email is taken.
+    let c2 = user_row(&org2, "c@example.com", Role::Admin);
     assert!(is_conflict(
-        s.put_invitation(
-            &invitation_row(&org2, &owner2, "c@example.com", Role::Member),
-            &audit(org2.id, "user.invite")
-        )
-        .await
+        s.accept_invitation(&c2, &first.token_hash, &audit(org2.id, "auth.signup"))
+            .await
     ));
+    assert!(s.user_by_id(c2.id).await.unwrap().is_none());
+
+    // An expired invitation is refused and stays refused.
+    let mut old = invitation_row(&org, &owner, "f@example.com", Role::Member);
+    old.expires_at = now() - Duration::seconds(1);
+    s.put_invitation(&old, &audit(org.id, "user.invite"))
+        .await
+        .unwrap();
+    let f = user_row(&org, "f@example.com", Role::Member);
+    assert!(is_conflict(audited!(
+        s,
+        org.id,
+        0,
+        s.accept_invitation(&f, &old.token_hash, &audit(org.id, "auth.signup"))
+            .await
+    )));
+    assert!(s.user_by_email("f@example.com").await.unwrap().is_none());
 
     // The email was taken (by a signup) while the invitation was pending:
     // refused, and the failed accept leaves the invitation in place.
@@ -975,9 +1138,10 @@ pub async fn invitations(s: &dyn Store) {
         s,
         org.id,
         0,
-        s.accept_invitation(&e, &audit(org.id, "auth.signup")).await
+        s.accept_invitation(&e, &e_inv.token_hash, &audit(org.id, "auth.signup"))
+            .await
     )));
-    assert_eq!(s.invitation("e@example.com").await.unwrap(), Some(e_inv));
+    assert_eq!(s.invitations("e@example.com").await.unwrap(), vec![e_inv]);
     assert_eq!(
         s.user_by_email("e@example.com").await.unwrap(),
         Some(e_owner)
@@ -1180,7 +1344,7 @@ pub async fn principal_status(s: &dyn Store) {
     let status = |active, role| PrincipalStatus {
         active,
         role,
-        revoked: false,
+        ..Default::default()
     };
     let user = |u: UserId| Subject::User(u);
     assert_eq!(
@@ -1302,7 +1466,8 @@ pub async fn principal_status(s: &dyn Store) {
         PrincipalStatus {
             active: true,
             role: Some(Role::Owner),
-            revoked: true
+            revoked: true,
+            ..Default::default()
         }
     );
     assert!(
@@ -1836,4 +2001,129 @@ pub async fn settings(s: &dyn Store) {
     assert_eq!(s.init_setting("other", "x").await.unwrap(), "x");
     assert_eq!(s.setting("pepper").await.unwrap().as_deref(), Some("first"));
     assert!(s.setting("missing").await.unwrap().is_none());
+}
+
+/// The server's own vaults: found by kind, one of each kind per organisation,
+/// no creator.
+pub async fn system_vaults(s: &dyn Store) {
+    let (org, owner) = org_and_owner(s, "a@example.com", SignupGate::Open)
+        .await
+        .unwrap();
+    let (org2, owner2) = org_and_owner(s, "b@example.com", SignupGate::Open)
+        .await
+        .unwrap();
+    // A standard vault named like the system one is not it.
+    let impostor = VaultRow {
+        id: VaultId::new(),
+        name: "__agent-keys".into(),
+        ..vault(s, &org, &owner).await
+    };
+    s.create_vault(&impostor, &audit(org.id, "vault.create"))
+        .await
+        .unwrap();
+    assert!(
+        s.system_vault(org.id, VaultKind::AgentKeys)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let keys = VaultRow {
+        id: VaultId::new(),
+        name: "__agent-keys".into(),
+        created_by: None,
+        kind: VaultKind::AgentKeys,
+        ..vault(s, &org2, &owner2).await
+    };
+    let other_org_keys = VaultRow {
+        id: VaultId::new(),
+        org_id: org.id,
+        ..keys.clone()
+    };
+    s.create_vault(&keys, &audit(org2.id, "vault.create"))
+        .await
+        .unwrap();
+    s.create_vault(&other_org_keys, &audit(org.id, "vault.create"))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.system_vault(org2.id, VaultKind::AgentKeys).await.unwrap(),
+        Some(keys.clone())
+    );
+    assert_eq!(s.vault(keys.id).await.unwrap(), Some(keys.clone()));
+    // A second one in the same organisation is a conflict, and not audited.
+    let before = chain_len(s, org2.id).await;
+    let second = VaultRow {
+        id: VaultId::new(),
+        ..keys.clone()
+    };
+    assert!(matches!(
+        s.create_vault(&second, &audit(org2.id, "vault.create"))
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(chain_len(s, org2.id).await, before);
+    assert!(s.vault(second.id).await.unwrap().is_none());
+}
+
+/// An agent's token generation only moves forward, and the status of a
+/// request reports it with the agent's Intents API flag.
+pub async fn token_generations(s: &dyn Store) {
+    let (org, owner) = org_and_owner(s, "a@example.com", SignupGate::Open)
+        .await
+        .unwrap();
+    let a = AgentRow {
+        extra: json!({"intents_api_enabled": true}),
+        ..agent_row(&org, &owner, "ocv_gen1")
+    };
+    s.create_agent(&a, &audit(org.id, "agent.create"))
+        .await
+        .unwrap();
+    let status = |st: PrincipalStatus| (st.active, st.token_generation, st.intents_api);
+    let subject = Subject::Agent(a.id);
+    assert_eq!(
+        status(s.principal_status(org.id, &subject, None).await.unwrap()),
+        (true, 0, true)
+    );
+    let bumped = AgentRow {
+        token_generation: 2,
+        extra: json!({"intents_api_enabled": false}),
+        ..a.clone()
+    };
+    assert!(
+        s.update_agent(&bumped, &audit(org.id, "agent.update"))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        status(s.principal_status(org.id, &subject, None).await.unwrap()),
+        (true, 2, false)
+    );
+    // A stale copy written later can't move it back.
+    let stale = AgentRow {
+        token_generation: 1,
+        ..bumped.clone()
+    };
+    assert!(
+        s.update_agent(&stale, &audit(org.id, "agent.update"))
+            .await
+            .unwrap()
+    );
+    assert_eq!(s.agent(a.id).await.unwrap().unwrap().token_generation, 2);
+    // A user's status carries no generation; an inactive agent none either.
+    let inactive = AgentRow {
+        is_active: false,
+        ..bumped
+    };
+    s.update_agent(&inactive, &audit(org.id, "agent.update"))
+        .await
+        .unwrap();
+    assert_eq!(
+        status(s.principal_status(org.id, &subject, None).await.unwrap()),
+        (false, 0, false)
+    );
+    let me = s
+        .principal_status(org.id, &Subject::User(owner.id), None)
+        .await
+        .unwrap();
+    assert_eq!((me.token_generation, me.intents_api), (0, false));
 }

@@ -1,0 +1,202 @@
+//! A key provider's own error text (for Cloud KMS, full key resource names)
+//! reaches the log, never a client: problem bodies and the unauthenticated
+//! `/v1/health/hsm` carry fixed words only.
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use async_trait::async_trait;
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use serde_json::{Value, json};
+use strongroom_core::VaultId;
+use strongroom_crypto::Dek;
+use strongroom_kms::soft::SoftProvider;
+use strongroom_kms::{KekRef, KeyProvider, KmsError, ProviderHealth, SigningPublicKey, WrappedDek};
+use tower::ServiceExt;
+
+/// What only the provider knows: it must never leave the server.
+const RESOURCE: &str =
+    "projects/acme-prod/locations/europe-west1/keyRings/strongroom/cryptoKeys/vault-7f3a";
+
+const HEALTHY: u8 = 0;
+const UNAVAILABLE: u8 = 1;
+const BROKEN: u8 = 2;
+
+/// The memory provider, failing on demand with a message naming [`RESOURCE`].
+struct Flaky {
+    inner: SoftProvider,
+    mode: Arc<AtomicU8>,
+}
+
+impl Flaky {
+    fn fail(&self) -> Result<(), KmsError> {
+        match self.mode.load(Ordering::SeqCst) {
+            UNAVAILABLE => Err(KmsError::Unavailable(format!(
+                "{RESOURCE}: deadline exceeded"
+            ))),
+            BROKEN => Err(KmsError::Internal(format!("{RESOURCE}: permission denied"))),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[async_trait]
+impl KeyProvider for Flaky {
+    fn name(&self) -> &'static str {
+        "gcp"
+    }
+    async fn create_kek(&self, vault_id: &VaultId) -> Result<KekRef, KmsError> {
+        self.fail()?;
+        self.inner.create_kek(vault_id).await
+    }
+    async fn wrap(&self, kek: &KekRef, dek: &Dek, aad: &[u8]) -> Result<WrappedDek, KmsError> {
+        self.fail()?;
+        self.inner.wrap(kek, dek, aad).await
+    }
+    async fn unwrap(&self, kek: &KekRef, w: &WrappedDek, aad: &[u8]) -> Result<Dek, KmsError> {
+        self.fail()?;
+        self.inner.unwrap(kek, w, aad).await
+    }
+    async fn rotate_kek(&self, kek: &KekRef) -> Result<u32, KmsError> {
+        self.fail()?;
+        self.inner.rotate_kek(kek).await
+    }
+    async fn destroy_kek(&self, kek: &KekRef) -> Result<(), KmsError> {
+        self.fail()?;
+        self.inner.destroy_kek(kek).await
+    }
+    async fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, KmsError> {
+        self.fail()?;
+        self.inner.sign(msg).await
+    }
+    fn signing_public_key(&self) -> SigningPublicKey {
+        self.inner.signing_public_key()
+    }
+    async fn health(&self) -> ProviderHealth {
+        match self.mode.load(Ordering::SeqCst) {
+            HEALTHY => ProviderHealth::Healthy,
+            UNAVAILABLE => ProviderHealth::Unavailable(format!("{RESOURCE}: deadline exceeded")),
+            _ => ProviderHealth::Degraded(format!("{RESOURCE}: permission denied")),
+        }
+    }
+}
+
+async fn send(
+    app: &axum::Router,
+    method: Method,
+    uri: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (StatusCode, String) {
+    let mut b = Request::builder().method(method).uri(uri);
+    if let Some(t) = token {
+        b = b.header(header::AUTHORIZATION, format!("Bearer {t}"));
+    }
+    let body = match body {
+        Some(v) => {
+            b = b.header(header::CONTENT_TYPE, "application/json");
+            Body::from(v.to_string())
+        }
+        None => Body::empty(),
+    };
+    let resp = app.clone().oneshot(b.body(body).unwrap()).await.unwrap();
+    let status = resp.status();
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+#[tokio::test]
+async fn provider_error_text_never_reaches_a_client() {
+    let mode = Arc::new(AtomicU8::new(HEALTHY));
+    let kms = Arc::new(Flaky {
+        inner: SoftProvider::memory().unwrap(),
+        mode: mode.clone(),
+    });
+    let (app, _engine, _dir) = support::app_with_provider(kms).await;
+    let (st, body) = send(
+        &app,
+        Method::POST,
+        "/v1/auth/signup",
+        None,
+        Some(json!({"email": "o@example.com", "password": "Correct-Horse-42!"})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{body}");
+    let token = serde_json::from_str::<Value>(&body).unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let t = Some(token.as_str());
+    let (st, body) = send(
+        &app,
+        Method::POST,
+        "/v1/vaults",
+        t,
+        Some(json!({"name": "v"})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{body}");
+    let vault = serde_json::from_str::<Value>(&body).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let secret = format!("/v1/vaults/{vault}/secrets/db/pw");
+    let (st, _) = send(
+        &app,
+        Method::PUT,
+        &secret,
+        t,
+        Some(json!({"value": "s3cret"})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED);
+    // Healthy: reads work and the health check says ok.
+    let (st, body) = send(&app, Method::GET, &secret, t, None).await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    let (st, body) = send(&app, Method::GET, "/v1/health/hsm", None, None).await;
+    assert_eq!(
+        (st, body.contains("\"ok\"")),
+        (StatusCode::OK, true),
+        "{body}"
+    );
+
+    for (m, status, health) in [
+        (
+            UNAVAILABLE,
+            StatusCode::SERVICE_UNAVAILABLE,
+            StatusCode::SERVICE_UNAVAILABLE,
+        ),
+        (BROKEN, StatusCode::INTERNAL_SERVER_ERROR, StatusCode::OK),
+    ] {
+        mode.store(m, Ordering::SeqCst);
+        for (method, uri, body) in [
+            (Method::GET, secret.clone(), None),
+            (Method::PUT, secret.clone(), Some(json!({"value": "next"}))),
+            (
+                Method::POST,
+                "/v1/vaults".to_owned(),
+                Some(json!({"name": "w"})),
+            ),
+        ] {
+            let (st, text) = send(&app, method.clone(), &uri, t, body).await;
+            assert_eq!(st, status, "{method} {uri}: {text}");
+            assert!(
+                !text.contains("projects/") && !text.contains("acme"),
+                "{method} {uri}: {text}"
+            );
+        }
+        let (st, text) = send(&app, Method::GET, "/v1/health/hsm", None, None).await;
+        assert_eq!(st, health, "{text}");
+        assert!(
+            !text.contains("projects/") && !text.contains("acme"),
+            "{text}"
+        );
+        let (_, text) = send(&app, Method::GET, "/v1/health", None, None).await;
+        assert!(!text.contains("acme"), "{text}");
+    }
+}
