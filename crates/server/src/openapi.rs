@@ -1,7 +1,9 @@
 //! The OpenAPI document, generated from the handlers' annotations.
 
 use axum::Json;
+use utoipa::openapi::header::Header;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{RefOr, Response};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes;
@@ -68,17 +70,43 @@ impl Modify for TransportAnswers {
             for (op, hashes) in ops {
                 let Some(op) = op else { continue };
                 let r = &mut op.responses.responses;
-                r.entry("429".into())
-                    .or_insert_with(|| too_many.clone().into());
+                merge(r, "429", &too_many, &retry_after);
                 if op.request_body.is_some() {
-                    r.entry("408".into())
-                        .or_insert_with(|| slow_body.clone().into());
+                    merge(r, "408", &slow_body, &retry_after);
                 }
                 if hashes {
-                    r.entry("503".into()).or_insert_with(|| busy.clone().into());
+                    merge(r, "503", &busy, &retry_after);
                 }
             }
         }
+    }
+}
+
+/// Adds `answer` under `status`; a route that already documents the status
+/// keeps its own text, extended with `answer`'s, and gains its headers.
+fn merge(
+    responses: &mut std::collections::BTreeMap<String, RefOr<Response>>,
+    status: &str,
+    answer: &Response,
+    retry_after: &Header,
+) {
+    match responses.get_mut(status) {
+        None => {
+            responses.insert(status.to_owned(), answer.clone().into());
+        }
+        Some(RefOr::T(existing)) => {
+            if !existing.description.contains(&answer.description) {
+                existing.description =
+                    format!("{}; or: {}", existing.description, answer.description);
+            }
+            if answer.headers.contains_key("Retry-After") {
+                existing
+                    .headers
+                    .entry("Retry-After".into())
+                    .or_insert_with(|| retry_after.clone().into());
+            }
+        }
+        Some(RefOr::Ref(_)) => {}
     }
 }
 

@@ -568,6 +568,13 @@ async fn the_openapi_document_lists_the_answers_of_the_protections() {
     }
     assert!(responses("/v1/vaults", "post")["408"].is_object());
     assert!(responses("/v1/vaults", "get")["408"].is_null());
+    // A route that already documented 503 keeps its text and gains the new cause.
+    let signup_503 = responses("/v1/auth/signup", "post")["503"]["description"].clone();
+    let text = signup_503.as_str().unwrap_or_default();
+    assert!(
+        text.contains("database") && text.contains("busy"),
+        "{signup_503}"
+    );
     for path in ["/v1/auth/token", "/v1/auth/signup"] {
         assert!(
             responses(path, "post")["503"]["headers"]["Retry-After"].is_object(),
