@@ -707,7 +707,9 @@ async fn the_api_document_describes_invitation_tokens() {
     };
     assert_eq!(
         statuses("/v1/org/invite"),
-        ["201", "400", "401", "403", "408", "413", "415", "429", "503"]
+        [
+            "201", "400", "401", "403", "408", "413", "415", "429", "503"
+        ]
     );
     assert_eq!(
         statuses("/v1/auth/signup"),
