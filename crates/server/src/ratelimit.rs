@@ -155,6 +155,9 @@ struct Bucket {
 #[derive(Clone)]
 pub struct FailedAuthLimiter {
     buckets: Arc<Mutex<HashMap<IpAddr, Bucket>>>,
+    /// When the full table was last swept (a sweep walks every entry, so it
+    /// runs at most once a second however many newcomers arrive).
+    swept: Arc<Mutex<Option<Instant>>>,
     cfg: FailedAuthLimit,
 }
 
@@ -166,6 +169,7 @@ impl FailedAuthLimiter {
     pub fn new(cfg: FailedAuthLimit) -> Self {
         FailedAuthLimiter {
             buckets: Arc::new(Mutex::new(HashMap::new())),
+            swept: Arc::new(Mutex::new(None)),
             cfg: FailedAuthLimit {
                 per_second: cfg.per_second.max(1),
                 burst: cfg.burst.max(1),
@@ -203,11 +207,17 @@ impl FailedAuthLimiter {
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         let mut key = key;
         if !buckets.contains_key(&key) && buckets.len() >= self.cfg.max_clients {
-            // Forget the clients whose budget has refilled; if the table is
-            // still full, the newcomer shares the overflow budget.
-            let full = f64::from(self.cfg.burst);
-            let rate = f64::from(self.cfg.per_second);
-            buckets.retain(|_, b| b.tokens + now.duration_since(b.at).as_secs_f64() * rate < full);
+            // Forget the clients whose budget has refilled (at most once a
+            // second); if the table is still full, the newcomer shares the
+            // overflow budget.
+            let mut swept = self.swept.lock().unwrap_or_else(|p| p.into_inner());
+            if swept.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1)) {
+                *swept = Some(now);
+                let full = f64::from(self.cfg.burst);
+                let rate = f64::from(self.cfg.per_second);
+                buckets
+                    .retain(|_, b| b.tokens + now.duration_since(b.at).as_secs_f64() * rate < full);
+            }
             if buckets.len() >= self.cfg.max_clients {
                 key = OVERFLOW;
             }
