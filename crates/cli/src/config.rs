@@ -94,6 +94,8 @@ struct FileMetrics {
     enabled: Option<bool>,
     /// A file holding a bearer token `/metrics` requires (else loopback only).
     token_file: Option<PathBuf>,
+    /// Serve `/metrics` on this address instead of the API's.
+    listen: Option<SocketAddr>,
 }
 
 #[derive(Deserialize, Default, Debug)]
@@ -213,8 +215,17 @@ pub struct Config {
     pub transport: Transport,
     pub trusted_proxies: Vec<strongroom_server::client::IpNet>,
     /// `None`: `/metrics` is off.
-    pub metrics: Option<strongroom_server::routes::MetricsAccess>,
+    pub metrics: Option<Metrics>,
     pub dek_cache: Option<strongroom_kms::cache::DekCacheConfig>,
+}
+
+/// Where `/metrics` is served, and to whom (`[metrics]`).
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    /// The rule on the API listener.
+    pub api: strongroom_server::routes::MetricsAccess,
+    /// A listener of its own, and its rule.
+    pub listener: Option<(SocketAddr, strongroom_server::routes::MetricsAccess)>,
 }
 
 /// Connection bounds (`[server]`).
@@ -383,10 +394,23 @@ impl Config {
                     })?),
                     (None, None) => None,
                 };
-            Some(match token.as_deref().map(str::trim) {
+            use strongroom_server::routes::MetricsAccess;
+            let token = match token.as_deref().map(str::trim) {
                 Some("") => bail!("the metrics token is empty"),
-                Some(t) => strongroom_server::routes::MetricsAccess::token(t),
-                None => strongroom_server::routes::MetricsAccess::loopback(),
+                Some(t) => Some(MetricsAccess::token(t)),
+                None => None,
+            };
+            Some(match file.metrics.listen {
+                // A listener of its own: its address decides who reaches it
+                // (plus the token, if one is set); the API port has none.
+                Some(addr) => Metrics {
+                    api: MetricsAccess::elsewhere(),
+                    listener: Some((addr, token.unwrap_or_else(MetricsAccess::anyone))),
+                },
+                None => Metrics {
+                    api: token.unwrap_or_else(MetricsAccess::loopback),
+                    listener: None,
+                },
             })
         } else {
             None

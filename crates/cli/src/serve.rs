@@ -127,11 +127,29 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             auth_limit: cfg.auth_rate_limit,
             failed_auth_limit: cfg.failed_auth_limit,
             trusted_proxies: TrustedProxies::new(cfg.trusted_proxies.clone()),
-            metrics_access: cfg.metrics.clone().unwrap_or_default(),
+            metrics_access: cfg
+                .metrics
+                .as_ref()
+                .map(|m| m.api.clone())
+                .unwrap_or_default(),
             body_timeout: Some(cfg.transport.body_timeout),
         },
     )
     .into_make_service_with_connect_info::<SocketAddr>();
+    let metrics_server = match cfg.metrics.as_ref().and_then(|m| m.listener.clone()) {
+        Some((addr, access)) => Some(
+            serve_metrics(
+                addr,
+                AppState {
+                    engine: engine.clone(),
+                    metrics: install_metrics(),
+                },
+                access,
+            )
+            .await?,
+        ),
+        None => None,
+    };
     let limits = cfg.transport;
     let max_connections = connection_cap(limits.max_connections);
     let acceptor = ConnectionLimit::new(max_connections);
@@ -176,6 +194,9 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             server.handle(handle).serve(app).await?;
         }
     }
+    if let Some(h) = metrics_server {
+        h.graceful_shutdown(Some(Duration::from_secs(1)));
+    }
     // Write the aggregated failure records and seal the log's current heads
     // before stopping.
     failure_flusher.abort();
@@ -187,6 +208,31 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     store.close().await;
     tracing::info!("strongroom stopped");
     Ok(())
+}
+
+/// Serves `/metrics` alone on `addr`; the handle stops it.
+async fn serve_metrics(
+    addr: SocketAddr,
+    state: AppState,
+    access: strongroom_server::routes::MetricsAccess,
+) -> anyhow::Result<axum_server::Handle<SocketAddr>> {
+    let app = strongroom_server::metrics_router(state, access)
+        .into_make_service_with_connect_info::<SocketAddr>();
+    let handle = axum_server::Handle::new();
+    let server = axum_server::bind(addr)
+        .handle(handle.clone())
+        .first_request_timeout(Duration::from_secs(10));
+    tokio::spawn(async move {
+        if let Err(e) = server.serve(app).await {
+            tracing::error!(error = %e, %addr, "the metrics listener stopped");
+        }
+    });
+    match handle.listening().await {
+        // Not "listening on": that line announces the API's address.
+        Some(bound) => tracing::info!("metrics served at http://{bound}/metrics"),
+        None => bail!("could not listen on {addr} for metrics"),
+    }
+    Ok(handle)
 }
 
 fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {

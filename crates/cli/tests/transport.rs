@@ -447,3 +447,38 @@ fn bad_transport_settings_are_refused_at_start() {
         assert!(stderr.contains(needle), "{toml}: {stderr}");
     }
 }
+
+#[tokio::test]
+async fn metrics_can_have_a_listener_of_their_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "[metrics]\nlisten = \"127.0.0.1:0\"\n");
+    let server = Launch::new(dir.path()).arg("--config").arg(config).start();
+    let logs = server.logs();
+    let metrics_url = logs
+        .lines()
+        .find_map(|l| l.split("metrics served at ").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no metrics address in the log:\n{logs}"))
+        .to_owned();
+    let http = reqwest::Client::new();
+    // Not on the API's port any more…
+    let r = http
+        .get(format!("{}/metrics", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    // …but on its own, and nothing else is there.
+    let r = http.get(&metrics_url).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("strongroom_http_requests_total")
+    );
+    let other = metrics_url.replace("/metrics", "/v1/health");
+    assert_eq!(http.get(other).send().await.unwrap().status(), 404);
+    let (status, _) = server.stop();
+    assert!(status.success());
+}

@@ -136,6 +136,23 @@ pub fn router_with(state: AppState, opts: ServerOptions) -> Router {
     .with_state(state)
 }
 
+/// The router of a dedicated metrics listener: `/metrics` only, under `access`
+/// ([`routes::MetricsAccess::anyone`] leaves it to the bind address).
+pub fn metrics_router(state: AppState, access: routes::MetricsAccess) -> Router {
+    Router::new()
+        .route("/metrics", axum::routing::get(routes::metrics))
+        .fallback(routes::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            access,
+            routes::guard_metrics,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            client::TrustedProxies::default(),
+            client::client_addr,
+        ))
+        .with_state(state)
+}
+
 /// Installs the Prometheus recorder (once per process) and returns its handle.
 pub fn install_metrics() -> Option<PrometheusHandle> {
     use std::sync::OnceLock;

@@ -4,7 +4,8 @@
 //! latency), so it is not public: by default only loopback clients (the client
 //! address after trusted proxies, [`crate::client`]) may read it; with a
 //! configured token, only requests carrying `Authorization: Bearer <token>`
-//! may, compared in constant time.
+//! may, compared in constant time. It can also have a listener of its own
+//! ([`crate::metrics_router`]), whose bind address decides who reaches it.
 
 use axum::Json;
 use axum::extract::State;
@@ -55,17 +56,29 @@ pub async fn health_hsm(State(s): State<AppState>) -> Response {
 
 /// Who may read `/metrics`.
 #[derive(Clone, Default)]
-pub struct MetricsAccess {
-    /// SHA-256 of the token; `None`: loopback clients only.
-    token_digest: Option<[u8; 32]>,
+pub struct MetricsAccess(Rule);
+
+#[derive(Clone, Default)]
+enum Rule {
+    /// Loopback clients only.
+    #[default]
+    Loopback,
+    /// Requests bearing the token whose SHA-256 this is.
+    Token([u8; 32]),
+    /// Any client that reaches the listener (a dedicated metrics listener,
+    /// whose bind address decides who that is).
+    Anyone,
+    /// Not on this listener: `/metrics` has a listener of its own.
+    Elsewhere,
 }
 
 impl std::fmt::Debug for MetricsAccess {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let rule = if self.token_digest.is_some() {
-            "token"
-        } else {
-            "loopback"
+        let rule = match self.0 {
+            Rule::Loopback => "loopback",
+            Rule::Token(_) => "token",
+            Rule::Anyone => "anyone reaching the listener",
+            Rule::Elsewhere => "served elsewhere",
         };
         f.debug_struct("MetricsAccess")
             .field("rule", &rule)
@@ -76,22 +89,30 @@ impl std::fmt::Debug for MetricsAccess {
 impl MetricsAccess {
     /// Loopback clients only (the default).
     pub fn loopback() -> Self {
-        MetricsAccess::default()
+        MetricsAccess(Rule::Loopback)
     }
 
     /// Requests bearing this token, from anywhere.
     pub fn token(token: &str) -> Self {
         use sha2::Digest;
-        MetricsAccess {
-            token_digest: Some(sha2::Sha256::digest(token.as_bytes()).into()),
-        }
+        MetricsAccess(Rule::Token(sha2::Sha256::digest(token.as_bytes()).into()))
+    }
+
+    /// Every client of the listener (for a dedicated metrics listener).
+    pub fn anyone() -> Self {
+        MetricsAccess(Rule::Anyone)
+    }
+
+    /// `404` here: metrics are served on a listener of their own.
+    pub fn elsewhere() -> Self {
+        MetricsAccess(Rule::Elsewhere)
     }
 
     fn allows(&self, req: &axum::extract::Request) -> Result<(), StatusCode> {
         use sha2::Digest;
         use subtle::ConstantTimeEq;
-        match &self.token_digest {
-            Some(want) => {
+        match &self.0 {
+            Rule::Token(want) => {
                 let presented = req
                     .headers()
                     .get(header::AUTHORIZATION)
@@ -107,7 +128,7 @@ impl MetricsAccess {
                     Err(StatusCode::UNAUTHORIZED)
                 }
             }
-            None => {
+            Rule::Loopback => {
                 let client = req
                     .extensions()
                     .get::<crate::client::ClientAddr>()
@@ -118,6 +139,8 @@ impl MetricsAccess {
                     Err(StatusCode::FORBIDDEN)
                 }
             }
+            Rule::Anyone => Ok(()),
+            Rule::Elsewhere => Err(StatusCode::NOT_FOUND),
         }
     }
 }
@@ -145,6 +168,11 @@ pub async fn guard_metrics(
             );
             r
         }
+        Err(StatusCode::NOT_FOUND) => crate::problem::Problem::new(
+            StatusCode::NOT_FOUND,
+            "metrics are served on their own listen address",
+        )
+        .into_response(),
         Err(status) => crate::problem::Problem::new(
             status,
             "metrics are served to loopback clients only (or configure a metrics token)",
