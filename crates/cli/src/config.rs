@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
@@ -63,6 +64,38 @@ struct FileConfig {
     audit: FileAudit,
     #[serde(default)]
     limits: FileLimits,
+    #[serde(default)]
+    server: FileServer,
+    #[serde(default)]
+    metrics: FileMetrics,
+}
+
+/// `[server]`: how connections are bounded, and who is a proxy.
+#[derive(Deserialize, Default, Debug)]
+#[serde(deny_unknown_fields)]
+struct FileServer {
+    /// From accepting a connection to its first complete request head.
+    header_timeout_secs: Option<u64>,
+    /// For a request body to arrive, from the end of its head.
+    body_timeout_secs: Option<u64>,
+    /// Between requests on a kept-alive connection (including the next head).
+    idle_timeout_secs: Option<u64>,
+    /// Connections open at once; more are closed on accept.
+    max_connections: Option<usize>,
+    /// Networks (CIDR) of proxies whose `X-Forwarded-For` names the client.
+    trusted_proxies: Option<Vec<String>>,
+}
+
+/// `[metrics]`: who may read `/metrics`.
+#[derive(Deserialize, Default, Debug)]
+#[serde(deny_unknown_fields)]
+struct FileMetrics {
+    /// Serve `/metrics` at all.
+    enabled: Option<bool>,
+    /// A file holding a bearer token `/metrics` requires (else loopback only).
+    token_file: Option<PathBuf>,
+    /// Serve `/metrics` on this address instead of the API's.
+    listen: Option<SocketAddr>,
 }
 
 #[derive(Deserialize, Default, Debug)]
@@ -71,6 +104,13 @@ struct FileLimits {
     /// Requests per second per client on the public auth routes; 0 turns the limit off.
     auth_per_second: Option<u32>,
     auth_burst: Option<u32>,
+    /// Failed authentications per second per client, on every route; 0 turns the limit off.
+    failed_auth_per_second: Option<u32>,
+    failed_auth_burst: Option<u32>,
+    /// Password hashes computed at once (default: the number of cores).
+    password_hashing_concurrency: Option<usize>,
+    /// How long a login or sign-up waits for a hashing slot before a 503.
+    password_hashing_wait_ms: Option<u64>,
 }
 
 #[derive(Deserialize, Default, Debug)]
@@ -78,6 +118,8 @@ struct FileLimits {
 struct FileAudit {
     checkpoint_every_events: Option<u64>,
     checkpoint_interval_secs: Option<u64>,
+    /// Window of the aggregated records of failures naming no organisation.
+    auth_failure_window_secs: Option<u64>,
 }
 
 #[derive(Deserialize, Default, Debug)]
@@ -167,7 +209,47 @@ pub struct Config {
     pub dev: bool,
     pub checkpoints: strongroom_engine::CheckpointPolicy,
     pub auth_rate_limit: Option<strongroom_server::ratelimit::AuthRateLimit>,
+    pub failed_auth_limit: Option<strongroom_server::ratelimit::FailedAuthLimit>,
+    pub hashing: strongroom_engine::hashing::HashingLimits,
+    pub auth_failure_window: Duration,
+    pub transport: Transport,
+    pub trusted_proxies: Vec<strongroom_server::client::IpNet>,
+    /// `None`: `/metrics` is off.
+    pub metrics: Option<Metrics>,
     pub dek_cache: Option<strongroom_kms::cache::DekCacheConfig>,
+}
+
+/// Where `/metrics` is served, and to whom (`[metrics]`).
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    /// The rule on the API listener.
+    pub api: strongroom_server::routes::MetricsAccess,
+    /// A listener of its own, and its rule.
+    pub listener: Option<(SocketAddr, strongroom_server::routes::MetricsAccess)>,
+}
+
+/// Connection bounds (`[server]`).
+#[derive(Debug, Clone, Copy)]
+pub struct Transport {
+    /// From accepting a connection to its first complete request head.
+    pub header_timeout: Duration,
+    /// For a request body to arrive.
+    pub body_timeout: Duration,
+    /// Between requests on a kept-alive connection.
+    pub idle_timeout: Duration,
+    /// Connections open at once.
+    pub max_connections: usize,
+}
+
+impl Default for Transport {
+    fn default() -> Self {
+        Transport {
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 4096,
+        }
+    }
 }
 
 impl Config {
@@ -232,7 +314,114 @@ impl Config {
                 burst: file.limits.auth_burst.unwrap_or(rl.burst),
             }),
         };
+        let fl = strongroom_server::ratelimit::FailedAuthLimit::default();
+        let failed_auth_limit = match file.limits.failed_auth_per_second.unwrap_or(fl.per_second) {
+            0 => None,
+            per_second => Some(strongroom_server::ratelimit::FailedAuthLimit {
+                per_second,
+                burst: file.limits.failed_auth_burst.unwrap_or(fl.burst),
+                ..fl
+            }),
+        };
+        let hd = strongroom_engine::hashing::HashingLimits::default();
+        let hashing = strongroom_engine::hashing::HashingLimits {
+            permits: file
+                .limits
+                .password_hashing_concurrency
+                .unwrap_or(hd.permits)
+                .max(1),
+            wait: file
+                .limits
+                .password_hashing_wait_ms
+                .map(Duration::from_millis)
+                .unwrap_or(hd.wait),
+        };
+        let auth_failure_window = Duration::from_secs(
+            file.audit
+                .auth_failure_window_secs
+                .unwrap_or(60)
+                .clamp(1, 3600),
+        );
+        let td = Transport::default();
+        let secs = |v: Option<u64>, d: Duration, name: &str| -> anyhow::Result<Duration> {
+            match v {
+                Some(0) => bail!("server.{name} must be at least 1 second"),
+                Some(n) => Ok(Duration::from_secs(n)),
+                None => Ok(d),
+            }
+        };
+        let transport = Transport {
+            header_timeout: secs(
+                file.server.header_timeout_secs,
+                td.header_timeout,
+                "header_timeout_secs",
+            )?,
+            body_timeout: secs(
+                file.server.body_timeout_secs,
+                td.body_timeout,
+                "body_timeout_secs",
+            )?,
+            idle_timeout: secs(
+                file.server.idle_timeout_secs,
+                td.idle_timeout,
+                "idle_timeout_secs",
+            )?,
+            max_connections: match file.server.max_connections {
+                Some(0) => bail!("server.max_connections must be at least 1"),
+                Some(n) => n,
+                None => td.max_connections,
+            },
+        };
+        let trusted_proxies = file
+            .server
+            .trusted_proxies
+            .unwrap_or_default()
+            .iter()
+            .map(|s| {
+                s.parse()
+                    .map_err(|e: String| anyhow::anyhow!("server.trusted_proxies: {e}"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let metrics = if file.metrics.enabled.unwrap_or(true) {
+            let token =
+                match (
+                    std::env::var("STRONGROOM_METRICS_TOKEN").ok(),
+                    &file.metrics.token_file,
+                ) {
+                    (Some(t), _) => Some(t),
+                    (None, Some(f)) => Some(std::fs::read_to_string(f).with_context(|| {
+                        format!("reading the metrics token file {}", f.display())
+                    })?),
+                    (None, None) => None,
+                };
+            use strongroom_server::routes::MetricsAccess;
+            let token = match token.as_deref().map(str::trim) {
+                Some("") => bail!("the metrics token is empty"),
+                Some(t) => Some(MetricsAccess::token(t)),
+                None => None,
+            };
+            Some(match file.metrics.listen {
+                // A listener of its own: its address decides who reaches it
+                // (plus the token, if one is set); the API port has none.
+                Some(addr) => Metrics {
+                    api: MetricsAccess::elsewhere(),
+                    listener: Some((addr, token.unwrap_or_else(MetricsAccess::anyone))),
+                },
+                None => Metrics {
+                    api: token.unwrap_or_else(MetricsAccess::loopback),
+                    listener: None,
+                },
+            })
+        } else {
+            None
+        };
         Ok(Config {
+            failed_auth_limit,
+            hashing,
+            auth_failure_window,
+            transport,
+            trusted_proxies,
+            metrics,
             dek_cache,
             auth_rate_limit,
             checkpoints,

@@ -6,6 +6,7 @@ mod config;
 mod kek;
 mod kms_check;
 mod serve;
+mod transport;
 
 use clap::{Parser, Subcommand};
 

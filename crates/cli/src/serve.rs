@@ -6,15 +6,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use strongroom_engine::auth_failures::AuthFailureAggregation;
 use strongroom_engine::{Engine, EngineConfig};
 use strongroom_kms::root_key::RootKey;
 use strongroom_kms::soft::SoftProvider;
 use strongroom_kms::{KeyProvider, Metered};
-use strongroom_server::{AppState, install_metrics, router_with_limits};
+use strongroom_server::client::TrustedProxies;
+use strongroom_server::{AppState, ServerOptions, install_metrics, router_with};
 use strongroom_store::SignupGate;
 use strongroom_store::sqlite::SqliteStore;
 
 use crate::config::{Config, Provider};
+use crate::transport::{ConnectionLimit, bound_connections, connection_cap};
 
 fn init_logging(json: bool) {
     use tracing_subscriber::EnvFilter;
@@ -102,6 +105,11 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
                 } else {
                     SignupGate::FirstOnly
                 },
+                hashing: cfg.hashing,
+                auth_failures: AuthFailureAggregation {
+                    window: cfg.auth_failure_window,
+                    ..Default::default()
+                },
                 ..Default::default()
             },
         )
@@ -109,14 +117,42 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         .context("starting the engine")?,
     );
     let checkpointer = engine.spawn_checkpointer(cfg.checkpoints);
-    let app = router_with_limits(
+    let failure_flusher = engine.spawn_auth_failure_flusher();
+    let app = router_with(
         AppState {
             engine: engine.clone(),
-            metrics: install_metrics(),
+            metrics: cfg.metrics.as_ref().and_then(|_| install_metrics()),
         },
-        cfg.auth_rate_limit,
+        ServerOptions {
+            auth_limit: cfg.auth_rate_limit,
+            failed_auth_limit: cfg.failed_auth_limit,
+            trusted_proxies: TrustedProxies::new(cfg.trusted_proxies.clone()),
+            metrics_access: cfg
+                .metrics
+                .as_ref()
+                .map(|m| m.api.clone())
+                .unwrap_or_default(),
+            body_timeout: Some(cfg.transport.body_timeout),
+        },
     )
     .into_make_service_with_connect_info::<SocketAddr>();
+    let metrics_server = match cfg.metrics.as_ref().and_then(|m| m.listener.clone()) {
+        Some((addr, access)) => Some(
+            serve_metrics(
+                addr,
+                AppState {
+                    engine: engine.clone(),
+                    metrics: install_metrics(),
+                },
+                access,
+            )
+            .await?,
+        ),
+        None => None,
+    };
+    let limits = cfg.transport;
+    let max_connections = connection_cap(limits.max_connections);
+    let acceptor = ConnectionLimit::new(max_connections);
 
     let handle = axum_server::Handle::new();
     tokio::spawn(shutdown_on_signal(handle.clone()));
@@ -141,19 +177,30 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
                 .await
                 .context("loading the TLS certificate and key")?;
-            axum_server::bind_rustls(cfg.listen, tls)
-                .handle(handle)
-                .serve(app)
-                .await?;
+            let tls = axum_server::tls_rustls::RustlsAcceptor::new(tls)
+                .handshake_timeout(limits.header_timeout)
+                .acceptor(acceptor);
+            let mut server = axum_server::bind(cfg.listen)
+                .acceptor(tls)
+                .first_request_timeout(limits.header_timeout);
+            bound_connections(server.http_builder(), limits);
+            server.handle(handle).serve(app).await?;
         }
         None => {
-            axum_server::bind(cfg.listen)
-                .handle(handle)
-                .serve(app)
-                .await?;
+            let mut server = axum_server::bind(cfg.listen)
+                .acceptor(acceptor)
+                .first_request_timeout(limits.header_timeout);
+            bound_connections(server.http_builder(), limits);
+            server.handle(handle).serve(app).await?;
         }
     }
-    // Seal the log's current heads before stopping.
+    if let Some(h) = metrics_server {
+        h.graceful_shutdown(Some(Duration::from_secs(1)));
+    }
+    // Write the aggregated failure records and seal the log's current heads
+    // before stopping.
+    failure_flusher.abort();
+    engine.flush_auth_failures().await;
     checkpointer.abort();
     if let Err(e) = engine.checkpoint_all().await {
         tracing::warn!(error = %e, "could not sign final audit checkpoints");
@@ -161,6 +208,31 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     store.close().await;
     tracing::info!("strongroom stopped");
     Ok(())
+}
+
+/// Serves `/metrics` alone on `addr`; the handle stops it.
+async fn serve_metrics(
+    addr: SocketAddr,
+    state: AppState,
+    access: strongroom_server::routes::MetricsAccess,
+) -> anyhow::Result<axum_server::Handle<SocketAddr>> {
+    let app = strongroom_server::metrics_router(state, access)
+        .into_make_service_with_connect_info::<SocketAddr>();
+    let handle = axum_server::Handle::new();
+    let server = axum_server::bind(addr)
+        .handle(handle.clone())
+        .first_request_timeout(Duration::from_secs(10));
+    tokio::spawn(async move {
+        if let Err(e) = server.serve(app).await {
+            tracing::error!(error = %e, %addr, "the metrics listener stopped");
+        }
+    });
+    match handle.listening().await {
+        // Not "listening on": that line announces the API's address.
+        Some(bound) => tracing::info!("metrics served at http://{bound}/metrics"),
+        None => bail!("could not listen on {addr} for metrics"),
+    }
+    Ok(handle)
 }
 
 fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {

@@ -69,11 +69,10 @@ impl Engine {
             .filter(|d| !d.is_empty());
         let params = self.config.password_params;
         let password = zeroize::Zeroizing::new(input.password);
-        let password_hash = tokio::task::spawn_blocking(move || {
-            strongroom_crypto::password::hash(&password, params)
-        })
-        .await
-        .map_err(|e| Error::internal(e.to_string()))?;
+        let password_hash = self
+            .password_work
+            .run(move |mem| strongroom_crypto::password::hash_in(&password, params, mem))
+            .await?;
         let closed = || {
             // One answer for "closed" and "email taken", so sign-up can't be used
             // to probe for accounts.
@@ -167,10 +166,10 @@ impl Engine {
             .map(|u| u.password_hash.clone())
             .unwrap_or_else(|| self.dummy_password_hash.clone());
         let pw = zeroize::Zeroizing::new(password.to_owned());
-        let ok =
-            tokio::task::spawn_blocking(move || strongroom_crypto::password::verify(&pw, &hash))
-                .await
-                .map_err(|e| Error::internal(e.to_string()))?;
+        let ok = self
+            .password_work
+            .run(move |mem| strongroom_crypto::password::verify_in(&pw, &hash, mem))
+            .await?;
         match user {
             Some(user) if ok => {
                 self.store
@@ -209,6 +208,10 @@ impl Engine {
         }
     }
 
+    /// Records a failed authentication. One that names an organisation (a
+    /// known user or agent) is recorded per attempt in that organisation's
+    /// chain; one that names none is counted per client and written as one
+    /// aggregated record per window (see [`crate::auth_failures`]).
     pub(crate) async fn audit_auth_failure(
         &self,
         org: OrgId,
@@ -218,6 +221,10 @@ impl Engine {
         reason: &str,
         ip: Option<IpAddr>,
     ) {
+        if org == SYSTEM_ORG {
+            self.auth_failures.count(ip, resource_type, method, reason);
+            return;
+        }
         self.audit_best_effort(AuditRecord::new(
             org,
             Actor::Anonymous,

@@ -9,7 +9,9 @@
 pub mod agents;
 pub mod audit;
 mod auth;
+pub mod auth_failures;
 pub mod credentials;
+pub mod hashing;
 pub mod keys;
 mod org;
 mod policies;
@@ -47,6 +49,10 @@ pub struct EngineConfig {
     pub signup: SignupGate,
     /// Argon2id cost.
     pub password_params: PasswordParams,
+    /// How much password hashing may run at once.
+    pub hashing: hashing::HashingLimits,
+    /// How failed authentications naming no organisation are aggregated.
+    pub auth_failures: auth_failures::AuthFailureAggregation,
 }
 
 impl Default for EngineConfig {
@@ -55,6 +61,8 @@ impl Default for EngineConfig {
             user_token_ttl: Duration::from_secs(900),
             signup: SignupGate::FirstOnly,
             password_params: PasswordParams::default(),
+            hashing: hashing::HashingLimits::default(),
+            auth_failures: auth_failures::AuthFailureAggregation::default(),
         }
     }
 }
@@ -69,6 +77,10 @@ pub struct Engine {
     dummy_password_hash: String,
     /// The HMAC key of stored API-key hashes (see [`credentials`]).
     pepper: strongroom_crypto::Dek,
+    /// Bounded Argon2 work (permits and reusable buffers).
+    password_work: hashing::PasswordWork,
+    /// Failures naming no organisation, counted per client until flushed.
+    auth_failures: auth_failures::AuthFailureLog,
 }
 
 /// Health of the engine's dependencies.
@@ -92,7 +104,17 @@ impl Engine {
         let tokens = TokenService::new(kms.clone());
         let dummy_password_hash = strongroom_crypto::password::dummy_hash(config.password_params);
         let pepper = credentials::load_or_create_pepper(&*store, &*kms).await?;
+        // Buffers serve the configured cost and the default one, so hashes
+        // made under either verify.
+        let capacity = config
+            .password_params
+            .m_cost
+            .max(PasswordParams::default().m_cost);
+        let password_work = hashing::PasswordWork::new(config.hashing, capacity);
+        let auth_failures = auth_failures::AuthFailureLog::new(config.auth_failures);
         Ok(Engine {
+            password_work,
+            auth_failures,
             store,
             kms,
             tokens,

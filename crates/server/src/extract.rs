@@ -167,12 +167,20 @@ fn describe_json_error(path: &str, e: &serde_json::Error) -> String {
 /// The authenticated caller. Missing or bad credentials: 401.
 pub struct Auth(pub Principal);
 
-/// The client's address, when the server knows it.
+/// The client's address, when the server knows it: the one
+/// [`crate::client::client_addr`] determined (trusted proxies considered), else
+/// the TCP peer.
 pub fn client_ip(parts: &Parts) -> Option<IpAddr> {
     parts
         .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
+        .get::<crate::client::ClientAddr>()
+        .map(|c| c.0)
+        .or_else(|| {
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip().to_canonical())
+        })
 }
 
 impl FromRequestParts<AppState> for Auth {

@@ -7,6 +7,7 @@
 //! the same shape.
 #![forbid(unsafe_code)]
 
+pub mod client;
 pub mod extract;
 pub mod middleware;
 pub mod openapi;
@@ -34,29 +35,120 @@ pub struct AppState {
     pub metrics: Option<PrometheusHandle>,
 }
 
+/// How the HTTP layer protects itself; see [`router_with`].
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// Rate limit of the public authentication routes (`None`: off).
+    pub auth_limit: Option<ratelimit::AuthRateLimit>,
+    /// Failed-authentication budget per client, on every route (`None`: off).
+    pub failed_auth_limit: Option<ratelimit::FailedAuthLimit>,
+    /// Proxies whose `X-Forwarded-For` names the client (default: none).
+    pub trusted_proxies: client::TrustedProxies,
+    /// Who may read `/metrics` (default: loopback clients).
+    pub metrics_access: routes::MetricsAccess,
+    /// How long a request body may take to arrive (`None`: unbounded).
+    pub body_timeout: Option<std::time::Duration>,
+}
+
+impl Default for ServerOptions {
+    /// The production defaults.
+    fn default() -> Self {
+        ServerOptions {
+            auth_limit: Some(ratelimit::AuthRateLimit::default()),
+            failed_auth_limit: Some(ratelimit::FailedAuthLimit::default()),
+            trusted_proxies: client::TrustedProxies::default(),
+            metrics_access: routes::MetricsAccess::loopback(),
+            body_timeout: Some(std::time::Duration::from_secs(30)),
+        }
+    }
+}
+
+impl ServerOptions {
+    /// The defaults without rate limits (tests, embedding).
+    pub fn unlimited() -> Self {
+        ServerOptions {
+            auth_limit: None,
+            failed_auth_limit: None,
+            ..Default::default()
+        }
+    }
+}
+
 /// Builds the complete router, without rate limits (tests, embedding).
 pub fn router(state: AppState) -> Router {
-    router_with_limits(state, None)
+    router_with(state, ServerOptions::unlimited())
 }
 
 /// Builds the complete router; `auth_limit` rate-limits the public auth routes.
 pub fn router_with_limits(state: AppState, auth_limit: Option<ratelimit::AuthRateLimit>) -> Router {
+    router_with(
+        state,
+        ServerOptions {
+            auth_limit,
+            ..ServerOptions::unlimited()
+        },
+    )
+}
+
+/// Builds the complete router with the given protections.
+///
+/// Layers, outermost first: panic guard, request id, tracing, metrics,
+/// problem+json for bare errors, body deadline and draining, client address,
+/// failed-authentication budget, `/metrics` access, auth-route rate limit,
+/// body size limit, routes.
+pub fn router_with(state: AppState, opts: ServerOptions) -> Router {
     let mut app = routes::routes().fallback(routes::not_found);
-    if let Some(cfg) = auth_limit {
+    app = app.layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
+    if let Some(cfg) = opts.auth_limit {
         app = app.layer(axum::middleware::from_fn_with_state(
             ratelimit::AuthLimiter::new(cfg),
             ratelimit::limit_auth,
         ));
     }
-    app.layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(axum::middleware::from_fn(
-            middleware::problem_for_bare_errors,
+    // Inside the failure budget, so guessing the metrics token spends it.
+    app = app.layer(axum::middleware::from_fn_with_state(
+        opts.metrics_access,
+        routes::guard_metrics,
+    ));
+    if let Some(cfg) = opts.failed_auth_limit {
+        app = app.layer(axum::middleware::from_fn_with_state(
+            ratelimit::FailedAuthLimiter::new(cfg),
+            ratelimit::limit_failed_auth,
+        ));
+    }
+    app.layer(axum::middleware::from_fn_with_state(
+        opts.trusted_proxies,
+        client::client_addr,
+    ))
+    .layer(axum::middleware::from_fn_with_state(
+        opts.body_timeout,
+        middleware::bounded_body,
+    ))
+    .layer(axum::middleware::from_fn(
+        middleware::problem_for_bare_errors,
+    ))
+    .layer(axum::middleware::from_fn(middleware::metrics))
+    .layer(middleware::trace_layer())
+    .layer(middleware::request_id_layers())
+    .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+        middleware::panic_response,
+    ))
+    .with_state(state)
+}
+
+/// The router of a dedicated metrics listener: `/metrics` only, under `access`
+/// ([`routes::MetricsAccess::anyone`] leaves it to the bind address).
+pub fn metrics_router(state: AppState, access: routes::MetricsAccess) -> Router {
+    Router::new()
+        .route("/metrics", axum::routing::get(routes::metrics))
+        .fallback(routes::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            access,
+            routes::guard_metrics,
         ))
-        .layer(axum::middleware::from_fn(middleware::metrics))
-        .layer(middleware::trace_layer())
-        .layer(middleware::request_id_layers())
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
-            middleware::panic_response,
+        .layer(axum::middleware::from_fn_with_state(
+            client::TrustedProxies::default(),
+            client::client_addr,
         ))
         .with_state(state)
 }

@@ -1,7 +1,9 @@
 //! The OpenAPI document, generated from the handlers' annotations.
 
 use axum::Json;
+use utoipa::openapi::header::Header;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{RefOr, Response};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes;
@@ -20,6 +22,91 @@ impl Modify for BearerAuth {
                     .build(),
             ),
         );
+    }
+}
+
+/// The answers the HTTP layer gives before (or instead of) a handler, added
+/// to every operation they can reach: `429` (the failed-authentication budget
+/// applies to every route, the auth rate limit to the public auth routes),
+/// `408` where a request body is read, and `503` where a password is hashed.
+struct TransportAnswers;
+
+impl Modify for TransportAnswers {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::schema::{Object, Type};
+        use utoipa::openapi::{Content, Ref, ResponseBuilder};
+        let retry_after = utoipa::openapi::header::HeaderBuilder::new()
+            .schema(Some(Object::with_type(Type::Integer)))
+            .description(Some("seconds to wait before retrying"))
+            .build();
+        let problem = |description: &str, retry: bool| {
+            let mut b = ResponseBuilder::new().description(description).content(
+                crate::problem::PROBLEM_JSON,
+                Content::new(Some(Ref::from_schema_name("Problem"))),
+            );
+            if retry {
+                b = b.header("Retry-After", retry_after.clone());
+            }
+            b.build()
+        };
+        let too_many = problem(
+            "Too many requests: this client's failed authentications (any route), or its attempts on the public authentication routes, are over their limit",
+            true,
+        );
+        let slow_body = problem("The request body did not arrive in time", false);
+        let busy = problem(
+            "The server is busy checking passwords; retry after the indicated delay",
+            true,
+        );
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let hashes = path == "/v1/auth/signup" || path == "/v1/auth/token";
+            let ops = [
+                (&mut item.get, false),
+                (&mut item.put, false),
+                (&mut item.post, hashes),
+                (&mut item.delete, false),
+                (&mut item.patch, false),
+            ];
+            for (op, hashes) in ops {
+                let Some(op) = op else { continue };
+                let r = &mut op.responses.responses;
+                merge(r, "429", &too_many, &retry_after);
+                if op.request_body.is_some() {
+                    merge(r, "408", &slow_body, &retry_after);
+                }
+                if hashes {
+                    merge(r, "503", &busy, &retry_after);
+                }
+            }
+        }
+    }
+}
+
+/// Adds `answer` under `status`; a route that already documents the status
+/// keeps its own text, extended with `answer`'s, and gains its headers.
+fn merge(
+    responses: &mut std::collections::BTreeMap<String, RefOr<Response>>,
+    status: &str,
+    answer: &Response,
+    retry_after: &Header,
+) {
+    match responses.get_mut(status) {
+        None => {
+            responses.insert(status.to_owned(), answer.clone().into());
+        }
+        Some(RefOr::T(existing)) => {
+            if !existing.description.contains(&answer.description) {
+                existing.description =
+                    format!("{}; or: {}", existing.description, answer.description);
+            }
+            if answer.headers.contains_key("Retry-After") {
+                existing
+                    .headers
+                    .entry("Retry-After".into())
+                    .or_insert_with(|| retry_after.clone().into());
+            }
+        }
+        Some(RefOr::Ref(_)) => {}
     }
 }
 
@@ -43,7 +130,7 @@ impl Modify for BearerAuth {
         routes::rotate_kek, routes::rewrap_kek,
     ),
     components(schemas(crate::problem::Problem)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &TransportAnswers),
 )]
 pub struct ApiDoc;
 

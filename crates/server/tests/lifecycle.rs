@@ -707,11 +707,13 @@ async fn the_api_document_describes_invitation_tokens() {
     };
     assert_eq!(
         statuses("/v1/org/invite"),
-        ["201", "400", "401", "403", "413", "415", "503"]
+        [
+            "201", "400", "401", "403", "408", "413", "415", "429", "503"
+        ]
     );
     assert_eq!(
         statuses("/v1/auth/signup"),
-        ["201", "400", "403", "413", "415", "429", "503"]
+        ["201", "400", "403", "408", "413", "415", "429", "503"]
     );
     let schemas = &doc["components"]["schemas"];
     for (schema, field) in [
