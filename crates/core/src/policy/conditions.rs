@@ -93,12 +93,10 @@ impl Conditions {
     }
 }
 
-/// An IPv4 or IPv6 network in CIDR notation.
+/// An IPv4 or IPv6 network in CIDR notation, with the policy's reading of
+/// client addresses (see [`Cidr::contains`]). The arithmetic is `ipnet`'s.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Cidr {
-    net: IpAddr,
-    prefix: u8,
-}
+pub struct Cidr(ipnet::IpNet);
 
 impl Cidr {
     /// Parses `addr/len` or a bare address (meaning `/32` or `/128`).
@@ -115,52 +113,39 @@ impl Cidr {
         if s.len() > 64 {
             return Err(bad());
         }
-        let (addr, prefix) = match s.split_once('/') {
-            None => (s, None),
-            Some((a, p)) => (a, Some(p)),
-        };
-        let net: IpAddr = addr.parse().map_err(|_| bad())?;
-        let max = if net.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            None => max,
-            Some(p) => {
+        let net = match s.split_once('/') {
+            None => ipnet::IpNet::from(s.parse::<IpAddr>().map_err(|_| bad())?),
+            Some((addr, p)) => {
+                let addr: IpAddr = addr.parse().map_err(|_| bad())?;
                 if p.is_empty() || p.len() > 3 || !p.bytes().all(|b| b.is_ascii_digit()) {
                     return Err(bad());
                 }
-                let p: u8 = p.parse().map_err(|_| bad())?;
-                if p > max {
-                    return Err(Error::invalid(format!(
+                let max = if addr.is_ipv4() { 32 } else { 128 };
+                let prefix: u8 = p.parse().map_err(|_| bad())?;
+                ipnet::IpNet::new(addr, prefix).map_err(|_| {
+                    Error::invalid(format!(
                         "ip_allowlist entry {s:?} has a prefix longer than {max} bits"
-                    )));
-                }
-                p
+                    ))
+                })?
             }
         };
-        let cidr = Cidr { net, prefix };
-        let masked = cidr.masked();
-        if masked != net {
+        if net.trunc() != net {
             return Err(Error::invalid(format!(
-                "ip_allowlist entry {s:?} has host bits set; did you mean \"{masked}/{prefix}\"?"
+                "ip_allowlist entry {s:?} has host bits set; did you mean \"{}\"?",
+                net.trunc()
             )));
         }
-        Ok(cidr)
+        Ok(Cidr(net))
     }
 
     /// The network address.
     pub fn network(&self) -> IpAddr {
-        self.net
+        self.0.network()
     }
 
     /// The prefix length in bits.
     pub fn prefix_len(&self) -> u8 {
-        self.prefix
-    }
-
-    fn masked(&self) -> IpAddr {
-        match self.net {
-            IpAddr::V4(a) => IpAddr::V4((u32::from(a) & mask4(self.prefix)).into()),
-            IpAddr::V6(a) => IpAddr::V6((u128::from(a) & mask6(self.prefix)).into()),
-        }
+        self.0.prefix_len()
     }
 
     /// Whether `ip` is in the network. An IPv4-mapped IPv6 client address
@@ -169,34 +154,11 @@ impl Cidr {
     /// `::ffff:0:0/96` contain every IPv4 client). A native IPv6 client is
     /// never in an IPv4 network.
     pub fn contains(&self, ip: IpAddr) -> bool {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-            v4 => v4,
-        };
-        match (self.net, ip) {
-            (IpAddr::V4(n), IpAddr::V4(c)) => {
-                let m = mask4(self.prefix);
-                u32::from(c) & m == u32::from(n) & m
-            }
-            (IpAddr::V6(n), IpAddr::V4(c)) => {
-                let m = mask6(self.prefix);
-                u128::from(c.to_ipv6_mapped()) & m == u128::from(n) & m
-            }
-            (IpAddr::V6(n), IpAddr::V6(c)) => {
-                let m = mask6(self.prefix);
-                u128::from(c) & m == u128::from(n) & m
-            }
-            (IpAddr::V4(_), IpAddr::V6(_)) => false,
+        match (self.0, ip.to_canonical()) {
+            (ipnet::IpNet::V6(n), IpAddr::V4(c)) => n.contains(&c.to_ipv6_mapped()),
+            (net, c) => net.contains(&c),
         }
     }
-}
-
-fn mask4(prefix: u8) -> u32 {
-    u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0)
-}
-
-fn mask6(prefix: u8) -> u128 {
-    u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0)
 }
 
 impl FromStr for Cidr {
@@ -208,7 +170,7 @@ impl FromStr for Cidr {
 
 impl fmt::Display for Cidr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.net, self.prefix)
+        write!(f, "{}/{}", self.0.addr(), self.0.prefix_len())
     }
 }
 
