@@ -93,7 +93,7 @@ pub async fn rotate_kek(
     Ok(Json(KekResponse {
         vault_id: id.to_string(),
         kek_version: r.kek_version,
-        rewrapped: 0,
+        rewrapped: r.rewrapped,
         remaining: r.remaining,
     }))
 }
