@@ -97,25 +97,25 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     // The binary keeps the administrative handle; the HTTP adapter gets the
     // engine alone.
     let admin = Admin::new(
-            store.clone(),
-            kms.clone(),
-            EngineConfig {
-                user_token_ttl: Duration::from_secs(cfg.user_token_ttl_secs),
-                signup: if cfg.open_signup {
-                    SignupGate::Open
-                } else {
-                    SignupGate::FirstOnly
-                },
-                hashing: cfg.hashing,
-                auth_failures: AuthFailureAggregation {
-                    window: cfg.auth_failure_window,
-                    ..Default::default()
-                },
+        store.clone(),
+        kms.clone(),
+        EngineConfig {
+            user_token_ttl: Duration::from_secs(cfg.user_token_ttl_secs),
+            signup: if cfg.open_signup {
+                SignupGate::Open
+            } else {
+                SignupGate::FirstOnly
+            },
+            hashing: cfg.hashing,
+            auth_failures: AuthFailureAggregation {
+                window: cfg.auth_failure_window,
                 ..Default::default()
             },
-        )
-        .await
-        .context("starting the engine")?;
+            ..Default::default()
+        },
+    )
+    .await
+    .context("starting the engine")?;
     let engine = admin.engine().clone();
     let checkpointer = admin.spawn_checkpointer(cfg.checkpoints);
     let failure_flusher = admin.spawn_auth_failure_flusher();

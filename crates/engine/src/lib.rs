@@ -47,13 +47,13 @@ pub use auth::{LoginOutput, NewApiKey, SignupInput};
 pub use org::{INVITATION_TTL, NewInvitation};
 pub use policies::{NewPolicy, PolicyUpdate};
 pub use secrets::{PutSecret, SecretValue};
+/// A secret value: zeroized on drop, never printed.
+pub use strongroom_crypto::SecretBytes;
 pub use tokens::TokenService;
 pub use views::{
     Agent, ApiKeyInfo, AuditEvent, AuditFilter, AuditPage, Health, Invitation, JwtPublicKey,
     Policy, ProviderHealth, SecretMeta, User, Vault,
 };
-/// A secret value: zeroized on drop, never printed.
-pub use strongroom_crypto::SecretBytes;
 
 /// Engine settings.
 #[derive(Debug, Clone)]

@@ -139,12 +139,7 @@ impl Engine {
     }
 
     /// Changes a member's role.
-    pub async fn set_member_role(
-        &self,
-        who: &Principal,
-        id: UserId,
-        role: &str,
-    ) -> Result<User> {
+    pub async fn set_member_role(&self, who: &Principal, id: UserId, role: &str) -> Result<User> {
         let user = ("user", id.to_string());
         let (_, my_role) = self
             .member_manager(who, "member.role_change", user.clone())

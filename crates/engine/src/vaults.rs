@@ -102,7 +102,11 @@ impl Engine {
 
     /// One vault.
     pub async fn get_vault(&self, who: &Principal, id: VaultId) -> Result<Vault> {
-        Ok(self.vault_for(who, id, Action::ViewVault, None).await?.0.into())
+        Ok(self
+            .vault_for(who, id, Action::ViewVault, None)
+            .await?
+            .0
+            .into())
     }
 
     /// Deletes a vault, its secrets and (crypto-shredding) its KEK.

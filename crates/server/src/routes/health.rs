@@ -21,7 +21,11 @@ use crate::wire::{HealthResponse, HsmHealthResponse};
 pub async fn health(State(s): State<AppState>) -> Json<HealthResponse> {
     let h = s.engine.health().await;
     Json(HealthResponse {
-        status: if h.is_healthy() { "healthy" } else { "degraded" },
+        status: if h.is_healthy() {
+            "healthy"
+        } else {
+            "degraded"
+        },
         version: env!("CARGO_PKG_VERSION"),
     })
 }

@@ -138,7 +138,10 @@ pub async fn list_secrets(
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<SecretList>> {
     let (vault, _) = vault_and_tail(&uri)?;
-    let list = s.engine.list_secrets(&p, vault, q.prefix.as_deref()).await?;
+    let list = s
+        .engine
+        .list_secrets(&p, vault, q.prefix.as_deref())
+        .await?;
     Ok(Json(SecretList {
         secrets: list.into_iter().map(Into::into).collect(),
     }))
