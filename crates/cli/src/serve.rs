@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use strongroom_engine::auth_failures::AuthFailureAggregation;
-use strongroom_engine::{Engine, EngineConfig};
+use strongroom_engine::{Admin, EngineConfig};
 use strongroom_kms::root_key::RootKey;
 use strongroom_kms::soft::SoftProvider;
 use strongroom_kms::{KeyProvider, Metered};
@@ -94,30 +94,31 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             .await
             .context("opening the database")?,
     );
-    let engine = Arc::new(
-        Engine::new(
-            store.clone(),
-            kms.clone(),
-            EngineConfig {
-                user_token_ttl: Duration::from_secs(cfg.user_token_ttl_secs),
-                signup: if cfg.open_signup {
-                    SignupGate::Open
-                } else {
-                    SignupGate::FirstOnly
-                },
-                hashing: cfg.hashing,
-                auth_failures: AuthFailureAggregation {
-                    window: cfg.auth_failure_window,
-                    ..Default::default()
-                },
+    // The binary keeps the administrative handle; the HTTP adapter gets the
+    // engine alone.
+    let admin = Admin::new(
+        store.clone(),
+        kms.clone(),
+        EngineConfig {
+            user_token_ttl: Duration::from_secs(cfg.user_token_ttl_secs),
+            signup: if cfg.open_signup {
+                SignupGate::Open
+            } else {
+                SignupGate::FirstOnly
+            },
+            hashing: cfg.hashing,
+            auth_failures: AuthFailureAggregation {
+                window: cfg.auth_failure_window,
                 ..Default::default()
             },
-        )
-        .await
-        .context("starting the engine")?,
-    );
-    let checkpointer = engine.spawn_checkpointer(cfg.checkpoints);
-    let failure_flusher = engine.spawn_auth_failure_flusher();
+            ..Default::default()
+        },
+    )
+    .await
+    .context("starting the engine")?;
+    let engine = admin.engine().clone();
+    let checkpointer = admin.spawn_checkpointer(cfg.checkpoints);
+    let failure_flusher = admin.spawn_auth_failure_flusher();
     let app = router_with(
         AppState {
             engine: engine.clone(),
@@ -200,9 +201,9 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     // Write the aggregated failure records and seal the log's current heads
     // before stopping.
     failure_flusher.abort();
-    engine.flush_auth_failures().await;
+    admin.flush_auth_failures().await;
     checkpointer.abort();
-    if let Err(e) = engine.checkpoint_all().await {
+    if let Err(e) = admin.checkpoint_all().await {
         tracing::warn!(error = %e, "could not sign final audit checkpoints");
     }
     store.close().await;

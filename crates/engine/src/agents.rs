@@ -20,6 +20,7 @@ use strongroom_store::{AgentRow, StoreError, VaultRow};
 use time::OffsetDateTime;
 
 use crate::credentials::{self, AGENT_KEY_PREFIX};
+use crate::views::Agent;
 use crate::{Engine, ip_of, org_resource, validate};
 
 /// The default lifetime of an agent's token.
@@ -35,6 +36,8 @@ pub struct NewAgent {
     pub name: String,
     /// Description.
     pub description: Option<String>,
+    /// How the agent authenticates: only `api_key` (the default) is offered.
+    pub auth_method: Option<String>,
     /// Scopes.
     pub scopes: Option<Vec<String>>,
     /// Vault binding.
@@ -76,7 +79,7 @@ pub struct AgentUpdate {
 #[derive(Debug)]
 pub struct AgentWithKey {
     /// The agent.
-    pub agent: AgentRow,
+    pub agent: Agent,
     /// Its `ocv_` key.
     pub api_key: zeroize::Zeroizing<String>,
 }
@@ -87,7 +90,7 @@ pub struct AgentToken {
     /// The JWT and its lifetime.
     pub token: crate::tokens::IssuedToken,
     /// The agent.
-    pub agent: AgentRow,
+    pub agent: Agent,
 }
 
 fn validate_ttl(ttl: Option<i64>) -> Result<Option<i64>> {
@@ -125,7 +128,7 @@ impl Engine {
     ) -> Result<AgentRow> {
         self.unrestricted(who, attempted, ("agent", id.to_string()))
             .await?;
-        let a = self.get_agent(who, id).await?;
+        let a = self.agent_row(who, id).await?;
         let check = Self::may_manage_agent(who, &a);
         self.checked(who, attempted, ("agent", id.to_string()), "role", check)
             .await?;
@@ -153,6 +156,9 @@ impl Engine {
     /// identity keys, whose private halves are stored as ordinary encrypted
     /// secrets in the organisation's `__agent-keys` vault.
     pub async fn create_agent(&self, who: &Principal, input: NewAgent) -> Result<AgentWithKey> {
+        if input.auth_method.as_deref().is_some_and(|m| m != "api_key") {
+            return Err(Error::invalid("only auth_method \"api_key\" is supported"));
+        }
         let users_only = match who.subject {
             Subject::User(_) => Ok(()),
             Subject::Agent(_) => Err(Error::forbidden("agents can't create agents")),
@@ -212,7 +218,7 @@ impl Engine {
                     self.store_identity_keys(who, id, &ssh_private, &ecdh_private)
                         .await?;
                     return Ok(AgentWithKey {
-                        agent,
+                        agent: agent.into(),
                         api_key: issued.key,
                     });
                 }
@@ -305,15 +311,21 @@ impl Engine {
     }
 
     /// The organisation's agents.
-    pub async fn list_agents(&self, who: &Principal) -> Result<Vec<AgentRow>> {
+    pub async fn list_agents(&self, who: &Principal) -> Result<Vec<Agent>> {
         let Subject::User(_) = who.subject else {
             return Err(Error::forbidden("this endpoint is for users"));
         };
-        Ok(self.store.list_agents(who.org_id).await?)
+        let rows = self.store.list_agents(who.org_id).await?;
+        Ok(rows.into_iter().map(Agent::from).collect())
     }
 
     /// One agent of the caller's organisation; an agent sees only itself.
-    pub async fn get_agent(&self, who: &Principal, id: AgentId) -> Result<AgentRow> {
+    pub async fn get_agent(&self, who: &Principal, id: AgentId) -> Result<Agent> {
+        self.agent_row(who, id).await.map(Agent::from)
+    }
+
+    /// [`Engine::get_agent`], as stored.
+    async fn agent_row(&self, who: &Principal, id: AgentId) -> Result<AgentRow> {
         if let Subject::Agent(me) = who.subject
             && me != id
         {
@@ -335,7 +347,7 @@ impl Engine {
     }
 
     /// The calling agent.
-    pub async fn agent_me(&self, who: &Principal) -> Result<AgentRow> {
+    pub async fn agent_me(&self, who: &Principal) -> Result<Agent> {
         match who.subject {
             Subject::Agent(id) => self.get_agent(who, id).await,
             Subject::User(_) => Err(Error::forbidden("this endpoint is for agents")),
@@ -348,7 +360,7 @@ impl Engine {
         who: &Principal,
         id: AgentId,
         u: AgentUpdate,
-    ) -> Result<AgentRow> {
+    ) -> Result<Agent> {
         let mut a = self.managed_agent(who, id, "agent.update").await?;
         if let Some(n) = u.name {
             a.name = validate::name("name", &n, 255)?;
@@ -396,7 +408,7 @@ impl Engine {
             json!({"is_active": a.is_active, "scopes": a.scopes, "vault_ids": a.vault_ids}),
         )
         .await?;
-        Ok(a)
+        Ok(a.into())
     }
 
     async fn save_agent(
@@ -457,7 +469,7 @@ impl Engine {
             {
                 Ok(()) => {
                     return Ok(AgentWithKey {
-                        agent: a,
+                        agent: a.into(),
                         api_key: issued.key,
                     });
                 }
@@ -473,10 +485,16 @@ impl Engine {
     pub async fn agent_token(
         &self,
         presented: &str,
-        agent_id: Option<AgentId>,
+        agent_id: Option<&str>,
         ip: Option<IpAddr>,
     ) -> Result<AgentToken> {
         let fail = || Error::Unauthenticated("invalid agent credentials".into());
+        // An empty id is no id; a malformed one is just another wrong
+        // credential: the same 401.
+        let agent_id: Option<AgentId> = match agent_id {
+            None | Some("") => None,
+            Some(raw) => Some(raw.parse().map_err(|_| fail())?),
+        };
         let row = match (
             agent_id,
             credentials::lookup_prefix(presented, AGENT_KEY_PREFIX),
@@ -553,7 +571,10 @@ impl Engine {
                 ttl,
             })
             .await?;
-        Ok(AgentToken { token, agent })
+        Ok(AgentToken {
+            token,
+            agent: agent.into(),
+        })
     }
 }
 

@@ -17,6 +17,7 @@ use strongroom_core::{Error, Principal, Result, Role, Subject};
 use strongroom_store::{AuditHead, AuditQuery};
 
 use crate::Engine;
+use crate::views::{AUDIT_PAGE_DEFAULT, AUDIT_PAGE_MAX, AuditFilter, AuditPage};
 
 /// When to sign a checkpoint of a chain that has grown.
 #[derive(Debug, Clone, Copy)]
@@ -58,15 +59,26 @@ impl Engine {
     }
 
     /// Events of the caller's organisation, newest first, with the total count.
-    pub async fn audit_events(
-        &self,
-        who: &Principal,
-        mut q: AuditQuery,
-    ) -> Result<(Vec<strongroom_core::audit::ChainedEvent>, u64)> {
+    pub async fn audit_events(&self, who: &Principal, filter: AuditFilter) -> Result<AuditPage> {
         self.require_auditor(who, "audit.read").await?;
-        q.org_id = who.org_id.to_string();
-        q.limit = q.limit.clamp(1, 1000);
-        Ok(self.store.audit_query(&q).await?)
+        let q = AuditQuery {
+            org_id: who.org_id.to_string(),
+            action: filter.action,
+            actor_id: filter.actor_id,
+            resource_id: filter.resource_id,
+            from_us: filter.from.map(to_micros),
+            to_us: filter.to.map(to_micros),
+            limit: filter
+                .limit
+                .unwrap_or(AUDIT_PAGE_DEFAULT)
+                .clamp(1, AUDIT_PAGE_MAX),
+            offset: filter.offset.unwrap_or(0),
+        };
+        let (events, total) = self.store.audit_query(&q).await?;
+        Ok(AuditPage {
+            events: events.into_iter().map(Into::into).collect(),
+            total,
+        })
     }
 
     /// Verifies the caller's organisation's whole chain and its checkpoints.
@@ -75,8 +87,9 @@ impl Engine {
         self.verify_chain_of(&who.org_id.to_string()).await
     }
 
-    /// Verifies one chain (any organisation; for administrative use).
-    pub async fn verify_chain_of(&self, org: &str) -> Result<VerifyReport> {
+    /// Verifies one chain (any organisation; for administrative use, through
+    /// [`crate::Admin`]).
+    pub(crate) async fn verify_chain_of(&self, org: &str) -> Result<VerifyReport> {
         let checkpoints = self.store.checkpoints(org).await?;
         let mut v = ChainVerifier::new(&checkpoints, 1, (GENESIS_HASH, None));
         let mut from = 1u64;
@@ -97,7 +110,7 @@ impl Engine {
 
     /// Signs a checkpoint of every chain that grew past the policy's bounds.
     /// Returns how many were signed.
-    pub async fn checkpoint_due(&self, policy: CheckpointPolicy) -> Result<usize> {
+    pub(crate) async fn checkpoint_due(&self, policy: CheckpointPolicy) -> Result<usize> {
         let mut signed = 0;
         for head in self.store.audit_heads().await? {
             let last = self.store.latest_checkpoint(&head.org_id).await?;
@@ -118,7 +131,7 @@ impl Engine {
     }
 
     /// Signs a checkpoint of the current head of every chain that has none at its head.
-    pub async fn checkpoint_all(&self) -> Result<usize> {
+    pub(crate) async fn checkpoint_all(&self) -> Result<usize> {
         self.checkpoint_due(CheckpointPolicy {
             every_events: 1,
             every: Duration::ZERO,
@@ -148,7 +161,7 @@ impl Engine {
     /// `every_events` events were appended since the last run (the store's
     /// counter is polled every 100 ms), and at least every
     /// `every` (at most 5 s apart) for chains that grew more slowly.
-    pub fn spawn_checkpointer(
+    pub(crate) fn spawn_checkpointer(
         self: &Arc<Self>,
         policy: CheckpointPolicy,
     ) -> tokio::task::JoinHandle<()> {

@@ -12,6 +12,7 @@ use time::OffsetDateTime;
 
 use crate::credentials::{self, PERSONAL_KEY_PREFIX};
 use crate::tokens::TokenGrant;
+use crate::views::{ApiKeyInfo, User};
 use crate::{Engine, ip_of, validate};
 
 /// What a sign-up needs.
@@ -30,16 +31,16 @@ pub struct SignupInput {
 #[derive(Debug)]
 pub struct LoginOutput {
     /// The user.
-    pub user: UserRow,
+    pub user: User,
     /// The access token.
     pub token: crate::tokens::IssuedToken,
 }
 
-/// A new personal API key: the row, and the key itself (shown once).
+/// A new personal API key: what is stored of it, and the key itself (shown once).
 #[derive(Debug)]
 pub struct NewApiKey {
-    /// The stored row (no key).
-    pub row: ApiKeyRow,
+    /// What is stored (no key).
+    pub info: ApiKeyInfo,
     /// The key.
     pub key: zeroize::Zeroizing<String>,
 }
@@ -144,7 +145,10 @@ impl Engine {
         let token = self
             .user_token(&user, vec![], None, self.config.user_token_ttl)
             .await?;
-        Ok(LoginOutput { user, token })
+        Ok(LoginOutput {
+            user: user.into(),
+            token,
+        })
     }
 
     /// Email and password login. Unknown users and wrong passwords get the same
@@ -186,7 +190,10 @@ impl Engine {
                 let token = self
                     .user_token(&user, vec![], None, self.config.user_token_ttl)
                     .await?;
-                Ok(LoginOutput { user, token })
+                Ok(LoginOutput {
+                    user: user.into(),
+                    token,
+                })
             }
             Some(user) => {
                 self.audit_auth_failure(
@@ -404,13 +411,14 @@ impl Engine {
     }
 
     /// The calling user's profile.
-    pub async fn me(&self, who: &Principal) -> Result<UserRow> {
+    pub async fn me(&self, who: &Principal) -> Result<User> {
         match who.subject {
             Subject::User(id) => self
                 .store
                 .user_by_id(id)
                 .await?
                 .filter(|u| u.org_id == who.org_id)
+                .map(User::from)
                 .ok_or_else(|| Error::Unauthenticated("the account no longer exists".into())),
             Subject::Agent(_) => Err(Error::forbidden("this endpoint is for users")),
         }
@@ -423,17 +431,18 @@ impl Engine {
         }
     }
 
-    /// Creates a personal API key for the calling user.
+    /// Creates a personal API key for the calling user. Without scopes (or
+    /// with none) it has the scopes of the credential creating it.
     pub async fn create_api_key(
         &self,
         who: &Principal,
         name: &str,
-        scopes: Vec<String>,
+        scopes: Option<Vec<String>>,
         expires_at: Option<OffsetDateTime>,
     ) -> Result<NewApiKey> {
         let user = Self::require_user(who)?;
         let name = validate::name("name", name, 255)?;
-        let scopes = validate::scopes(scopes)?;
+        let scopes = validate::scopes(scopes.unwrap_or_default())?;
         // A key is never broader than the credential that made it.
         let scopes = if scopes.is_empty() {
             who.scopes.clone()
@@ -474,7 +483,7 @@ impl Engine {
             match self.store.create_api_key(&row, &audit).await {
                 Ok(()) => {
                     return Ok(NewApiKey {
-                        row,
+                        info: row.into(),
                         key: issued.key,
                     });
                 }
@@ -486,9 +495,10 @@ impl Engine {
     }
 
     /// The calling user's personal keys (never the keys themselves).
-    pub async fn list_api_keys(&self, who: &Principal) -> Result<Vec<ApiKeyRow>> {
+    pub async fn list_api_keys(&self, who: &Principal) -> Result<Vec<ApiKeyInfo>> {
         let user = Self::require_user(who)?;
-        Ok(self.store.list_api_keys(user).await?)
+        let rows = self.store.list_api_keys(user).await?;
+        Ok(rows.into_iter().map(ApiKeyInfo::from).collect())
     }
 
     /// Revokes one of the calling user's keys.

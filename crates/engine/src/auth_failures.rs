@@ -167,7 +167,7 @@ impl AuthFailureLog {
 impl Engine {
     /// Writes the aggregated failure records of the current window (one per
     /// client and kind) and starts a new window. Call it at shutdown.
-    pub async fn flush_auth_failures(&self) {
+    pub(crate) async fn flush_auth_failures(&self) {
         for rec in self.auth_failures.take() {
             self.audit_best_effort(rec).await;
         }
@@ -175,7 +175,7 @@ impl Engine {
 
     /// Flushes the aggregated failure records every window until the engine
     /// is dropped.
-    pub fn spawn_auth_failure_flusher(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+    pub(crate) fn spawn_auth_failure_flusher(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let weak = Arc::downgrade(self);
         let every = self
             .auth_failures

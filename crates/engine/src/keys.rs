@@ -18,6 +18,11 @@ use strongroom_store::{Store, VaultRow, WrapChange, WrapRow};
 
 use crate::{Engine, ip_of};
 
+/// DEKs rewrapped by one step when the caller names no batch size.
+pub const REWRAP_BATCH_DEFAULT: u32 = 200;
+/// The most DEKs one rewrap step takes on.
+pub const REWRAP_BATCH_MAX: u32 = 1000;
+
 /// Progress of a rewrap or migration step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct RewrapProgress {
@@ -106,17 +111,20 @@ impl Engine {
         })
     }
 
-    /// Rewraps up to `batch` of a vault's DEKs under its newest KEK version.
+    /// Rewraps up to `batch` (default [`REWRAP_BATCH_DEFAULT`], at most
+    /// [`REWRAP_BATCH_MAX`]) of a vault's DEKs under its newest KEK version.
     pub async fn rewrap_vault(
         &self,
         who: &Principal,
         vault_id: VaultId,
-        batch: u32,
+        batch: Option<u32>,
     ) -> Result<RewrapProgress> {
         let (mut vault, _) = self
             .vault_for(who, vault_id, Action::ManageKeys, None)
             .await?;
-        let batch = batch.clamp(1, 1000);
+        let batch = batch
+            .unwrap_or(REWRAP_BATCH_DEFAULT)
+            .clamp(1, REWRAP_BATCH_MAX);
         let kek = KekRef(vault.kek_ref.clone());
         let mut changes: Vec<WrapChange> = Vec::new();
         for w in self

@@ -3,9 +3,16 @@
 //! input, authorizes, runs the envelope through the key provider, persists
 //! through the store together with its audit record, and returns domain values.
 //! Nothing here knows HTTP.
+//!
+//! The boundary with adapters: an adapter holds an [`Engine`] and sees only
+//! [`views`] (never a store row) and the inputs of each use case; defaults and
+//! bounds of those inputs are decided here. Operations that take no caller
+//! (audit checkpoints, verifying any chain, the raw store and key provider)
+//! are on [`Admin`], which only the hosting binary holds.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod admin;
 pub mod agents;
 pub mod audit;
 mod auth;
@@ -19,26 +26,34 @@ mod secrets;
 pub mod tokens;
 mod validate;
 mod vaults;
+pub mod views;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use strongroom_core::audit::{Actor, AuditRecord};
 use strongroom_core::authz::{self, Action, PolicyDecision, Refusal, VaultFacts};
-use strongroom_core::policy::Policy;
+use strongroom_core::policy::Policy as PolicyRule;
 use strongroom_core::time_util;
 use strongroom_core::{Error, Principal, Result, SecretPath, VaultId};
 use strongroom_crypto::password::PasswordParams;
-use strongroom_kms::{KeyProvider, ProviderHealth};
+use strongroom_kms::KeyProvider;
 use strongroom_store::{SignupGate, Store, VaultRow};
 
+pub use admin::Admin;
 pub use agents::{AgentToken, AgentUpdate, AgentWithKey, NewAgent};
 pub use audit::CheckpointPolicy;
 pub use auth::{LoginOutput, NewApiKey, SignupInput};
 pub use org::{INVITATION_TTL, NewInvitation};
 pub use policies::{NewPolicy, PolicyUpdate};
 pub use secrets::{PutSecret, SecretValue};
+/// A secret value: zeroized on drop, never printed.
+pub use strongroom_crypto::SecretBytes;
 pub use tokens::TokenService;
+pub use views::{
+    Agent, ApiKeyInfo, AuditEvent, AuditFilter, AuditPage, Health, Invitation, JwtPublicKey,
+    Policy, ProviderHealth, SecretMeta, User, Vault,
+};
 
 /// Engine settings.
 #[derive(Debug, Clone)]
@@ -83,20 +98,10 @@ pub struct Engine {
     auth_failures: auth_failures::AuthFailureLog,
 }
 
-/// Health of the engine's dependencies.
-#[derive(Debug, Clone)]
-pub struct Health {
-    /// Whether the database answers.
-    pub store_ok: bool,
-    /// The key provider's state.
-    pub provider: ProviderHealth,
-    /// The key provider's name.
-    pub provider_name: &'static str,
-}
-
 impl Engine {
     /// Builds an engine: loads (or on first start creates) the API-key pepper.
-    pub async fn new(
+    /// Hosts build it through [`Admin::new`].
+    pub(crate) async fn new(
         store: Arc<dyn Store>,
         kms: Arc<dyn KeyProvider>,
         config: EngineConfig,
@@ -124,26 +129,20 @@ impl Engine {
         })
     }
 
-    /// The token service (for JWKS publication).
-    pub fn tokens(&self) -> &TokenService {
-        &self.tokens
-    }
-
-    /// The store (for administrative commands and tests).
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
-    }
-
-    /// The key provider (for administrative commands and tests).
-    pub fn kms(&self) -> &Arc<dyn KeyProvider> {
-        &self.kms
+    /// The key that verifies every token (for JWKS publication).
+    pub fn jwt_public_key(&self) -> JwtPublicKey {
+        let k = self.tokens.public_key();
+        JwtPublicKey {
+            kid: k.kid.clone(),
+            ed25519: k.ed25519,
+        }
     }
 
     /// Checks the store and the key provider.
     pub async fn health(&self) -> Health {
         Health {
             store_ok: self.store.health().await.is_ok(),
-            provider: self.kms.health().await,
+            provider: self.kms.health().await.into(),
             provider_name: self.kms.name(),
         }
     }
@@ -169,7 +168,7 @@ impl Engine {
         vault_id: VaultId,
         action: Action,
         path: Option<&SecretPath>,
-    ) -> Result<(VaultRow, PolicyDecision, Vec<Policy>)> {
+    ) -> Result<(VaultRow, PolicyDecision, Vec<PolicyRule>)> {
         let vault = self
             .store
             .vault(vault_id)
@@ -193,7 +192,7 @@ impl Engine {
     }
 
     /// The vault's policies that name `who` (none for other organisations).
-    async fn policies_of(&self, who: &Principal, vault: &VaultRow) -> Result<Vec<Policy>> {
+    async fn policies_of(&self, who: &Principal, vault: &VaultRow) -> Result<Vec<PolicyRule>> {
         if who.org_id != vault.org_id {
             return Ok(vec![]);
         }

@@ -22,6 +22,7 @@ use strongroom_store::{InvitationRow, StoreError, UserRow};
 use zeroize::Zeroizing;
 
 use crate::credentials::{self, INVITE_TOKEN_PREFIX};
+use crate::views::{Invitation, User};
 use crate::{Engine, ip_of, org_resource, validate};
 
 /// How long an invitation can be accepted.
@@ -30,8 +31,8 @@ pub const INVITATION_TTL: time::Duration = time::Duration::days(7);
 /// A recorded invitation and its token: handed to the invitee, shown once,
 /// stored only as an HMAC.
 pub struct NewInvitation {
-    /// The stored row (no token).
-    pub row: InvitationRow,
+    /// What is stored (no token).
+    pub invitation: Invitation,
     /// The token (`inv_…`) that accepts it.
     pub token: Zeroizing<String>,
 }
@@ -39,7 +40,7 @@ pub struct NewInvitation {
 impl std::fmt::Debug for NewInvitation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NewInvitation")
-            .field("row", &self.row)
+            .field("invitation", &self.invitation)
             .finish_non_exhaustive()
     }
 }
@@ -64,14 +65,15 @@ impl Engine {
     }
 
     /// The caller's organisation's users.
-    pub async fn list_members(&self, who: &Principal) -> Result<Vec<UserRow>> {
+    pub async fn list_members(&self, who: &Principal) -> Result<Vec<User>> {
         let users_only = match who.subject {
             Subject::User(_) => Ok(()),
             Subject::Agent(_) => Err(Error::forbidden("this endpoint is for users")),
         };
         self.checked(who, "member.list", org_resource(who), "role", users_only)
             .await?;
-        Ok(self.store.list_users(who.org_id).await?)
+        let rows = self.store.list_users(who.org_id).await?;
+        Ok(rows.into_iter().map(User::from).collect())
     }
 
     /// Invites an email address: signing up with it and the returned token
@@ -123,7 +125,7 @@ impl Engine {
         );
         self.store.put_invitation(&row, &audit).await?;
         Ok(NewInvitation {
-            row,
+            invitation: row.into(),
             token: issued.key,
         })
     }
@@ -137,12 +139,7 @@ impl Engine {
     }
 
     /// Changes a member's role.
-    pub async fn set_member_role(
-        &self,
-        who: &Principal,
-        id: UserId,
-        role: &str,
-    ) -> Result<UserRow> {
+    pub async fn set_member_role(&self, who: &Principal, id: UserId, role: &str) -> Result<User> {
         let user = ("user", id.to_string());
         let (_, my_role) = self
             .member_manager(who, "member.role_change", user.clone())
@@ -171,7 +168,7 @@ impl Engine {
         match self.store.set_user_role(id, role, &audit).await {
             Ok(true) => {
                 target.role = role;
-                Ok(target)
+                Ok(target.into())
             }
             Ok(false) => Err(Error::not_found("member not found")),
             Err(StoreError::Conflict(m)) => Err(Error::Conflict(m)),

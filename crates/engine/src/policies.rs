@@ -22,7 +22,10 @@ use strongroom_store::PolicyRow;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::{Engine, ip_of};
+use crate::{Engine, ip_of, views};
+
+/// The fields of a policy that an update can't change.
+const IMMUTABLE_FIELDS: [&str; 3] = ["secret_path_pattern", "principal_type", "principal_id"];
 
 /// A new policy, as the API receives it.
 #[derive(Debug)]
@@ -147,7 +150,7 @@ impl Engine {
         who: &Principal,
         vault_id: VaultId,
         input: NewPolicy,
-    ) -> Result<PolicyRow> {
+    ) -> Result<views::Policy> {
         let (vault, decision) = self
             .vault_for(who, vault_id, Action::ManagePolicies, None)
             .await?;
@@ -194,7 +197,7 @@ impl Engine {
             ip_of(who),
         );
         self.store.create_policy(&row, &audit).await?;
-        Ok(row)
+        Ok(row.into())
     }
 
     /// A vault's policies.
@@ -202,11 +205,12 @@ impl Engine {
         &self,
         who: &Principal,
         vault_id: VaultId,
-    ) -> Result<Vec<PolicyRow>> {
+    ) -> Result<Vec<views::Policy>> {
         let (vault, _) = self
             .vault_for(who, vault_id, Action::ManagePolicies, None)
             .await?;
-        Ok(self.store.list_policies(vault.id).await?)
+        let rows = self.store.list_policies(vault.id).await?;
+        Ok(rows.into_iter().map(views::Policy::from).collect())
     }
 
     async fn policy_in(&self, vault_id: VaultId, id: Uuid) -> Result<PolicyRow> {
@@ -218,13 +222,22 @@ impl Engine {
     }
 
     /// Changes a policy's permissions, conditions, expiry, effect or priority.
+    /// Its pattern and principal can't change: naming one in `u.extra` is
+    /// refused (create a new policy instead).
     pub async fn update_policy(
         &self,
         who: &Principal,
         vault_id: VaultId,
         id: Uuid,
         u: PolicyUpdate,
-    ) -> Result<PolicyRow> {
+    ) -> Result<views::Policy> {
+        for immutable in IMMUTABLE_FIELDS {
+            if u.extra.contains_key(immutable) {
+                return Err(Error::invalid(format!(
+                    "{immutable} can't be changed; create a new policy instead"
+                )));
+            }
+        }
         let (vault, _) = self
             .vault_for(who, vault_id, Action::ManagePolicies, None)
             .await?;
@@ -266,7 +279,7 @@ impl Engine {
         if !self.store.update_policy(&row, &audit).await? {
             return Err(Error::not_found("policy not found"));
         }
-        Ok(row)
+        Ok(row.into())
     }
 
     /// Deletes a policy.

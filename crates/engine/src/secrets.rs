@@ -22,7 +22,7 @@ use strongroom_kms::{KekRef, WrappedDek};
 use strongroom_store::{Envelope, NewSecretVersion, SecretMeta, StoreError, VaultRow, VersionRow};
 use time::OffsetDateTime;
 
-use crate::{Engine, ip_of};
+use crate::{Engine, ip_of, views};
 
 /// Secret types an agent with the Intents API enabled may not read.
 const KEY_MATERIAL_TYPES: &[&str] = &["private_key", "ssh_key"];
@@ -50,7 +50,7 @@ pub struct PutSecret {
 #[derive(Debug)]
 pub struct SecretValue {
     /// Metadata of the version read.
-    pub meta: SecretMeta,
+    pub meta: views::SecretMeta,
     /// The plaintext.
     pub value: SecretBytes,
 }
@@ -71,7 +71,7 @@ impl Engine {
         vault_id: VaultId,
         path: &SecretPath,
         input: PutSecret,
-    ) -> Result<SecretMeta> {
+    ) -> Result<views::SecretMeta> {
         let (vault, decision) = self
             .vault_for(who, vault_id, Action::Write, Some(path))
             .await?;
@@ -100,6 +100,7 @@ impl Engine {
             &decision,
         )
         .await
+        .map(Into::into)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -242,7 +243,7 @@ impl Engine {
             return Err(self.refused_gone(who, &row, context(), gone).await);
         }
         Ok(SecretValue {
-            meta: row.meta,
+            meta: row.meta.into(),
             value,
         })
     }
@@ -342,13 +343,14 @@ impl Engine {
         result
     }
 
-    /// Metadata of the live secrets under `prefix` (no values).
+    /// Metadata of the live secrets under `prefix` (no values; no prefix: all).
     pub async fn list_secrets(
         &self,
         who: &Principal,
         vault_id: VaultId,
-        prefix: &str,
-    ) -> Result<Vec<SecretMeta>> {
+        prefix: Option<&str>,
+    ) -> Result<Vec<views::SecretMeta>> {
+        let prefix = prefix.unwrap_or("");
         if prefix.len() > strongroom_core::path::MAX_PATH_LEN {
             return Err(Error::invalid("prefix is too long"));
         }
@@ -374,6 +376,7 @@ impl Engine {
                 )
                 .is_ok()
             })
+            .map(Into::into)
             .collect())
     }
 
@@ -384,7 +387,7 @@ impl Engine {
         who: &Principal,
         vault_id: VaultId,
         path: &SecretPath,
-    ) -> Result<Vec<SecretMeta>> {
+    ) -> Result<Vec<views::SecretMeta>> {
         let (vault, _) = self
             .vault_for(who, vault_id, Action::Read, Some(path))
             .await?;
@@ -396,7 +399,8 @@ impl Engine {
         if head.deleted {
             return Err(Error::Gone(GoneReason::Deleted));
         }
-        Ok(self.store.list_versions(head.id).await?)
+        let versions = self.store.list_versions(head.id).await?;
+        Ok(versions.into_iter().map(Into::into).collect())
     }
 
     /// Disables one version; reads of it answer 410 afterwards.
@@ -470,7 +474,7 @@ impl Engine {
         length: Option<u32>,
         charset: Option<&str>,
         secret_type: Option<String>,
-    ) -> Result<SecretMeta> {
+    ) -> Result<views::SecretMeta> {
         let length = length.unwrap_or(32);
         if !ROTATE_LENGTH.contains(&length) {
             return Err(Error::invalid(format!(
@@ -527,7 +531,7 @@ impl Engine {
         if !may_read {
             meta.metadata = json!({});
         }
-        Ok(meta)
+        Ok(meta.into())
     }
 }
 

@@ -8,28 +8,31 @@ use strongroom_core::{Error, Principal, Result, VaultId};
 use strongroom_kms::KekRef;
 use strongroom_store::VaultRow;
 
+use crate::views::Vault;
 use crate::{Engine, ip_of, validate};
 
 /// Vault names with this prefix belong to the server (`__agent-keys`).
 pub const RESERVED_VAULT_PREFIX: &str = "__";
 
 impl Engine {
-    /// Creates a vault and its KEK inside the key provider.
+    /// Creates a vault and its KEK inside the key provider. No description
+    /// is an empty one.
     pub async fn create_vault(
         &self,
         who: &Principal,
         name: &str,
-        description: &str,
-    ) -> Result<VaultRow> {
+        description: Option<&str>,
+    ) -> Result<Vault> {
         let name = validate::name("name", name, 255)?;
         if name.starts_with(RESERVED_VAULT_PREFIX) {
             return Err(Error::invalid(format!(
                 "vault names starting with {RESERVED_VAULT_PREFIX} are reserved for the server"
             )));
         }
-        let description = validate::text("description", description, 2000)?;
+        let description = validate::text("description", description.unwrap_or(""), 2000)?;
         self.insert_vault(who, name, description, VaultKind::Standard)
             .await
+            .map(Vault::from)
     }
 
     /// Creates a vault of `kind` and its KEK: a standard vault is created by
@@ -76,7 +79,7 @@ impl Engine {
     }
 
     /// The vaults the caller may see.
-    pub async fn list_vaults(&self, who: &Principal) -> Result<Vec<VaultRow>> {
+    pub async fn list_vaults(&self, who: &Principal) -> Result<Vec<Vault>> {
         let now = strongroom_core::time_util::now();
         let mut out = vec![];
         for v in self.store.list_vaults(who.org_id).await? {
@@ -91,15 +94,19 @@ impl Engine {
             )
             .is_ok()
             {
-                out.push(v);
+                out.push(v.into());
             }
         }
         Ok(out)
     }
 
     /// One vault.
-    pub async fn get_vault(&self, who: &Principal, id: VaultId) -> Result<VaultRow> {
-        Ok(self.vault_for(who, id, Action::ViewVault, None).await?.0)
+    pub async fn get_vault(&self, who: &Principal, id: VaultId) -> Result<Vault> {
+        Ok(self
+            .vault_for(who, id, Action::ViewVault, None)
+            .await?
+            .0
+            .into())
     }
 
     /// Deletes a vault, its secrets and (crypto-shredding) its KEK.

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use strongroom_store::{SecretMeta, UserRow, VaultRow};
+use strongroom_engine::{SecretMeta, User, Vault};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
@@ -84,8 +84,8 @@ pub struct MeResponse {
     pub created_at: OffsetDateTime,
 }
 
-impl From<UserRow> for MeResponse {
-    fn from(u: UserRow) -> Self {
+impl From<User> for MeResponse {
+    fn from(u: User) -> Self {
         MeResponse {
             id: u.id.to_string(),
             email: u.email,
@@ -134,8 +134,8 @@ pub struct VaultResponse {
     pub cmek_enabled: bool,
 }
 
-impl From<VaultRow> for VaultResponse {
-    fn from(v: VaultRow) -> Self {
+impl From<Vault> for VaultResponse {
+    fn from(v: Vault) -> Self {
         VaultResponse {
             id: v.id.to_string(),
             name: v.name,

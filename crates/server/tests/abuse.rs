@@ -13,7 +13,7 @@ use axum::extract::ConnectInfo;
 use axum::http::{Method, Request, StatusCode, header};
 use serde_json::{Value, json};
 use strongroom_core::audit::SYSTEM_ORG;
-use strongroom_engine::Engine;
+use strongroom_engine::Admin;
 use strongroom_server::client::TrustedProxies;
 use strongroom_server::ratelimit::{AuthRateLimit, FailedAuthLimit};
 use strongroom_server::routes::MetricsAccess;
@@ -31,7 +31,7 @@ struct Resp {
 
 struct App {
     router: Router,
-    engine: Arc<Engine>,
+    engine: Arc<Admin>,
     _dir: tempfile::TempDir,
 }
 
@@ -39,7 +39,7 @@ async fn app(opts: ServerOptions, with_metrics: bool) -> App {
     let (_, engine, dir) = support::app().await;
     let router = router_with(
         AppState {
-            engine: engine.clone(),
+            engine: engine.engine().clone(),
             metrics: with_metrics
                 .then(strongroom_server::install_metrics)
                 .flatten(),

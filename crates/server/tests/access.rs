@@ -18,7 +18,7 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 use strongroom_core::audit::{Actor, AuditRecord};
 use strongroom_core::{OrgId, Role, Subject, UserId};
-use strongroom_engine::Engine;
+use strongroom_engine::Admin;
 use strongroom_engine::tokens::Claims;
 use strongroom_store::{OrgRow, SignupGate, UserRow};
 use time::format_description::well_known::Rfc3339;
@@ -64,7 +64,7 @@ struct Agent {
 
 struct H {
     app: Router,
-    engine: Arc<Engine>,
+    engine: Arc<Admin>,
     owner: String,
     owner_id: String,
     _dir: tempfile::TempDir,
@@ -392,7 +392,7 @@ fn unix_now() -> i64 {
 }
 
 /// A token over `claims` signed by the server's own key.
-async fn sign_with_server_key(engine: &Engine, claims: &Claims) -> String {
+async fn sign_with_server_key(engine: &Admin, claims: &Claims) -> String {
     let header = json!({"alg": "EdDSA", "typ": "JWT", "kid": engine.tokens().public_key().kid});
     let mut input = B64URL.encode(header.to_string());
     input.push('.');

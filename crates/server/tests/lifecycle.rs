@@ -18,7 +18,7 @@ use strongroom_core::audit::{Actor, AuditRecord};
 use strongroom_core::{OrgId, Role, SecretPath, Subject, UserId, VaultId};
 use strongroom_crypto::envelope::{SecretContext, dek_wrap_aad};
 use strongroom_crypto::password::PasswordParams;
-use strongroom_engine::Engine;
+use strongroom_engine::Admin;
 use strongroom_kms::{KekRef, WrappedDek};
 use strongroom_store::{OrgRow, SignupGate, UserRow};
 use time::OffsetDateTime;
@@ -55,7 +55,7 @@ impl Resp {
 
 struct H {
     app: Router,
-    engine: Arc<Engine>,
+    engine: Arc<Admin>,
     dir: tempfile::TempDir,
     /// The first sign-up: owner of organisation A.
     owner: String,

@@ -15,7 +15,7 @@ use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use base64::Engine as _;
 use serde_json::{Value, json};
-use strongroom_engine::Engine;
+use strongroom_engine::Admin;
 use strongroom_engine::tokens::Claims;
 use tower::ServiceExt;
 
@@ -29,7 +29,7 @@ const UNKNOWN_VAULT: &str = "0190f5d2-7a1c-7cc4-9b2e-5a1d3c4e5f60";
 
 struct Harness {
     app: Router,
-    engine: Arc<Engine>,
+    engine: Arc<Admin>,
     token: String,
     vault: String,
     _dir: tempfile::TempDir,
@@ -242,7 +242,7 @@ fn claims_of(token: &str) -> Claims {
 }
 
 /// A token over `claims`, signed by the server's own key inside the provider.
-async fn sign_with_server_key(engine: &Engine, claims: &Claims) -> String {
+async fn sign_with_server_key(engine: &Admin, claims: &Claims) -> String {
     let header = json!({"alg": "EdDSA", "typ": "JWT", "kid": engine.tokens().public_key().kid});
     let mut input = B64URL.encode(header.to_string());
     input.push('.');

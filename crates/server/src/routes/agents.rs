@@ -5,9 +5,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use strongroom_core::{AgentId, Error, VaultId};
-use strongroom_engine::{AgentUpdate, NewAgent};
-use strongroom_store::{AgentRow, ApiKeyRow};
+use strongroom_core::{AgentId, VaultId};
+use strongroom_engine::{Agent, AgentUpdate, ApiKeyInfo, NewAgent};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
@@ -75,8 +74,8 @@ pub struct AgentResponse {
     extra: Map<String, Value>,
 }
 
-impl From<AgentRow> for AgentResponse {
-    fn from(a: AgentRow) -> Self {
+impl From<Agent> for AgentResponse {
+    fn from(a: Agent) -> Self {
         let mut extra = match a.extra {
             Value::Object(m) => m,
             _ => Map::new(),
@@ -153,9 +152,6 @@ pub async fn create_agent(
     Auth(p): Auth,
     ApiJson(req): ApiJson<CreateAgentRequest>,
 ) -> ApiResult<(StatusCode, Json<AgentWithKeyResponse>)> {
-    if req.auth_method.as_deref().is_some_and(|m| m != "api_key") {
-        return Err(Error::invalid("only auth_method \"api_key\" is supported").into());
-    }
     let out = s
         .engine
         .create_agent(
@@ -163,6 +159,7 @@ pub async fn create_agent(
             NewAgent {
                 name: req.name,
                 description: req.description,
+                auth_method: req.auth_method,
                 scopes: req.scopes,
                 vault_ids: req.vault_ids,
                 token_ttl_seconds: req.token_ttl_seconds,
@@ -361,15 +358,10 @@ pub async fn agent_token(
     ClientIp(ip): ClientIp,
     ApiJson(req): ApiJson<AgentTokenRequest>,
 ) -> ApiResult<Json<AgentTokenResponse>> {
-    let id = match req.agent_id.as_deref() {
-        None | Some("") => None,
-        // A malformed id is just another wrong credential: same 401.
-        Some(raw) => Some(
-            raw.parse()
-                .map_err(|_| Error::Unauthenticated("invalid agent credentials".into()))?,
-        ),
-    };
-    let out = s.engine.agent_token(&req.api_key, id, ip).await?;
+    let out = s
+        .engine
+        .agent_token(&req.api_key, req.agent_id.as_deref(), ip)
+        .await?;
     Ok(Json(AgentTokenResponse {
         access_token: out.token.token,
         token_type: "Bearer",
@@ -429,8 +421,8 @@ pub struct ApiKeyResponse {
     last_used_at: Option<String>,
 }
 
-impl From<ApiKeyRow> for ApiKeyResponse {
-    fn from(k: ApiKeyRow) -> Self {
+impl From<ApiKeyInfo> for ApiKeyResponse {
+    fn from(k: ApiKeyInfo) -> Self {
         ApiKeyResponse {
             id: k.id.to_string(),
             name: k.name,
@@ -467,17 +459,12 @@ pub async fn create_api_key(
 ) -> ApiResult<(StatusCode, Json<NewApiKeyResponse>)> {
     let k = s
         .engine
-        .create_api_key(
-            &p,
-            &req.name,
-            req.scopes.unwrap_or_default(),
-            req.expires_at,
-        )
+        .create_api_key(&p, &req.name, req.scopes, req.expires_at)
         .await?;
     Ok((
         StatusCode::CREATED,
         Json(NewApiKeyResponse {
-            key: k.row.into(),
+            key: k.info.into(),
             api_key: k.key.to_string(),
         }),
     ))

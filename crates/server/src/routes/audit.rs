@@ -5,9 +5,7 @@ use axum::extract::{Query, State};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use strongroom_core::Error;
-use strongroom_core::audit::ChainedEvent;
-use strongroom_core::time_util::{from_micros, to_micros};
-use strongroom_store::AuditQuery;
+use strongroom_engine::{AuditEvent, AuditFilter};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
@@ -51,8 +49,8 @@ pub struct AuditEventResponse {
     integrity_hash: String,
 }
 
-impl From<ChainedEvent> for AuditEventResponse {
-    fn from(e: ChainedEvent) -> Self {
+impl From<AuditEvent> for AuditEventResponse {
+    fn from(e: AuditEvent) -> Self {
         AuditEventResponse {
             id: e.id,
             seq: e.seq,
@@ -64,7 +62,7 @@ impl From<ChainedEvent> for AuditEventResponse {
             resource_id: e.resource_id,
             details: e.details,
             ip_address: e.ip_address,
-            created_at: from_micros(e.created_at_us),
+            created_at: e.created_at,
             prev_event_id: e.prev_event_id,
             integrity_hash: e.integrity_hash,
         }
@@ -79,10 +77,9 @@ pub struct AuditEventList {
     count: u64,
 }
 
-fn time_param(name: &str, v: Option<&str>) -> ApiResult<Option<i64>> {
+fn time_param(name: &str, v: Option<&str>) -> ApiResult<Option<OffsetDateTime>> {
     v.map(|s| {
         OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-            .map(to_micros)
             .map_err(|_| Error::invalid(format!("{name} must be an RFC 3339 timestamp")).into())
     })
     .transpose()
@@ -96,20 +93,19 @@ pub async fn audit_events(
     Auth(p): Auth,
     Query(q): Query<EventsQuery>,
 ) -> ApiResult<Json<AuditEventList>> {
-    let query = AuditQuery {
-        org_id: String::new(),
-        from_us: time_param("from", q.from.as_deref())?,
-        to_us: time_param("to", q.to.as_deref())?,
+    let filter = AuditFilter {
+        from: time_param("from", q.from.as_deref())?,
+        to: time_param("to", q.to.as_deref())?,
         action: q.action,
         actor_id: q.actor_id,
         resource_id: q.resource_id,
-        limit: q.limit.unwrap_or(100),
-        offset: q.offset.unwrap_or(0),
+        limit: q.limit,
+        offset: q.offset,
     };
-    let (events, count) = s.engine.audit_events(&p, query).await?;
+    let page = s.engine.audit_events(&p, filter).await?;
     Ok(Json(AuditEventList {
-        events: events.into_iter().map(Into::into).collect(),
-        count,
+        events: page.events.into_iter().map(Into::into).collect(),
+        count: page.total,
     }))
 }
 

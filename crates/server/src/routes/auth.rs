@@ -76,24 +76,24 @@ pub async fn me(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<Json<MeRe
 /// The Ed25519 key that verifies every token.
 #[utoipa::path(get, path = "/v1/auth/jwt-public-key", tag = "auth", responses((status = 200, body = JwtPublicKeyResponse)))]
 pub async fn jwt_public_key(State(s): State<AppState>) -> Json<JwtPublicKeyResponse> {
-    let k = s.engine.tokens().public_key();
+    let k = s.engine.jwt_public_key();
     Json(JwtPublicKeyResponse {
         alg: "EdDSA",
         public_key_base64: base64::engine::general_purpose::STANDARD.encode(k.ed25519),
-        kid: k.kid.clone(),
+        kid: k.kid,
     })
 }
 
 /// The same key as a JWKS.
 #[utoipa::path(get, path = "/.well-known/jwks.json", tag = "auth", responses((status = 200, body = Jwks)))]
 pub async fn jwks(State(s): State<AppState>) -> Json<Jwks> {
-    let k = s.engine.tokens().public_key();
+    let k = s.engine.jwt_public_key();
     Json(Jwks {
         keys: vec![Jwk {
             kty: "OKP",
             crv: "Ed25519",
             x: base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(k.ed25519),
-            kid: k.kid.clone(),
+            kid: k.kid,
             alg: "EdDSA",
             use_: "sig",
         }],

@@ -11,7 +11,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use strongroom_kms::ProviderHealth;
+use strongroom_engine::ProviderHealth;
 
 use crate::AppState;
 use crate::wire::{HealthResponse, HsmHealthResponse};
@@ -20,9 +20,12 @@ use crate::wire::{HealthResponse, HsmHealthResponse};
 #[utoipa::path(get, path = "/v1/health", tag = "health", responses((status = 200, body = HealthResponse)))]
 pub async fn health(State(s): State<AppState>) -> Json<HealthResponse> {
     let h = s.engine.health().await;
-    let ok = h.store_ok && h.provider == ProviderHealth::Healthy;
     Json(HealthResponse {
-        status: if ok { "healthy" } else { "degraded" },
+        status: if h.is_healthy() {
+            "healthy"
+        } else {
+            "degraded"
+        },
         version: env!("CARGO_PKG_VERSION"),
     })
 }

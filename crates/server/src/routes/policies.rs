@@ -5,9 +5,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use strongroom_core::Error;
-use strongroom_engine::{NewPolicy, PolicyUpdate};
-use strongroom_store::{PolicyRow, UserRow};
+use strongroom_engine::{NewPolicy, Policy, PolicyUpdate, User};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
@@ -65,9 +63,9 @@ pub struct PolicyResponse {
     extra: Map<String, Value>,
 }
 
-impl From<PolicyRow> for PolicyResponse {
-    fn from(r: PolicyRow) -> Self {
-        let p = r.policy;
+impl From<Policy> for PolicyResponse {
+    fn from(r: Policy) -> Self {
+        let p = r.rule;
         let mut extra = match r.extra {
             Value::Object(m) => m,
             _ => Map::new(),
@@ -191,16 +189,8 @@ pub async fn update_policy(
     State(s): State<AppState>,
     Auth(p): Auth,
     Path((vid, pid)): Path<(String, String)>,
-    ApiJson(mut req): ApiJson<UpdatePolicyRequest>,
+    ApiJson(req): ApiJson<UpdatePolicyRequest>,
 ) -> ApiResult<Json<PolicyResponse>> {
-    for immutable in ["secret_path_pattern", "principal_type", "principal_id"] {
-        if req.extra.remove(immutable).is_some() {
-            return Err(Error::invalid(format!(
-                "{immutable} can't be changed; create a new policy instead"
-            ))
-            .into());
-        }
-    }
     let u = PolicyUpdate {
         permissions: req.permissions,
         conditions: req.conditions,
@@ -244,8 +234,8 @@ pub struct MemberResponse {
     created_at: OffsetDateTime,
 }
 
-impl From<UserRow> for MemberResponse {
-    fn from(u: UserRow) -> Self {
+impl From<User> for MemberResponse {
+    fn from(u: User) -> Self {
         MemberResponse {
             id: u.id.to_string(),
             email: u.email,
@@ -323,10 +313,10 @@ pub async fn invite(
         StatusCode::CREATED,
         Json(InviteResponse {
             message: "invitation recorded: sign up with this email and the invite_token to join",
-            email: inv.row.email,
-            role: inv.row.role.as_str(),
+            email: inv.invitation.email,
+            role: inv.invitation.role.as_str(),
             invite_token: inv.token.to_string(),
-            expires_at: inv.row.expires_at,
+            expires_at: inv.invitation.expires_at,
         }),
     ))
 }

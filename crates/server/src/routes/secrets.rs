@@ -9,8 +9,7 @@ use axum::extract::{Query, State};
 use axum::http::{StatusCode, Uri};
 use serde::Deserialize;
 use strongroom_core::{Error, SecretPath, VaultId};
-use strongroom_crypto::SecretBytes;
-use strongroom_engine::PutSecret;
+use strongroom_engine::{PutSecret, SecretBytes};
 
 use crate::AppState;
 use crate::extract::{ApiJson, Auth, OptionalJson};
@@ -141,7 +140,7 @@ pub async fn list_secrets(
     let (vault, _) = vault_and_tail(&uri)?;
     let list = s
         .engine
-        .list_secrets(&p, vault, q.prefix.as_deref().unwrap_or(""))
+        .list_secrets(&p, vault, q.prefix.as_deref())
         .await?;
     Ok(Json(SecretList {
         secrets: list.into_iter().map(Into::into).collect(),

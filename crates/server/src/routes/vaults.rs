@@ -20,7 +20,7 @@ pub async fn create_vault(
 ) -> ApiResult<(StatusCode, Json<VaultResponse>)> {
     let v = s
         .engine
-        .create_vault(&p, &req.name, req.description.as_deref().unwrap_or(""))
+        .create_vault(&p, &req.name, req.description.as_deref())
         .await?;
     Ok((StatusCode::CREATED, Json(v.into())))
 }
@@ -93,7 +93,7 @@ pub async fn rotate_kek(
     Ok(Json(KekResponse {
         vault_id: id.to_string(),
         kek_version: r.kek_version,
-        rewrapped: 0,
+        rewrapped: r.rewrapped,
         remaining: r.remaining,
     }))
 }
@@ -109,10 +109,7 @@ pub async fn rewrap_kek(
     crate::extract::OptionalJson(req): crate::extract::OptionalJson<RewrapRequest>,
 ) -> ApiResult<Json<KekResponse>> {
     let id = vault_id(&id)?;
-    let r = s
-        .engine
-        .rewrap_vault(&p, id, req.batch_size.unwrap_or(200))
-        .await?;
+    let r = s.engine.rewrap_vault(&p, id, req.batch_size).await?;
     Ok(Json(KekResponse {
         vault_id: id.to_string(),
         kek_version: r.kek_version,

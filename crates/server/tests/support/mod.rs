@@ -5,15 +5,15 @@ use std::sync::Arc;
 
 use axum::Router;
 use strongroom_crypto::password::PasswordParams;
-use strongroom_engine::{Engine, EngineConfig};
+use strongroom_engine::{Admin, EngineConfig};
 use strongroom_kms::KeyProvider;
 use strongroom_kms::soft::SoftProvider;
 use strongroom_server::{AppState, router};
 use strongroom_store::sqlite::SqliteStore;
 
-/// The router, its engine, and the directory holding the database (keep it alive).
+/// The router, its engine's administrative handle, and the directory holding the database (keep it alive).
 #[allow(dead_code)] // not every suite uses every helper
-pub async fn app() -> (Router, Arc<Engine>, tempfile::TempDir) {
+pub async fn app() -> (Router, Arc<Admin>, tempfile::TempDir) {
     app_with_provider(Arc::new(SoftProvider::memory().expect("memory provider"))).await
 }
 
@@ -21,7 +21,7 @@ pub async fn app() -> (Router, Arc<Engine>, tempfile::TempDir) {
 #[allow(dead_code)] // not every suite uses every helper
 pub async fn app_with_provider(
     kms: Arc<dyn KeyProvider>,
-) -> (Router, Arc<Engine>, tempfile::TempDir) {
+) -> (Router, Arc<Admin>, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Arc::new(
         SqliteStore::open(&dir.path().join("db.sqlite"))
@@ -29,7 +29,7 @@ pub async fn app_with_provider(
             .expect("store opens"),
     );
     let engine = Arc::new(
-        Engine::new(
+        Admin::new(
             store,
             kms,
             EngineConfig {
@@ -44,7 +44,7 @@ pub async fn app_with_provider(
         .expect("engine starts"),
     );
     let app = router(AppState {
-        engine: engine.clone(),
+        engine: engine.engine().clone(),
         metrics: None,
     });
     (app, engine, dir)
