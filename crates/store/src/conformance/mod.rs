@@ -1,14 +1,86 @@
-//! The store conformance suite: every `Store` back-end must pass it unchanged.
-//! Each check takes a fresh, empty store.
+//! The store conformance suite: every [`Store`] back-end must pass it
+//! unchanged (like OpenBao's `crosstest`). Each case takes a fresh, empty
+//! store and panics on the first difference.
+//!
+//! Built only with the `conformance` cargo feature. A back-end runs every case
+//! with [`conformance_suite!`](crate::conformance_suite) in one of its test
+//! files, given a factory of fresh stores:
+//!
+//! ```ignore
+//! // Cargo.toml: [dev-dependencies]
+//! // strongroom-store = { workspace = true, features = ["conformance"] }
+//! // tokio = { workspace = true }
+//! async fn fresh() -> (tempfile::TempDir, Arc<dyn Store>) { /* a new, empty store */ }
+//! strongroom_store::conformance_suite!(fresh());
+//! ```
+//!
+//! The helpers (`org_and_owner`, `vault`, `audit`, …) are public so a
+//! back-end's own tests can build the same fixtures.
 
 use serde_json::json;
 use strongroom_core::audit::{Actor, AuditRecord, Checkpoint};
 use strongroom_core::policy::{Conditions, Effect, PathPattern, Permission, Policy};
 use strongroom_core::time_util::now;
 use strongroom_core::{AgentId, OrgId, Role, SecretId, SecretPath, Subject, UserId, VaultId};
-use strongroom_store::*;
 use time::Duration;
 use uuid::Uuid;
+
+use crate::*;
+
+/// Generates one `#[tokio::test]` per conformance case, each on a store of its
+/// own. `$fresh` is an expression evaluated once per test, to a future of
+/// `(guard, Arc<dyn Store>)`: the store must be new and empty, and `guard`
+/// (a temporary directory, a database to drop) lives until the test ends.
+/// The calling crate needs `tokio` (with `macros` and the multi-threaded
+/// runtime) among its dev-dependencies.
+///
+/// Every case of the suite is listed here, so a back-end that invokes this
+/// runs a case added later without changing its own tests.
+#[macro_export]
+macro_rules! conformance_suite {
+    ($fresh:expr) => {
+        $crate::conformance_suite!(@each $fresh;
+            key_lifecycle,
+            signup_gate,
+            vaults,
+            refused_changes_are_not_outages,
+            versions,
+            listing_and_delete,
+            access_counting,
+            audit_log,
+            invitations,
+            users_and_roles,
+            delete_user_cascade,
+            principal_status,
+            token_revocation,
+            agents,
+            api_keys,
+            policies,
+            settings,
+            system_vaults,
+            token_generations
+        );
+        $crate::conformance_suite!(@concurrent $fresh;
+            concurrent_audit_appends,
+            failed_writes_amid_concurrent_ones,
+            concurrent_writers
+        );
+    };
+    (@each $fresh:expr; $($name:ident),* $(,)?) => {$(
+        #[::tokio::test]
+        async fn $name() {
+            let (_guard, store) = $fresh.await;
+            $crate::conformance::$name(&*store).await;
+        }
+    )*};
+    (@concurrent $fresh:expr; $($name:ident),* $(,)?) => {$(
+        #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            let (_guard, store) = $fresh.await;
+            $crate::conformance::$name(store).await;
+        }
+    )*};
+}
 
 /// Evaluates `$call` and asserts it appended exactly `$n` events to `$org`'s
 /// audit chain (one per successful mutation, none for a refusal).
@@ -26,6 +98,7 @@ macro_rules! audited {
     }};
 }
 
+/// An audit record of `action` in `org` (anonymous actor, fixed details).
 pub fn audit(org: OrgId, action: &str) -> AuditRecord {
     AuditRecord::new(
         org,
@@ -38,6 +111,7 @@ pub fn audit(org: OrgId, action: &str) -> AuditRecord {
     )
 }
 
+/// Creates an organisation with an owner signed up as `email`.
 pub async fn org_and_owner(
     s: &dyn Store,
     email: &str,
@@ -62,6 +136,7 @@ pub async fn org_and_owner(
     Ok((org, user))
 }
 
+/// Creates a standard vault in `org`, owned by `owner`, under `kek-1` version 1.
 pub async fn vault(s: &dyn Store, org: &OrgRow, owner: &UserRow) -> VaultRow {
     let v = VaultRow {
         id: VaultId::new(),
@@ -94,6 +169,7 @@ fn envelope(tag: u8) -> Envelope {
     }
 }
 
+/// Rotation and migration: stale wraps found per vault, replaced all or nothing by compare-and-set, with their audit record.
 pub async fn key_lifecycle(s: &dyn Store) {
     let (org, owner) = org_and_owner(s, "a@example.com", SignupGate::Open)
         .await
@@ -135,8 +211,7 @@ pub async fn key_lifecycle(s: &dyn Store) {
         kek_version: v,
         wrapped_dek: vec![b; 60],
     };
-    let org_s = org.id.to_string();
-    let before = s.audit_chain(&org_s, 1, 1000).await.unwrap().len();
+    let before = s.audit_chain(org.id, 1, 1000).await.unwrap().len();
     s.replace_wraps(
         &[change(&page[0], "kek-1", 2, 7)],
         Some(&audit(org.id, "vault.kek_rewrap")),
@@ -144,7 +219,7 @@ pub async fn key_lifecycle(s: &dyn Store) {
     .await
     .unwrap();
     assert_eq!(
-        s.audit_chain(&org_s, 1, 1000).await.unwrap().len(),
+        s.audit_chain(org.id, 1, 1000).await.unwrap().len(),
         before + 1
     );
     let stale_and_fresh = [
@@ -160,7 +235,7 @@ pub async fn key_lifecycle(s: &dyn Store) {
         "a stale read must not overwrite"
     );
     assert_eq!(
-        s.audit_chain(&org_s, 1, 1000).await.unwrap().len(),
+        s.audit_chain(org.id, 1, 1000).await.unwrap().len(),
         before + 1,
         "nothing recorded for a refused batch"
     );
@@ -197,6 +272,7 @@ pub async fn key_lifecycle(s: &dyn Store) {
     );
 }
 
+/// A version of `path` in `v` following `expected_latest`, with an envelope filled with `tag`.
 pub fn new_version(
     v: &VaultRow,
     path: &str,
@@ -220,6 +296,7 @@ pub fn new_version(
     }
 }
 
+/// The first signup bootstraps; later ones follow the gate; a taken email is a conflict.
 pub async fn signup_gate(s: &dyn Store) {
     let (_, owner) = org_and_owner(s, "a@example.com", SignupGate::FirstOnly)
         .await
@@ -248,6 +325,7 @@ pub async fn signup_gate(s: &dyn Store) {
     );
 }
 
+/// Vaults: create, read, list per organisation, delete with everything that names them.
 pub async fn vaults(s: &dyn Store) {
     let (org, owner) = org_and_owner(s, "a@example.com", SignupGate::Open)
         .await
@@ -366,6 +444,7 @@ pub async fn refused_changes_are_not_outages(s: &dyn Store) {
     .unwrap();
 }
 
+/// Versions: allocated by compare-and-set on the head, read exact or latest, never lost or reused.
 pub async fn versions(s: &dyn Store) {
     let (org, owner) = org_and_owner(s, "a@example.com", SignupGate::Open)
         .await
@@ -448,6 +527,7 @@ pub async fn versions(s: &dyn Store) {
     );
 }
 
+/// Listing by prefix, version lists, disable, soft delete and writing after a delete.
 pub async fn listing_and_delete(s: &dyn Store) {
     let (org, owner) = org_and_owner(s, "a@example.com", SignupGate::Open)
         .await
@@ -548,6 +628,7 @@ pub async fn listing_and_delete(s: &dyn Store) {
     assert!(deleted(Some(3)).await);
 }
 
+/// Reads are counted with their audit record; a read past the limit changes nothing.
 pub async fn access_counting(s: &dyn Store) {
     let (org, owner) = org_and_owner(s, "a@example.com", SignupGate::Open)
         .await
@@ -568,7 +649,7 @@ pub async fn access_counting(s: &dyn Store) {
     assert_eq!(row.access_count, 2);
     // A refused read writes no audit record of its own: the caller records the denial.
     let actions: Vec<String> = s
-        .audit_chain(&org.id.to_string(), 1, 100)
+        .audit_chain(org.id, 1, 100)
         .await
         .unwrap()
         .into_iter()
@@ -578,6 +659,7 @@ pub async fn access_counting(s: &dyn Store) {
     assert!(!actions.contains(&"r3".to_string()));
 }
 
+/// The audit log: chains per organisation, heads, organisations to verify, queries, checkpoints.
 pub async fn audit_log(s: &dyn Store) {
     use strongroom_core::audit::{GENESIS_HASH, verify_chain};
     let (org, _) = org_and_owner(s, "a@example.com", SignupGate::Open)
@@ -592,7 +674,7 @@ pub async fn audit_log(s: &dyn Store) {
             .unwrap();
     }
     let org_s = org.id.to_string();
-    let all = s.audit_chain(&org_s, 1, 100).await.unwrap();
+    let all = s.audit_chain(org.id, 1, 100).await.unwrap();
     assert_eq!(
         all.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(),
         ["auth.signup", "e0", "e1", "e2", "e3", "e4"]
@@ -610,14 +692,14 @@ pub async fn audit_log(s: &dyn Store) {
     assert!(r.chain_valid, "{r:?}");
     assert_eq!(r.events_verified, 6);
     assert_eq!(
-        s.audit_chain(&org2.id.to_string(), 1, 100)
+        s.audit_chain(org2.id, 1, 100)
             .await
             .unwrap()
             .len(),
         1
     );
     // Resuming a stretch from the middle.
-    let tail = s.audit_chain(&org_s, 4, 2).await.unwrap();
+    let tail = s.audit_chain(org.id, 4, 2).await.unwrap();
     assert_eq!(tail.iter().map(|e| e.seq).collect::<Vec<_>>(), [4, 5]);
 
     let heads = s.audit_heads().await.unwrap();
@@ -627,7 +709,7 @@ pub async fn audit_log(s: &dyn Store) {
         (6, all[5].integrity_hash.as_str(), all[5].id.as_str())
     );
     // One head per organisation with events, each its own chain's newest.
-    let org2_chain = s.audit_chain(&org2.id.to_string(), 1, 100).await.unwrap();
+    let org2_chain = s.audit_chain(org2.id, 1, 100).await.unwrap();
     let h2 = heads
         .iter()
         .find(|h| h.org_id == org2.id.to_string())
@@ -698,10 +780,10 @@ pub async fn audit_log(s: &dyn Store) {
         kid: "k".into(),
         signature: "c2ln".into(),
     };
-    assert_eq!(s.latest_checkpoint(&org_s).await.unwrap(), None);
+    assert_eq!(s.latest_checkpoint(org.id).await.unwrap(), None);
     s.insert_checkpoint(&cp).await.unwrap();
     s.insert_checkpoint(&cp).await.unwrap();
-    assert_eq!(s.checkpoints(&org_s).await.unwrap(), vec![cp.clone()]);
+    assert_eq!(s.checkpoints(org.id).await.unwrap(), vec![cp.clone()]);
     let older = strongroom_core::audit::Checkpoint {
         seq: 3,
         event_id: all[2].id.clone(),
@@ -710,18 +792,19 @@ pub async fn audit_log(s: &dyn Store) {
     };
     s.insert_checkpoint(&older).await.unwrap();
     assert_eq!(
-        s.checkpoints(&org_s).await.unwrap(),
+        s.checkpoints(org.id).await.unwrap(),
         vec![older.clone(), cp.clone()]
     );
-    assert_eq!(s.latest_checkpoint(&org_s).await.unwrap(), Some(cp));
+    assert_eq!(s.latest_checkpoint(org.id).await.unwrap(), Some(cp));
     assert!(
-        s.checkpoints(&org2.id.to_string())
+        s.checkpoints(org2.id)
             .await
             .unwrap()
             .is_empty()
     );
 }
 
+/// Concurrent appends to one organisation build one whole chain (needs a multi-threaded runtime).
 pub async fn concurrent_audit_appends(s: std::sync::Arc<dyn Store>) {
     use strongroom_core::audit::{GENESIS_HASH, verify_chain};
     let (org, _) = org_and_owner(&*s, "a@example.com", SignupGate::Open)
@@ -741,7 +824,7 @@ pub async fn concurrent_audit_appends(s: std::sync::Arc<dyn Store>) {
     for t in tasks {
         t.await.unwrap();
     }
-    let all = s.audit_chain(&org.id.to_string(), 1, 1000).await.unwrap();
+    let all = s.audit_chain(org.id, 1, 1000).await.unwrap();
     assert_eq!(all.len(), 201);
     let r = verify_chain(&all, &[], 1, (GENESIS_HASH, None), &|_, _, _| false);
     assert!(r.chain_valid, "{r:?}");
@@ -780,7 +863,7 @@ pub async fn failed_writes_amid_concurrent_ones(s: std::sync::Arc<dyn Store>) {
         ok += t.await.unwrap();
     }
     assert_eq!(ok, 80);
-    let all = s.audit_chain(&org.id.to_string(), 1, 1000).await.unwrap();
+    let all = s.audit_chain(org.id, 1, 1000).await.unwrap();
     // signup + vault.create + the successful appends; no "vault.dup".
     assert_eq!(all.len(), 2 + ok);
     assert!(all.iter().all(|e| e.action != "vault.dup"));
@@ -789,6 +872,7 @@ pub async fn failed_writes_amid_concurrent_ones(s: std::sync::Arc<dyn Store>) {
     assert_eq!(s.list_vaults(org.id).await.unwrap().len(), 1);
 }
 
+/// Concurrent writers of one path get consecutive versions, none lost or duplicated (needs a multi-threaded runtime).
 pub async fn concurrent_writers(s: std::sync::Arc<dyn Store>) {
     let (org, owner) = org_and_owner(&*s, "a@example.com", SignupGate::Open)
         .await
@@ -848,7 +932,7 @@ pub async fn concurrent_writers(s: std::sync::Arc<dyn Store>) {
 
 /// The length of an organisation's audit chain.
 pub async fn chain_len(s: &dyn Store, org: OrgId) -> usize {
-    s.audit_chain(&org.to_string(), 1, 100_000)
+    s.audit_chain(org, 1, 100_000)
         .await
         .unwrap()
         .len()
@@ -964,6 +1048,7 @@ fn conditions() -> Conditions {
     .unwrap()
 }
 
+/// Invitations: one per organisation and email, accepted only with their token, before expiry.
 pub async fn invitations(s: &dyn Store) {
     let (org, owner) = org_and_owner(s, "a@example.com", SignupGate::Open)
         .await
@@ -1151,6 +1236,7 @@ pub async fn invitations(s: &dyn Store) {
     assert_eq!(s.list_users(org3.id).await.unwrap().len(), 1);
 }
 
+/// Users and roles: an organisation always keeps an owner.
 pub async fn users_and_roles(s: &dyn Store) {
     let (org, owner) = org_and_owner(s, "a@example.com", SignupGate::Open)
         .await
@@ -1282,6 +1368,7 @@ pub async fn users_and_roles(s: &dyn Store) {
     assert_eq!(left[0].role, Role::Owner);
 }
 
+/// Deleting a user removes their API keys and policies.
 pub async fn delete_user_cascade(s: &dyn Store) {
     let (org, owner) = org_and_owner(s, "a@example.com", SignupGate::Open)
         .await
@@ -1334,6 +1421,7 @@ pub async fn delete_user_cascade(s: &dyn Store) {
     assert_eq!(s.list_policies(v.id).await.unwrap(), vec![p_k, p_agent]);
 }
 
+/// A token's principal as it is now: active, role, revoked, generation.
 pub async fn principal_status(s: &dyn Store) {
     let (org, owner) = org_and_owner(s, "a@example.com", SignupGate::Open)
         .await
@@ -1490,6 +1578,7 @@ pub async fn principal_status(s: &dyn Store) {
     );
 }
 
+/// Revoked token ids stay denied until they expire.
 pub async fn token_revocation(s: &dyn Store) {
     let (org, owner) = org_and_owner(s, "a@example.com", SignupGate::Open)
         .await
@@ -1539,6 +1628,7 @@ pub async fn token_revocation(s: &dyn Store) {
     assert!(!revoked("never").await);
 }
 
+/// Agents: create, read by id and key prefix, list, update.
 pub async fn agents(s: &dyn Store) {
     let (org, owner) = org_and_owner(s, "a@example.com", SignupGate::Open)
         .await
@@ -1716,6 +1806,7 @@ pub async fn agents(s: &dyn Store) {
     assert_eq!(s.agent(c.id).await.unwrap(), Some(c));
 }
 
+/// Personal API keys: create, look up by prefix, list, revoke only one's own.
 pub async fn api_keys(s: &dyn Store) {
     let (org, owner) = org_and_owner(s, "a@example.com", SignupGate::Open)
         .await
@@ -1820,6 +1911,7 @@ pub async fn api_keys(s: &dyn Store) {
     assert_eq!(s.list_api_keys(m.id).await.unwrap(), vec![km]);
 }
 
+/// Policies: create, read, list, per-principal lookup, update, delete.
 pub async fn policies(s: &dyn Store) {
     let (org, owner) = org_and_owner(s, "a@example.com", SignupGate::Open)
         .await
@@ -1990,6 +2082,7 @@ pub async fn policies(s: &dyn Store) {
     assert_eq!(s.list_policies(v2.id).await.unwrap(), vec![p4]);
 }
 
+/// Settings: set, replace, init once.
 pub async fn settings(s: &dyn Store) {
     assert!(s.setting("pepper").await.unwrap().is_none());
     assert_eq!(s.init_setting("pepper", "first").await.unwrap(), "first");
