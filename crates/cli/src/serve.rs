@@ -116,7 +116,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         .await
         .context("starting the engine")?,
     );
-    let checkpointer = engine.spawn_checkpointer(cfg.checkpoints);
+    let checkpointer = engine.spawn_checkpointer(cfg.checkpoints, store.audit_appends());
     let failure_flusher = engine.spawn_auth_failure_flusher();
     let app = router_with(
         AppState {

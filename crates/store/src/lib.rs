@@ -11,7 +11,7 @@
 //! | [`SettingsStore`] | server-wide settings, health |
 //!
 //! [`sqlite::SqliteStore`] is the embedded default. Every back-end passes the
-//! same conformance suite ([`conformance`], behind the `conformance` feature).
+//! same conformance suite (`conformance`, behind the `conformance` feature).
 //!
 //! Design rules that keep back-ends interchangeable:
 //! - every mutation is one trait call that runs in one transaction together with
