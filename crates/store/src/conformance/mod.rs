@@ -21,7 +21,9 @@ use serde_json::json;
 use strongroom_core::audit::{Actor, AuditRecord, Checkpoint};
 use strongroom_core::policy::{Conditions, Effect, PathPattern, Permission, Policy};
 use strongroom_core::time_util::now;
-use strongroom_core::{AgentId, OrgId, Role, SecretId, SecretPath, Subject, UserId, VaultId};
+use strongroom_core::{
+    AgentId, ApiKeyId, OrgId, PolicyId, Role, SecretId, SecretPath, Subject, UserId, VaultId,
+};
 use time::Duration;
 use uuid::Uuid;
 
@@ -373,7 +375,7 @@ pub async fn vaults(s: &dyn Store) {
         .unwrap()
     );
     assert!(s.vault(v1.id).await.unwrap().is_none());
-    assert!(s.policy(p1.policy.id).await.unwrap().is_none());
+    assert!(s.policy(PolicyId(p1.policy.id)).await.unwrap().is_none());
     assert!(s.list_policies(v1.id).await.unwrap().is_empty());
     assert!(
         s.policies_for(v1.id, &Subject::User(owner.id))
@@ -1409,7 +1411,7 @@ pub async fn delete_user_cascade(s: &dyn Store) {
                 .is_none()
         );
     }
-    assert!(s.policy(p_m.policy.id).await.unwrap().is_none());
+    assert!(s.policy(PolicyId(p_m.policy.id)).await.unwrap().is_none());
     assert!(
         s.policies_for(v.id, &Subject::User(m.id))
             .await
@@ -1870,17 +1872,17 @@ pub async fn api_keys(s: &dyn Store) {
         s,
         org.id,
         0,
-        s.revoke_api_key(m.id, k1.id, &audit(org.id, "key.revoke"))
+        s.revoke_api_key(m.id, ApiKeyId(k1.id), &audit(org.id, "key.revoke"))
             .await
             .unwrap()
     ));
     assert!(
-        !s.revoke_api_key(owner2.id, k1.id, &audit(org2.id, "key.revoke"))
+        !s.revoke_api_key(owner2.id, ApiKeyId(k1.id), &audit(org2.id, "key.revoke"))
             .await
             .unwrap()
     );
     assert!(
-        !s.revoke_api_key(owner.id, Uuid::now_v7(), &audit(org.id, "key.revoke"))
+        !s.revoke_api_key(owner.id, ApiKeyId::new(), &audit(org.id, "key.revoke"))
             .await
             .unwrap()
     );
@@ -1895,7 +1897,7 @@ pub async fn api_keys(s: &dyn Store) {
         s,
         org.id,
         1,
-        s.revoke_api_key(owner.id, k1.id, &audit(org.id, "key.revoke"))
+        s.revoke_api_key(owner.id, ApiKeyId(k1.id), &audit(org.id, "key.revoke"))
             .await
             .unwrap()
     ));
@@ -1930,7 +1932,7 @@ pub async fn policies(s: &dyn Store) {
         s.create_policy(&p1, &audit(org.id, "policy.create")).await
     )
     .unwrap();
-    assert_eq!(s.policy(p1.policy.id).await.unwrap(), Some(p1.clone()));
+    assert_eq!(s.policy(PolicyId(p1.policy.id)).await.unwrap(), Some(p1.clone()));
     // Every field set.
     let mut p2 = policy_row(&v, ag, "**/password");
     p2.policy.permissions = vec![Permission::Read, Permission::Write, Permission::Delete];
@@ -1948,8 +1950,8 @@ pub async fn policies(s: &dyn Store) {
             .await
             .unwrap();
     }
-    assert_eq!(s.policy(p2.policy.id).await.unwrap(), Some(p2.clone()));
-    assert!(s.policy(Uuid::now_v7()).await.unwrap().is_none());
+    assert_eq!(s.policy(PolicyId(p2.policy.id)).await.unwrap(), Some(p2.clone()));
+    assert!(s.policy(PolicyId::new()).await.unwrap().is_none());
     assert!(is_conflict(
         s.create_policy(&p1, &audit(org.id, "policy.create")).await
     ));
@@ -1999,9 +2001,9 @@ pub async fn policies(s: &dyn Store) {
             .await
             .unwrap()
     ));
-    assert_eq!(s.policy(p1.policy.id).await.unwrap(), Some(u.clone()));
+    assert_eq!(s.policy(PolicyId(p1.policy.id)).await.unwrap(), Some(u.clone()));
     assert_eq!(
-        s.policy(p1.policy.id)
+        s.policy(PolicyId(p1.policy.id))
             .await
             .unwrap()
             .unwrap()
@@ -2026,7 +2028,7 @@ pub async fn policies(s: &dyn Store) {
             .await
             .unwrap()
     );
-    assert_eq!(s.policy(p1.policy.id).await.unwrap(), Some(back.clone()));
+    assert_eq!(s.policy(PolicyId(p1.policy.id)).await.unwrap(), Some(back.clone()));
     // Pattern, principal, creator and creation time are not mutable.
     let mut fixed = back.clone();
     fixed.policy.pattern = PathPattern::parse("**").unwrap();
@@ -2038,7 +2040,7 @@ pub async fn policies(s: &dyn Store) {
             .await
             .unwrap()
     );
-    assert_eq!(s.policy(p1.policy.id).await.unwrap(), Some(back.clone()));
+    assert_eq!(s.policy(PolicyId(p1.policy.id)).await.unwrap(), Some(back.clone()));
 
     // Unknown policy, or a policy named under the wrong vault: false.
     assert!(!audited!(
@@ -2057,24 +2059,24 @@ pub async fn policies(s: &dyn Store) {
             .await
             .unwrap()
     );
-    assert_eq!(s.policy(p4.policy.id).await.unwrap(), Some(p4.clone()));
+    assert_eq!(s.policy(PolicyId(p4.policy.id)).await.unwrap(), Some(p4.clone()));
 
     // Delete: true once, then false.
     assert!(audited!(
         s,
         org.id,
         1,
-        s.delete_policy(p1.policy.id, &audit(org.id, "policy.delete"))
+        s.delete_policy(PolicyId(p1.policy.id), &audit(org.id, "policy.delete"))
             .await
             .unwrap()
     ));
-    assert!(s.policy(p1.policy.id).await.unwrap().is_none());
+    assert!(s.policy(PolicyId(p1.policy.id)).await.unwrap().is_none());
     assert!(s.policies_for(v.id, &mu).await.unwrap().is_empty());
     assert!(!audited!(
         s,
         org.id,
         0,
-        s.delete_policy(p1.policy.id, &audit(org.id, "policy.delete"))
+        s.delete_policy(PolicyId(p1.policy.id), &audit(org.id, "policy.delete"))
             .await
             .unwrap()
     ));

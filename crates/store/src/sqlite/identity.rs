@@ -7,9 +7,8 @@ use async_trait::async_trait;
 use rusqlite::{Connection, params};
 use strongroom_core::audit::AuditRecord;
 use strongroom_core::time_util::{now, to_micros};
-use strongroom_core::{AgentId, OrgId, Role, Subject, UserId};
+use strongroom_core::{AgentId, ApiKeyId, OrgId, Role, Subject, UserId};
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 use super::SqliteStore;
 use super::db::{PreparedAudit, Tx, exec, get, query_all, query_i64, query_opt};
@@ -497,7 +496,7 @@ impl IdentityStore for SqliteStore {
     async fn revoke_api_key(
         &self,
         user: UserId,
-        id: Uuid,
+        id: ApiKeyId,
         audit: &AuditRecord,
     ) -> StoreResult<bool> {
         let audit = PreparedAudit::new(audit);

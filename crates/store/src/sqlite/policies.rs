@@ -6,8 +6,7 @@ use rusqlite::params;
 use strongroom_core::audit::AuditRecord;
 use strongroom_core::policy::Policy;
 use strongroom_core::time_util::to_micros;
-use strongroom_core::{Subject, VaultId};
-use uuid::Uuid;
+use strongroom_core::{PolicyId, Subject, VaultId};
 
 use super::SqliteStore;
 use super::db::{PreparedAudit, Tx, exec, query_all, query_opt};
@@ -53,7 +52,7 @@ impl PolicyStore for SqliteStore {
             .await
     }
 
-    async fn policy(&self, id: Uuid) -> StoreResult<Option<PolicyRow>> {
+    async fn policy(&self, id: PolicyId) -> StoreResult<Option<PolicyRow>> {
         self.db.read(|c| {
             query_opt(
                 c,
@@ -124,7 +123,7 @@ impl PolicyStore for SqliteStore {
 
     async fn delete_policy(
         &self,
-        id: Uuid,
+        id: PolicyId,
         audit: &AuditRecord,
     ) -> StoreResult<bool> {
         let audit = PreparedAudit::new(audit);

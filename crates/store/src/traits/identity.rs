@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use strongroom_core::audit::AuditRecord;
-use strongroom_core::{AgentId, OrgId, Role, Subject, UserId};
+use strongroom_core::{AgentId, ApiKeyId, OrgId, Role, Subject, UserId};
 
 use crate::{
     AgentRow, ApiKeyRow, InvitationRow, OrgRow, PrincipalStatus, StoreResult, UserRow,
@@ -104,7 +104,7 @@ pub trait IdentityStore: Send + Sync + 'static {
     async fn revoke_api_key(
         &self,
         user: UserId,
-        id: uuid::Uuid,
+        id: ApiKeyId,
         audit: &AuditRecord,
     ) -> StoreResult<bool>;
 }
