@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use base64::Engine as _;
 use clap::{Args, Subcommand};
-use strongroom_core::audit::{ChainVerifier, Checkpoint, ExportLine, GENESIS_HASH, VerifyReport};
 use strongroom_core::OrgId;
+use strongroom_core::audit::{ChainVerifier, Checkpoint, ExportLine, GENESIS_HASH, VerifyReport};
 use strongroom_store::AuditStore;
 use strongroom_store::sqlite::SqliteStore;
 
@@ -110,8 +110,9 @@ async fn export(a: ExportArgs) -> anyhow::Result<()> {
 
 /// An organisation named by the log: a UUID unless the database was tampered with.
 fn org_id(org: &str) -> anyhow::Result<OrgId> {
-    org.parse()
-        .map_err(|_| anyhow::anyhow!("the audit log names an organisation {org:?} that is not an id"))
+    org.parse().map_err(|_| {
+        anyhow::anyhow!("the audit log names an organisation {org:?} that is not an id")
+    })
 }
 
 /// Public keys by kid, from base64 or a JWKS / jwt-public-key JSON file.

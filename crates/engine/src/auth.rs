@@ -503,7 +503,11 @@ impl Engine {
             json!({}),
             ip_of(who),
         );
-        if self.store.revoke_api_key(user, ApiKeyId(id), &audit).await? {
+        if self
+            .store
+            .revoke_api_key(user, ApiKeyId(id), &audit)
+            .await?
+        {
             Ok(())
         } else {
             Err(Error::not_found("API key not found"))

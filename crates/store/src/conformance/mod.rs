@@ -693,13 +693,7 @@ pub async fn audit_log(s: &dyn Store) {
     let r = verify_chain(&all, &[], 1, (GENESIS_HASH, None), &|_, _, _| false);
     assert!(r.chain_valid, "{r:?}");
     assert_eq!(r.events_verified, 6);
-    assert_eq!(
-        s.audit_chain(org2.id, 1, 100)
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(s.audit_chain(org2.id, 1, 100).await.unwrap().len(), 1);
     // Resuming a stretch from the middle.
     let tail = s.audit_chain(org.id, 4, 2).await.unwrap();
     assert_eq!(tail.iter().map(|e| e.seq).collect::<Vec<_>>(), [4, 5]);
@@ -798,12 +792,7 @@ pub async fn audit_log(s: &dyn Store) {
         vec![older.clone(), cp.clone()]
     );
     assert_eq!(s.latest_checkpoint(org.id).await.unwrap(), Some(cp));
-    assert!(
-        s.checkpoints(org2.id)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(s.checkpoints(org2.id).await.unwrap().is_empty());
 }
 
 /// Concurrent appends to one organisation build one whole chain (needs a multi-threaded runtime).
@@ -934,10 +923,7 @@ pub async fn concurrent_writers(s: std::sync::Arc<dyn Store>) {
 
 /// The length of an organisation's audit chain.
 pub async fn chain_len(s: &dyn Store, org: OrgId) -> usize {
-    s.audit_chain(org, 1, 100_000)
-        .await
-        .unwrap()
-        .len()
+    s.audit_chain(org, 1, 100_000).await.unwrap().len()
 }
 
 fn is_conflict<T: std::fmt::Debug>(r: StoreResult<T>) -> bool {
@@ -1932,7 +1918,10 @@ pub async fn policies(s: &dyn Store) {
         s.create_policy(&p1, &audit(org.id, "policy.create")).await
     )
     .unwrap();
-    assert_eq!(s.policy(PolicyId(p1.policy.id)).await.unwrap(), Some(p1.clone()));
+    assert_eq!(
+        s.policy(PolicyId(p1.policy.id)).await.unwrap(),
+        Some(p1.clone())
+    );
     // Every field set.
     let mut p2 = policy_row(&v, ag, "**/password");
     p2.policy.permissions = vec![Permission::Read, Permission::Write, Permission::Delete];
@@ -1950,7 +1939,10 @@ pub async fn policies(s: &dyn Store) {
             .await
             .unwrap();
     }
-    assert_eq!(s.policy(PolicyId(p2.policy.id)).await.unwrap(), Some(p2.clone()));
+    assert_eq!(
+        s.policy(PolicyId(p2.policy.id)).await.unwrap(),
+        Some(p2.clone())
+    );
     assert!(s.policy(PolicyId::new()).await.unwrap().is_none());
     assert!(is_conflict(
         s.create_policy(&p1, &audit(org.id, "policy.create")).await
@@ -2001,7 +1993,10 @@ pub async fn policies(s: &dyn Store) {
             .await
             .unwrap()
     ));
-    assert_eq!(s.policy(PolicyId(p1.policy.id)).await.unwrap(), Some(u.clone()));
+    assert_eq!(
+        s.policy(PolicyId(p1.policy.id)).await.unwrap(),
+        Some(u.clone())
+    );
     assert_eq!(
         s.policy(PolicyId(p1.policy.id))
             .await
@@ -2028,7 +2023,10 @@ pub async fn policies(s: &dyn Store) {
             .await
             .unwrap()
     );
-    assert_eq!(s.policy(PolicyId(p1.policy.id)).await.unwrap(), Some(back.clone()));
+    assert_eq!(
+        s.policy(PolicyId(p1.policy.id)).await.unwrap(),
+        Some(back.clone())
+    );
     // Pattern, principal, creator and creation time are not mutable.
     let mut fixed = back.clone();
     fixed.policy.pattern = PathPattern::parse("**").unwrap();
@@ -2040,7 +2038,10 @@ pub async fn policies(s: &dyn Store) {
             .await
             .unwrap()
     );
-    assert_eq!(s.policy(PolicyId(p1.policy.id)).await.unwrap(), Some(back.clone()));
+    assert_eq!(
+        s.policy(PolicyId(p1.policy.id)).await.unwrap(),
+        Some(back.clone())
+    );
 
     // Unknown policy, or a policy named under the wrong vault: false.
     assert!(!audited!(
@@ -2059,7 +2060,10 @@ pub async fn policies(s: &dyn Store) {
             .await
             .unwrap()
     );
-    assert_eq!(s.policy(PolicyId(p4.policy.id)).await.unwrap(), Some(p4.clone()));
+    assert_eq!(
+        s.policy(PolicyId(p4.policy.id)).await.unwrap(),
+        Some(p4.clone())
+    );
 
     // Delete: true once, then false.
     assert!(audited!(

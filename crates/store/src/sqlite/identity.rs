@@ -80,8 +80,14 @@ impl IdentityStore for SqliteStore {
     }
 
     async fn user_by_email(&self, email: &str) -> StoreResult<Option<UserRow>> {
-        self.db
-            .read(|c| query_opt(c, "SELECT * FROM users WHERE email = ?", [email], UserRow::from_row))
+        self.db.read(|c| {
+            query_opt(
+                c,
+                "SELECT * FROM users WHERE email = ?",
+                [email],
+                UserRow::from_row,
+            )
+        })
     }
 
     async fn user_by_id(&self, id: UserId) -> StoreResult<Option<UserRow>> {
@@ -141,11 +147,7 @@ impl IdentityStore for SqliteStore {
         })
     }
 
-    async fn put_invitation(
-        &self,
-        inv: &InvitationRow,
-        audit: &AuditRecord,
-    ) -> StoreResult<()> {
+    async fn put_invitation(&self, inv: &InvitationRow, audit: &AuditRecord) -> StoreResult<()> {
         let inv = inv.clone();
         let audit = PreparedAudit::new(audit);
         self.db
@@ -217,11 +219,7 @@ impl IdentityStore for SqliteStore {
             .await
     }
 
-    async fn delete_user(
-        &self,
-        user: UserId,
-        audit: &AuditRecord,
-    ) -> StoreResult<bool> {
+    async fn delete_user(&self, user: UserId, audit: &AuditRecord) -> StoreResult<bool> {
         let audit = PreparedAudit::new(audit);
         self.db
             .write(move |tx: &mut Tx<'_>| {
@@ -322,11 +320,7 @@ impl IdentityStore for SqliteStore {
             .await
     }
 
-    async fn create_agent(
-        &self,
-        a: &AgentRow,
-        audit: &AuditRecord,
-    ) -> StoreResult<()> {
+    async fn create_agent(&self, a: &AgentRow, audit: &AuditRecord) -> StoreResult<()> {
         let a = a.clone();
         let audit = PreparedAudit::new(audit);
         self.db
@@ -396,11 +390,7 @@ impl IdentityStore for SqliteStore {
         })
     }
 
-    async fn update_agent(
-        &self,
-        a: &AgentRow,
-        audit: &AuditRecord,
-    ) -> StoreResult<bool> {
+    async fn update_agent(&self, a: &AgentRow, audit: &AuditRecord) -> StoreResult<bool> {
         let a = a.clone();
         let audit = PreparedAudit::new(audit);
         self.db
@@ -437,11 +427,7 @@ impl IdentityStore for SqliteStore {
             .await
     }
 
-    async fn create_api_key(
-        &self,
-        k: &ApiKeyRow,
-        audit: &AuditRecord,
-    ) -> StoreResult<()> {
+    async fn create_api_key(&self, k: &ApiKeyRow, audit: &AuditRecord) -> StoreResult<()> {
         let k = k.clone();
         let audit = PreparedAudit::new(audit);
         self.db
@@ -468,10 +454,7 @@ impl IdentityStore for SqliteStore {
             .await
     }
 
-    async fn api_key_by_prefix(
-        &self,
-        prefix: &str,
-    ) -> StoreResult<Option<ApiKeyRow>> {
+    async fn api_key_by_prefix(&self, prefix: &str) -> StoreResult<Option<ApiKeyRow>> {
         self.db.read(|c| {
             query_opt(
                 c,

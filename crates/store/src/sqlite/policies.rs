@@ -15,11 +15,7 @@ use crate::*;
 
 #[async_trait]
 impl PolicyStore for SqliteStore {
-    async fn create_policy(
-        &self,
-        row: &PolicyRow,
-        audit: &AuditRecord,
-    ) -> StoreResult<()> {
+    async fn create_policy(&self, row: &PolicyRow, audit: &AuditRecord) -> StoreResult<()> {
         let row = row.clone();
         let audit = PreparedAudit::new(audit);
         self.db
@@ -74,11 +70,7 @@ impl PolicyStore for SqliteStore {
         })
     }
 
-    async fn policies_for(
-        &self,
-        vault: VaultId,
-        who: &Subject,
-    ) -> StoreResult<Vec<Policy>> {
+    async fn policies_for(&self, vault: VaultId, who: &Subject) -> StoreResult<Vec<Policy>> {
         self.db.read(|c| {
             query_all(
                 c,
@@ -89,11 +81,7 @@ impl PolicyStore for SqliteStore {
         })
     }
 
-    async fn update_policy(
-        &self,
-        row: &PolicyRow,
-        audit: &AuditRecord,
-    ) -> StoreResult<bool> {
+    async fn update_policy(&self, row: &PolicyRow, audit: &AuditRecord) -> StoreResult<bool> {
         let row = row.clone();
         let audit = PreparedAudit::new(audit);
         self.db
@@ -121,11 +109,7 @@ impl PolicyStore for SqliteStore {
             .await
     }
 
-    async fn delete_policy(
-        &self,
-        id: PolicyId,
-        audit: &AuditRecord,
-    ) -> StoreResult<bool> {
+    async fn delete_policy(&self, id: PolicyId, audit: &AuditRecord) -> StoreResult<bool> {
         let audit = PreparedAudit::new(audit);
         self.db
             .write(move |tx: &mut Tx<'_>| {

@@ -5,9 +5,7 @@ use async_trait::async_trait;
 use strongroom_core::audit::AuditRecord;
 use strongroom_core::{AgentId, ApiKeyId, OrgId, Role, Subject, UserId};
 
-use crate::{
-    AgentRow, ApiKeyRow, InvitationRow, OrgRow, PrincipalStatus, StoreResult, UserRow,
-};
+use crate::{AgentRow, ApiKeyRow, InvitationRow, OrgRow, PrincipalStatus, StoreResult, UserRow};
 
 /// Whether a signup may create an organisation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

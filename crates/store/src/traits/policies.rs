@@ -17,8 +17,7 @@ pub trait PolicyStore: Send + Sync + 'static {
     /// A vault's policies, oldest first.
     async fn list_policies(&self, vault: VaultId) -> StoreResult<Vec<PolicyRow>>;
     /// The policies of a vault that name a principal (the hot path of authorization).
-    async fn policies_for(&self, vault: VaultId, principal: &Subject)
-    -> StoreResult<Vec<Policy>>;
+    async fn policies_for(&self, vault: VaultId, principal: &Subject) -> StoreResult<Vec<Policy>>;
     /// Replaces a policy's mutable fields (permissions, conditions, expiry, effect, priority, extra).
     async fn update_policy(&self, p: &PolicyRow, audit: &AuditRecord) -> StoreResult<bool>;
     /// Deletes a policy. False if it did not exist.
