@@ -16,7 +16,7 @@ use strongroom_core::authz::{PolicyDecision, VaultKind};
 use strongroom_core::time_util::now;
 use strongroom_core::{AgentId, Error, Principal, Result, Role, SecretPath, Subject, VaultId};
 use strongroom_crypto::SecretBytes;
-use strongroom_store::{AgentRow, AuditStore, IdentityStore, StoreError, VaultKeyStore, VaultRow};
+use strongroom_store::{AgentRow, StoreError, VaultRow};
 use time::OffsetDateTime;
 
 use crate::credentials::{self, AGENT_KEY_PREFIX};

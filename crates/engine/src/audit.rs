@@ -14,7 +14,7 @@ use strongroom_core::audit::{
 };
 use strongroom_core::time_util::{now, to_micros};
 use strongroom_core::{Error, OrgId, Principal, Result, Role, Subject};
-use strongroom_store::{AuditAppendSignal, AuditHead, AuditQuery, AuditStore};
+use strongroom_store::{AuditAppendSignal, AuditHead, AuditQuery};
 
 use crate::Engine;
 

@@ -7,7 +7,7 @@ use serde_json::json;
 use strongroom_core::audit::{Actor, AuditRecord, SYSTEM_ORG};
 use strongroom_core::time_util::now;
 use strongroom_core::{ApiKeyId, Error, OrgId, Principal, Result, Role, Subject, UserId};
-use strongroom_store::{ApiKeyRow, AuditStore, IdentityStore, OrgRow, StoreError, UserRow};
+use strongroom_store::{ApiKeyRow, OrgRow, StoreError, UserRow};
 use time::OffsetDateTime;
 
 use crate::credentials::{self, PERSONAL_KEY_PREFIX};

@@ -16,7 +16,7 @@ use strongroom_core::encoding::LengthPrefixed;
 use strongroom_core::{Error, Result, VaultId};
 use strongroom_crypto::Dek;
 use strongroom_kms::{KekRef, KeyProvider, WrappedDek};
-use strongroom_store::{SettingsStore, Store};
+use strongroom_store::Store;
 use zeroize::Zeroizing;
 
 /// The prefix of agent keys.

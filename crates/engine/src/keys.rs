@@ -14,7 +14,7 @@ use strongroom_core::authz::Action;
 use strongroom_core::{Error, Principal, Result, VaultId};
 use strongroom_crypto::envelope::{SecretContext, dek_wrap_aad};
 use strongroom_kms::{KekRef, KeyProvider, WrappedDek};
-use strongroom_store::{Store, VaultKeyStore, VaultRow, WrapChange, WrapRow};
+use strongroom_store::{Store, VaultRow, WrapChange, WrapRow};
 
 use crate::{Engine, ip_of};
 

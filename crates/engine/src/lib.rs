@@ -30,9 +30,7 @@ use strongroom_core::time_util;
 use strongroom_core::{Error, Principal, Result, SecretPath, VaultId};
 use strongroom_crypto::password::PasswordParams;
 use strongroom_kms::{KeyProvider, ProviderHealth};
-use strongroom_store::{
-    AuditStore, PolicyStore, SettingsStore, SignupGate, Store, VaultKeyStore, VaultRow,
-};
+use strongroom_store::{SignupGate, Store, VaultRow};
 
 pub use agents::{AgentToken, AgentUpdate, AgentWithKey, NewAgent};
 pub use audit::CheckpointPolicy;

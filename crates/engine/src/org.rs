@@ -18,7 +18,7 @@ use serde_json::json;
 use strongroom_core::audit::{Actor, AuditRecord};
 use strongroom_core::time_util::now;
 use strongroom_core::{Error, Principal, Result, Role, Subject, UserId};
-use strongroom_store::{IdentityStore, InvitationRow, StoreError, UserRow};
+use strongroom_store::{InvitationRow, StoreError, UserRow};
 use zeroize::Zeroizing;
 
 use crate::credentials::{self, INVITE_TOKEN_PREFIX};

@@ -18,7 +18,7 @@ use strongroom_core::authz::{Action, VaultKind, is_under_agent};
 use strongroom_core::policy::{Conditions, Effect, PathPattern, Permission, Policy};
 use strongroom_core::time_util::now;
 use strongroom_core::{Error, PolicyId, Principal, Result, Role, Subject, VaultId};
-use strongroom_store::{IdentityStore, PolicyRow, PolicyStore};
+use strongroom_store::PolicyRow;
 use time::OffsetDateTime;
 use uuid::Uuid;
 

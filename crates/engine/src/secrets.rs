@@ -19,9 +19,7 @@ use strongroom_core::{Error, GoneReason, Principal, Result, SecretId, SecretPath
 use strongroom_crypto::envelope::{self, ENVELOPE_VERSION, SecretContext};
 use strongroom_crypto::{Dek, SecretBytes};
 use strongroom_kms::{KekRef, WrappedDek};
-use strongroom_store::{
-    Envelope, NewSecretVersion, SecretMeta, SecretStore, StoreError, VaultRow, VersionRow,
-};
+use strongroom_store::{Envelope, NewSecretVersion, SecretMeta, StoreError, VaultRow, VersionRow};
 use time::OffsetDateTime;
 
 use crate::{Engine, ip_of};

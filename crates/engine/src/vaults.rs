@@ -6,7 +6,7 @@ use strongroom_core::authz::{self, Action, VaultKind};
 use strongroom_core::time_util::now;
 use strongroom_core::{Error, Principal, Result, VaultId};
 use strongroom_kms::KekRef;
-use strongroom_store::{VaultKeyStore, VaultRow};
+use strongroom_store::VaultRow;
 
 use crate::{Engine, ip_of, validate};
 

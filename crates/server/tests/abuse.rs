@@ -18,7 +18,7 @@ use strongroom_server::client::TrustedProxies;
 use strongroom_server::ratelimit::{AuthRateLimit, FailedAuthLimit};
 use strongroom_server::routes::MetricsAccess;
 use strongroom_server::{AppState, ServerOptions, router_with};
-use strongroom_store::{AuditQuery, AuditStore};
+use strongroom_store::AuditQuery;
 use tower::ServiceExt;
 
 const PASSWORD: &str = "Correct-Horse-42!";

@@ -20,7 +20,7 @@ use strongroom_core::audit::{Actor, AuditRecord};
 use strongroom_core::{OrgId, Role, Subject, UserId};
 use strongroom_engine::Engine;
 use strongroom_engine::tokens::Claims;
-use strongroom_store::{IdentityStore, OrgRow, SignupGate, UserRow};
+use strongroom_store::{OrgRow, SignupGate, UserRow};
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime, Weekday};
 use tower::ServiceExt;

@@ -20,9 +20,7 @@ use strongroom_crypto::envelope::{SecretContext, dek_wrap_aad};
 use strongroom_crypto::password::PasswordParams;
 use strongroom_engine::Engine;
 use strongroom_kms::{KekRef, WrappedDek};
-use strongroom_store::{
-    IdentityStore, OrgRow, PolicyStore, SecretStore, SignupGate, UserRow, VaultKeyStore,
-};
+use strongroom_store::{OrgRow, SignupGate, UserRow};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tower::ServiceExt;

@@ -90,9 +90,9 @@ impl From<StoreError> for strongroom_core::Error {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Everything the engine needs from a database: the sum of the store's
-/// concerns. Implement the six traits and this one comes with them; the
-/// engine holds an `Arc<dyn Store>` and imports the traits whose methods it
-/// calls.
+/// concerns. Implement the six traits and this one comes with them. The
+/// engine holds an `Arc<dyn Store>`, on which every method of the six is
+/// callable; code holding a concrete back-end imports the traits it uses.
 pub trait Store:
     SecretStore + VaultKeyStore + IdentityStore + PolicyStore + AuditStore + SettingsStore
 {
