@@ -1,10 +1,10 @@
 //! The embedded SQLite store: one file in the data directory, WAL journal,
 //! `synchronous=FULL` so every acknowledged commit survives a crash or power cut.
 //!
-//! [`db`] holds the threads and connections: one writer thread that runs each
+//! `db` holds the threads and connections: one writer thread that runs each
 //! write (a whole use case with its audit record) in a savepoint of a batch
 //! transaction and commits the batch with one fsync; reads inline on pooled
-//! connections. [`rows`] maps result rows to the store's types ([`rows::FromRow`]).
+//! connections. `rows` maps result rows to the store's types (one `FromRow` impl each).
 //! The traits are implemented one per file, as they are declared:
 //! `secrets`, `vaults`, `identity`, `policies`, `audit`, `settings`.
 
