@@ -1,18 +1,10 @@
 //! Cases of [`AuditStore`]: chains, heads, queries, checkpoints, concurrent appends.
 
 use serde_json::json;
-use strongroom_core::audit::{Actor, AuditRecord, Checkpoint};
-use strongroom_core::policy::{Conditions, Effect, PathPattern, Permission, Policy};
-use strongroom_core::time_util::now;
-use strongroom_core::{
-    AgentId, ApiKeyId, OrgId, PolicyId, Role, SecretId, SecretPath, Subject, UserId, VaultId,
-};
-use time::Duration;
-use uuid::Uuid;
-
-use crate::*;
+use strongroom_core::audit::Checkpoint;
 
 use super::fixtures::*;
+use crate::*;
 
 /// The audit log: chains per organisation, heads, organisations to verify, queries, checkpoints.
 pub async fn audit_log(s: &dyn Store) {

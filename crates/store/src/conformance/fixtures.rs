@@ -1,12 +1,10 @@
 //! Fixtures shared by the cases: rows, audit records, an organisation with its owner.
 
 use serde_json::json;
-use strongroom_core::audit::{Actor, AuditRecord, Checkpoint};
+use strongroom_core::audit::{Actor, AuditRecord};
 use strongroom_core::policy::{Conditions, Effect, PathPattern, Permission, Policy};
 use strongroom_core::time_util::now;
-use strongroom_core::{
-    AgentId, ApiKeyId, OrgId, PolicyId, Role, SecretId, SecretPath, Subject, UserId, VaultId,
-};
+use strongroom_core::{AgentId, OrgId, Role, SecretId, SecretPath, Subject, UserId, VaultId};
 use time::Duration;
 use uuid::Uuid;
 

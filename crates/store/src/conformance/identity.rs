@@ -1,18 +1,12 @@
 //! Cases of [`IdentityStore`]: signup, invitations, users and roles, principal status, revocation, agents, API keys.
 
 use serde_json::json;
-use strongroom_core::audit::{Actor, AuditRecord, Checkpoint};
-use strongroom_core::policy::{Conditions, Effect, PathPattern, Permission, Policy};
 use strongroom_core::time_util::now;
-use strongroom_core::{
-    AgentId, ApiKeyId, OrgId, PolicyId, Role, SecretId, SecretPath, Subject, UserId, VaultId,
-};
+use strongroom_core::{AgentId, ApiKeyId, OrgId, PolicyId, Role, Subject, UserId};
 use time::Duration;
-use uuid::Uuid;
-
-use crate::*;
 
 use super::fixtures::*;
+use crate::*;
 
 /// The first signup bootstraps; later ones follow the gate; a taken email is a conflict.
 pub async fn signup_gate(s: &dyn Store) {

@@ -17,7 +17,6 @@
 //! The helpers (`org_and_owner`, `vault`, `audit`, …) are public so a
 //! back-end's own tests can build the same fixtures.
 
-
 /// Generates one `#[tokio::test]` per conformance case, each on a store of its
 /// own. `$fresh` is an expression evaluated once per test, to a future of
 /// `(guard, Arc<dyn Store>)`: the store must be new and empty, and `guard`

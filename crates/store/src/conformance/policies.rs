@@ -1,18 +1,13 @@
 //! Cases of [`PolicyStore`].
 
 use serde_json::json;
-use strongroom_core::audit::{Actor, AuditRecord, Checkpoint};
-use strongroom_core::policy::{Conditions, Effect, PathPattern, Permission, Policy};
+use strongroom_core::policy::{Conditions, Effect, PathPattern, Permission};
 use strongroom_core::time_util::now;
-use strongroom_core::{
-    AgentId, ApiKeyId, OrgId, PolicyId, Role, SecretId, SecretPath, Subject, UserId, VaultId,
-};
+use strongroom_core::{AgentId, PolicyId, Role, Subject, VaultId};
 use time::Duration;
-use uuid::Uuid;
-
-use crate::*;
 
 use super::fixtures::*;
+use crate::*;
 
 /// Policies: create, read, list, per-principal lookup, update, delete.
 pub async fn policies(s: &dyn Store) {

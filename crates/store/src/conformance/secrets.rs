@@ -1,18 +1,10 @@
 //! Cases of [`SecretStore`]: versions, listing, deletion, counted reads, concurrent writers.
 
 use serde_json::json;
-use strongroom_core::audit::{Actor, AuditRecord, Checkpoint};
-use strongroom_core::policy::{Conditions, Effect, PathPattern, Permission, Policy};
-use strongroom_core::time_util::now;
-use strongroom_core::{
-    AgentId, ApiKeyId, OrgId, PolicyId, Role, SecretId, SecretPath, Subject, UserId, VaultId,
-};
-use time::Duration;
-use uuid::Uuid;
-
-use crate::*;
+use strongroom_core::{SecretId, SecretPath, Subject};
 
 use super::fixtures::*;
+use crate::*;
 
 /// Versions: allocated by compare-and-set on the head, read exact or latest, never lost or reused.
 pub async fn versions(s: &dyn Store) {

@@ -1,18 +1,6 @@
 //! Cases of [`SettingsStore`].
 
-use serde_json::json;
-use strongroom_core::audit::{Actor, AuditRecord, Checkpoint};
-use strongroom_core::policy::{Conditions, Effect, PathPattern, Permission, Policy};
-use strongroom_core::time_util::now;
-use strongroom_core::{
-    AgentId, ApiKeyId, OrgId, PolicyId, Role, SecretId, SecretPath, Subject, UserId, VaultId,
-};
-use time::Duration;
-use uuid::Uuid;
-
 use crate::*;
-
-use super::fixtures::*;
 
 /// Settings: set, replace, init once.
 pub async fn settings(s: &dyn Store) {

@@ -1,18 +1,9 @@
 //! Cases of [`VaultKeyStore`]: vaults, system vaults, KEK references and rewraps.
 
-use serde_json::json;
-use strongroom_core::audit::{Actor, AuditRecord, Checkpoint};
-use strongroom_core::policy::{Conditions, Effect, PathPattern, Permission, Policy};
-use strongroom_core::time_util::now;
-use strongroom_core::{
-    AgentId, ApiKeyId, OrgId, PolicyId, Role, SecretId, SecretPath, Subject, UserId, VaultId,
-};
-use time::Duration;
-use uuid::Uuid;
-
-use crate::*;
+use strongroom_core::{PolicyId, SecretId, SecretPath, Subject, VaultId};
 
 use super::fixtures::*;
+use crate::*;
 
 /// Rotation and migration: stale wraps found per vault, replaced all or nothing by compare-and-set, with their audit record.
 pub async fn key_lifecycle(s: &dyn Store) {
