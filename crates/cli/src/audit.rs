@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use base64::Engine as _;
 use clap::{Args, Subcommand};
+use strongroom_core::OrgId;
 use strongroom_core::audit::{ChainVerifier, Checkpoint, ExportLine, GENESIS_HASH, VerifyReport};
-use strongroom_store::Store;
+use strongroom_store::AuditStore;
 use strongroom_store::sqlite::SqliteStore;
 
 #[derive(Subcommand)]
@@ -82,9 +83,10 @@ async fn export(a: ExportArgs) -> anyhow::Result<()> {
     }
     let (mut events, mut checkpoints) = (0u64, 0u64);
     for org in orgs {
+        let id = org_id(&org)?;
         let mut from = 1;
         loop {
-            let page = store.audit_chain(&org, from, PAGE).await?;
+            let page = store.audit_chain(id, from, PAGE).await?;
             for e in &page {
                 serde_json::to_writer(&mut out, &ExportLine::Event(e.clone()))?;
                 out.write_all(b"\n")?;
@@ -95,7 +97,7 @@ async fn export(a: ExportArgs) -> anyhow::Result<()> {
             }
             from = page.last().map(|e| e.seq + 1).unwrap_or(from);
         }
-        for cp in store.checkpoints(&org).await? {
+        for cp in store.checkpoints(id).await? {
             serde_json::to_writer(&mut out, &ExportLine::Checkpoint(cp))?;
             out.write_all(b"\n")?;
             checkpoints += 1;
@@ -104,6 +106,13 @@ async fn export(a: ExportArgs) -> anyhow::Result<()> {
     out.flush()?;
     eprintln!("exported {events} events and {checkpoints} checkpoints");
     Ok(())
+}
+
+/// An organisation named by the log: a UUID unless the database was tampered with.
+fn org_id(org: &str) -> anyhow::Result<OrgId> {
+    org.parse().map_err(|_| {
+        anyhow::anyhow!("the audit log names an organisation {org:?} that is not an id")
+    })
 }
 
 /// Public keys by kid, from base64 or a JWKS / jwt-public-key JSON file.
@@ -176,11 +185,27 @@ async fn verify(a: VerifyArgs) -> anyhow::Result<i32> {
     } else if let Some(dir) = &a.data_dir {
         let store = open_store(dir).await?;
         for org in store.audit_orgs().await? {
-            let cps = store.checkpoints(&org).await?;
+            let Ok(id) = org_id(&org) else {
+                // Only a tampered database names a chain so: report it, go on.
+                reports.push((
+                    org,
+                    VerifyReport {
+                        chain_valid: false,
+                        events_verified: 0,
+                        events_checked: 0,
+                        checkpoints_verified: 0,
+                        broken_at_event_id: None,
+                        broken_at_seq: None,
+                        reason: Some("the chain is named by no organisation id".into()),
+                    },
+                ));
+                continue;
+            };
+            let cps = store.checkpoints(id).await?;
             let mut v = ChainVerifier::new(&cps, 1, (GENESIS_HASH, None));
             let mut from = 1;
             loop {
-                let page = store.audit_chain(&org, from, PAGE).await?;
+                let page = store.audit_chain(id, from, PAGE).await?;
                 v.feed(&page);
                 if page.len() < PAGE as usize || !v.intact() {
                     break;

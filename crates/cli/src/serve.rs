@@ -117,7 +117,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     .await
     .context("starting the engine")?;
     let engine = admin.engine().clone();
-    let checkpointer = admin.spawn_checkpointer(cfg.checkpoints);
+    let checkpointer = admin.spawn_checkpointer(cfg.checkpoints, store.audit_appends());
     let failure_flusher = admin.spawn_auth_failure_flusher();
     let app = router_with(
         AppState {

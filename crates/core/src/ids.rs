@@ -75,3 +75,11 @@ id_type!(
     /// A secret: one path in one vault, with its versions.
     SecretId
 );
+id_type!(
+    /// A vault policy.
+    PolicyId
+);
+id_type!(
+    /// A user's personal API key.
+    ApiKeyId
+);

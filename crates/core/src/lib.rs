@@ -19,6 +19,6 @@ pub mod secret;
 pub mod time_util;
 
 pub use error::{Error, GoneReason, Result};
-pub use ids::{AgentId, OrgId, SecretId, UserId, VaultId};
+pub use ids::{AgentId, ApiKeyId, OrgId, PolicyId, SecretId, UserId, VaultId};
 pub use path::SecretPath;
 pub use principal::{Principal, Role, Subject};

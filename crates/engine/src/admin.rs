@@ -61,7 +61,7 @@ impl Admin {
     }
 
     /// Verifies one organisation's chain and its signed checkpoints.
-    pub async fn verify_chain_of(&self, org: &str) -> Result<VerifyReport> {
+    pub async fn verify_chain_of(&self, org: strongroom_core::OrgId) -> Result<VerifyReport> {
         self.engine.verify_chain_of(org).await
     }
 
@@ -76,9 +76,15 @@ impl Admin {
         self.engine.checkpoint_all().await
     }
 
-    /// Signs due checkpoints in the background until the engine is dropped.
-    pub fn spawn_checkpointer(&self, policy: CheckpointPolicy) -> tokio::task::JoinHandle<()> {
-        self.engine.spawn_checkpointer(policy)
+    /// Signs due checkpoints in the background until the engine is dropped,
+    /// every `policy.every_events` events counted by `appends` (the store
+    /// handle's count of committed events) and at least every `policy.every`.
+    pub fn spawn_checkpointer(
+        &self,
+        policy: CheckpointPolicy,
+        appends: strongroom_store::AuditAppendSignal,
+    ) -> tokio::task::JoinHandle<()> {
+        self.engine.spawn_checkpointer(policy, appends)
     }
 
     /// Writes the aggregated authentication-failure records of the current

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::json;
 use strongroom_core::audit::{Actor, AuditRecord, SYSTEM_ORG};
 use strongroom_core::time_util::now;
-use strongroom_core::{Error, OrgId, Principal, Result, Role, Subject, UserId};
+use strongroom_core::{ApiKeyId, Error, OrgId, Principal, Result, Role, Subject, UserId};
 use strongroom_store::{ApiKeyRow, OrgRow, StoreError, UserRow};
 use time::OffsetDateTime;
 
@@ -513,7 +513,11 @@ impl Engine {
             json!({}),
             ip_of(who),
         );
-        if self.store.revoke_api_key(user, id, &audit).await? {
+        if self
+            .store
+            .revoke_api_key(user, ApiKeyId(id), &audit)
+            .await?
+        {
             Ok(())
         } else {
             Err(Error::not_found("API key not found"))

@@ -17,7 +17,7 @@ use strongroom_core::audit::{Actor, AuditRecord};
 use strongroom_core::authz::{Action, VaultKind, is_under_agent};
 use strongroom_core::policy::{Conditions, Effect, PathPattern, Permission, Policy};
 use strongroom_core::time_util::now;
-use strongroom_core::{Error, Principal, Result, Role, Subject, VaultId};
+use strongroom_core::{Error, PolicyId, Principal, Result, Role, Subject, VaultId};
 use strongroom_store::PolicyRow;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -215,7 +215,7 @@ impl Engine {
 
     async fn policy_in(&self, vault_id: VaultId, id: Uuid) -> Result<PolicyRow> {
         self.store
-            .policy(id)
+            .policy(PolicyId(id))
             .await?
             .filter(|p| p.policy.vault_id == vault_id)
             .ok_or_else(|| Error::not_found("policy not found"))
@@ -299,7 +299,7 @@ impl Engine {
             audit_details(&row.policy),
             ip_of(who),
         );
-        if self.store.delete_policy(id, &audit).await? {
+        if self.store.delete_policy(PolicyId(id), &audit).await? {
             Ok(())
         } else {
             Err(Error::not_found("policy not found"))

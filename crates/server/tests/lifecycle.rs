@@ -15,7 +15,7 @@ use axum::body::{Body, Bytes};
 use axum::http::{Method, Request, StatusCode, header};
 use serde_json::{Value, json};
 use strongroom_core::audit::{Actor, AuditRecord};
-use strongroom_core::{OrgId, Role, SecretPath, Subject, UserId, VaultId};
+use strongroom_core::{OrgId, PolicyId, Role, SecretPath, Subject, UserId, VaultId};
 use strongroom_crypto::envelope::{SecretContext, dek_wrap_aad};
 use strongroom_crypto::password::PasswordParams;
 use strongroom_engine::Admin;
@@ -584,7 +584,7 @@ async fn deleting_a_vault_with_policies_removes_them_and_shreds_its_key() {
         h.engine.kms().unwrap(&kek, &wrapped, &aad).await.is_err(),
         "the deleted vault's KEK still unwraps"
     );
-    assert!(store.policy(policies[0]).await.unwrap().is_none());
+    assert!(store.policy(PolicyId(policies[0])).await.unwrap().is_none());
     assert!(store.list_policies(id).await.unwrap().is_empty());
     assert!(store.vault(id).await.unwrap().is_none());
     h.get(&h.owner, &format!("/v1/vaults/{vault}"))
@@ -594,7 +594,7 @@ async fn deleting_a_vault_with_policies_removes_them_and_shreds_its_key() {
         .await
         .expect(StatusCode::NOT_FOUND, "the agent after the deletion");
     // The other vault, its policy and its key are untouched.
-    assert!(store.policy(policies[1]).await.unwrap().is_some());
+    assert!(store.policy(PolicyId(policies[1])).await.unwrap().is_some());
     let r = h
         .get(&agent, &format!("/v1/vaults/{kept}/secrets/db/password"))
         .await

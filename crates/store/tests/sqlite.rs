@@ -1,11 +1,10 @@
-//! Runs the conformance suite against the SQLite store.
-
-mod conformance;
+//! Runs the conformance suite against the SQLite store, plus what only
+//! SQLite has (reopening a file, schema migrations).
 
 use std::sync::Arc;
 
-use strongroom_store::Store;
 use strongroom_store::sqlite::SqliteStore;
+use strongroom_store::{IdentityStore, SecretStore, Store, VaultKeyStore, conformance};
 
 async fn fresh() -> (tempfile::TempDir, Arc<dyn Store>) {
     let dir = tempfile::tempdir().unwrap();
@@ -15,55 +14,7 @@ async fn fresh() -> (tempfile::TempDir, Arc<dyn Store>) {
     (dir, Arc::new(s))
 }
 
-macro_rules! conformance {
-    ($($name:ident),* $(,)?) => {$(
-        #[tokio::test]
-        async fn $name() {
-            let (_dir, s) = fresh().await;
-            conformance::$name(&*s).await;
-        }
-    )*};
-}
-
-conformance!(
-    key_lifecycle,
-    signup_gate,
-    vaults,
-    refused_changes_are_not_outages,
-    versions,
-    listing_and_delete,
-    access_counting,
-    audit_log,
-    invitations,
-    users_and_roles,
-    delete_user_cascade,
-    principal_status,
-    token_revocation,
-    agents,
-    api_keys,
-    policies,
-    settings,
-    system_vaults,
-    token_generations
-);
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_audit_appends() {
-    let (_dir, s) = fresh().await;
-    conformance::concurrent_audit_appends(s).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn failed_writes_amid_concurrent_ones() {
-    let (_dir, s) = fresh().await;
-    conformance::failed_writes_amid_concurrent_ones(s).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_writers() {
-    let (_dir, s) = fresh().await;
-    conformance::concurrent_writers(s).await;
-}
+strongroom_store::conformance_suite!(fresh());
 
 #[tokio::test]
 async fn data_survives_reopen() {

@@ -28,9 +28,8 @@
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -41,7 +40,7 @@ use strongroom_core::audit::{
 };
 use strongroom_core::time_util::to_micros;
 
-use crate::{StoreError, StoreResult};
+use crate::{AuditAppendSignal, StoreError, StoreResult};
 
 /// At most this many writes share one transaction (and one fsync).
 const MAX_BATCH: usize = 256;
@@ -348,7 +347,7 @@ pub(super) struct Db {
     writer: Mutex<Option<JoinHandle<()>>>,
     checkpointer: Mutex<Option<(mpsc::Sender<()>, JoinHandle<()>)>>,
     /// Audit events committed through this handle.
-    appended: Arc<AtomicU64>,
+    appended: AuditAppendSignal,
 }
 
 fn open_conn(path: &Path, synchronous: &str) -> rusqlite::Result<Connection> {
@@ -444,7 +443,7 @@ impl Db {
         restrict_permissions(path);
 
         let (jobs, rx) = mpsc::channel::<Job>();
-        let appended = Arc::new(AtomicU64::new(0));
+        let appended = AuditAppendSignal::new();
         let counter = appended.clone();
         let writer = std::thread::Builder::new()
             .name("sqlite-writer".into())
@@ -465,9 +464,9 @@ impl Db {
         })
     }
 
-    /// How many audit events have been committed through this handle.
-    pub(super) fn appended(&self) -> u64 {
-        self.appended.load(Ordering::Relaxed)
+    /// The count of audit events committed through this handle.
+    pub(super) fn appended(&self) -> AuditAppendSignal {
+        self.appended.clone()
     }
 
     /// Runs `f` on a read connection, on this thread.
@@ -555,7 +554,7 @@ fn writer_loop(
     rx: mpsc::Receiver<Job>,
     wal: &Path,
     wal_limit: u64,
-    appended: &AtomicU64,
+    appended: &AuditAppendSignal,
 ) {
     let mut heads = Heads::default();
     let mut since_check = 0;
@@ -598,7 +597,7 @@ fn bound_wal(conn: &Connection, wal: &Path, limit: u64) {
 }
 
 /// One transaction: every job in its own savepoint, one commit, then the answers.
-fn run_batch(conn: &Connection, heads: &mut Heads, batch: Vec<Job>, appended: &AtomicU64) {
+fn run_batch(conn: &Connection, heads: &mut Heads, batch: Vec<Job>, appended: &AuditAppendSignal) {
     let mut finishers = Vec::with_capacity(batch.len());
     let mut broken = conn.execute_batch("BEGIN IMMEDIATE").err().map(map_err);
     for job in batch {
@@ -639,7 +638,7 @@ fn run_batch(conn: &Connection, heads: &mut Heads, batch: Vec<Job>, appended: &A
     match &outcome {
         Ok(()) => {
             // One undo entry per event appended (and not rolled back) in the batch.
-            appended.fetch_add(heads.undo.len() as u64, Ordering::Relaxed);
+            appended.add(heads.undo.len() as u64);
             heads.undo.clear();
         }
         Err(e) => {
@@ -686,6 +685,7 @@ fn restrict_permissions(db: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sqlite::rows::FromRow;
     use strongroom_core::OrgId;
     use strongroom_core::audit::{Actor, GENESIS_HASH, verify_chain};
 
@@ -707,7 +707,7 @@ mod tests {
                 c,
                 "SELECT * FROM audit_events WHERE org_id = ? ORDER BY seq",
                 [org.to_string()],
-                super::super::event_row,
+                ChainedEvent::from_row,
             )
         })
         .unwrap()

@@ -1,131 +1,35 @@
-//! SQLite: users, invitations, agents, API keys, policies, revoked tokens, settings.
+//! SQLite: [`IdentityStore`] — organisations, users (an organisation always
+//! keeps an owner), invitations, revoked tokens, agents and personal API keys.
 
 use std::str::FromStr;
 
-use rusqlite::{Connection, Row, params};
+use async_trait::async_trait;
+use rusqlite::{Connection, params};
 use strongroom_core::audit::AuditRecord;
-use strongroom_core::policy::{Conditions, Effect, PathPattern, Permission, Policy};
-use strongroom_core::time_util::{from_micros, now, to_micros};
-use strongroom_core::{OrgId, Role, Subject, UserId, VaultId};
+use strongroom_core::time_util::{now, to_micros};
+use strongroom_core::{AgentId, ApiKeyId, OrgId, Role, Subject, UserId};
 use time::OffsetDateTime;
-use uuid::Uuid;
 
+use super::SqliteStore;
 use super::db::{PreparedAudit, Tx, exec, get, query_all, query_i64, query_opt};
-use super::{SqliteStore, json, parse, user_row};
+use super::rows::{FromRow, corrupt, to_json_text};
 use crate::*;
 
-fn corrupt(what: &str) -> StoreError {
-    StoreError::Corrupt(what.to_owned())
-}
-
-fn opt_time(r: &Row<'_>, col: &str) -> StoreResult<Option<OffsetDateTime>> {
-    Ok(get::<Option<i64>>(r, col)?.map(from_micros))
-}
-
-fn strings(r: &Row<'_>, col: &str) -> StoreResult<Vec<String>> {
-    serde_json::from_value(json(r, col)?).map_err(|_| corrupt(col))
-}
-
-fn subject(r: &Row<'_>, col: &str) -> StoreResult<Subject> {
-    parse(r, col)
-}
-
-fn agent_row(r: &Row<'_>) -> StoreResult<AgentRow> {
-    let vault_ids = strings(r, "vault_ids")?
-        .iter()
-        .map(|v| {
-            v.parse::<VaultId>()
-                .map_err(|_| corrupt("agents.vault_ids"))
-        })
-        .collect::<StoreResult<Vec<_>>>()?;
-    Ok(AgentRow {
-        id: parse(r, "id")?,
-        org_id: parse(r, "org_id")?,
-        name: get(r, "name")?,
-        description: get(r, "description")?,
-        auth_method: get(r, "auth_method")?,
-        scopes: strings(r, "scopes")?,
-        vault_ids,
-        token_ttl_seconds: get(r, "token_ttl_seconds")?,
-        expires_at: opt_time(r, "expires_at")?,
-        api_key_expires_at: opt_time(r, "api_key_expires_at")?,
-        is_active: get::<i64>(r, "is_active")? != 0,
-        key_prefix: get(r, "key_prefix")?,
-        key_hash: get(r, "key_hash")?,
-        ssh_public_key: get(r, "ssh_public_key")?,
-        ecdh_public_key: get(r, "ecdh_public_key")?,
-        token_generation: u32::try_from(get::<i64>(r, "token_generation")?)
-            .map_err(|_| corrupt("agents.token_generation"))?,
-        extra: json(r, "extra")?,
-        created_by: subject(r, "created_by")?,
-        created_at: from_micros(get(r, "created_at")?),
-        updated_at: from_micros(get(r, "updated_at")?),
-    })
-}
-
-fn api_key_row(r: &Row<'_>) -> StoreResult<ApiKeyRow> {
-    Ok(ApiKeyRow {
-        id: parse(r, "id")?,
-        user_id: parse(r, "user_id")?,
-        org_id: parse(r, "org_id")?,
-        name: get(r, "name")?,
-        key_prefix: get(r, "key_prefix")?,
-        key_hash: get(r, "key_hash")?,
-        scopes: strings(r, "scopes")?,
-        is_active: get::<i64>(r, "is_active")? != 0,
-        created_at: from_micros(get(r, "created_at")?),
-        expires_at: opt_time(r, "expires_at")?,
-    })
-}
-
-fn policy_core(r: &Row<'_>) -> StoreResult<Policy> {
-    let kind: String = get(r, "principal_type")?;
-    let pid: String = get(r, "principal_id")?;
-    let principal =
-        Subject::from_str(&format!("{kind}:{pid}")).map_err(|_| corrupt("policies.principal"))?;
-    let pattern: String = get(r, "secret_path_pattern")?;
-    let effect: String = get(r, "effect")?;
-    Ok(Policy {
-        id: parse(r, "id")?,
-        vault_id: parse(r, "vault_id")?,
-        pattern: PathPattern::parse(&pattern)
-            .map_err(|_| corrupt("policies.secret_path_pattern"))?,
-        principal,
-        permissions: Permission::parse_list(&strings(r, "permissions")?)
-            .map_err(|_| corrupt("policies.permissions"))?,
-        conditions: Conditions::from_json(&json(r, "conditions")?)
-            .map_err(|_| corrupt("policies.conditions"))?,
-        expires_at: opt_time(r, "expires_at")?,
-        effect: Effect::from_str(&effect).map_err(|_| corrupt("policies.effect"))?,
-        priority: get::<i64>(r, "priority")? as i32,
-    })
-}
-
-fn policy_row(r: &Row<'_>) -> StoreResult<PolicyRow> {
-    Ok(PolicyRow {
-        policy: policy_core(r)?,
-        extra: json(r, "extra")?,
-        created_by: subject(r, "created_by")?,
-        created_at: from_micros(get(r, "created_at")?),
-        updated_at: from_micros(get(r, "updated_at")?),
-    })
-}
-
-fn invitation_row(r: &Row<'_>) -> StoreResult<InvitationRow> {
-    let role: String = get(r, "role")?;
-    Ok(InvitationRow {
-        org_id: parse(r, "org_id")?,
-        email: get(r, "email")?,
-        role: Role::from_str(&role).map_err(|_| corrupt("invitations.role"))?,
-        invited_by: parse(r, "invited_by")?,
-        token_hash: get(r, "token_hash")?,
-        created_at: from_micros(get(r, "created_at")?),
-        expires_at: from_micros(get(r, "expires_at")?),
-    })
-}
-
-fn to_json_text<T: serde::Serialize>(v: &T) -> String {
-    serde_json::to_string(v).expect("serializable")
+fn insert_user(c: &Connection, u: &UserRow) -> StoreResult<()> {
+    exec(
+        c,
+        "INSERT INTO users (id, org_id, email, display_name, password_hash, role, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        params![
+            u.id.to_string(),
+            u.org_id.to_string(),
+            u.email,
+            u.display_name,
+            u.password_hash,
+            u.role.as_str(),
+            to_micros(u.created_at)
+        ],
+    )?;
+    Ok(())
 }
 
 /// Owners of an org other than `except`, inside a transaction.
@@ -147,8 +51,57 @@ fn org_and_role(c: &Connection, id: &str) -> StoreResult<Option<(String, String)
     )
 }
 
-impl SqliteStore {
-    pub(super) async fn accept_invitation_impl(
+#[async_trait]
+impl IdentityStore for SqliteStore {
+    async fn create_org_with_owner(
+        &self,
+        org: &OrgRow,
+        owner: &UserRow,
+        gate: SignupGate,
+        audit: &AuditRecord,
+    ) -> StoreResult<()> {
+        let (org, owner, audit) = (org.clone(), owner.clone(), PreparedAudit::new(audit));
+        self.db
+            .write(move |tx| {
+                if gate == SignupGate::FirstOnly
+                    && query_opt(tx, "SELECT 1 FROM users LIMIT 1", [], |_| Ok(()))?.is_some()
+                {
+                    return Err(StoreError::Conflict("signup is closed".into()));
+                }
+                exec(
+                    tx,
+                    "INSERT INTO orgs (id, name, created_at) VALUES (?, ?, ?)",
+                    params![org.id.to_string(), org.name, to_micros(org.created_at)],
+                )?;
+                insert_user(tx, &owner)?;
+                tx.audit(audit)
+            })
+            .await
+    }
+
+    async fn user_by_email(&self, email: &str) -> StoreResult<Option<UserRow>> {
+        self.db.read(|c| {
+            query_opt(
+                c,
+                "SELECT * FROM users WHERE email = ?",
+                [email],
+                UserRow::from_row,
+            )
+        })
+    }
+
+    async fn user_by_id(&self, id: UserId) -> StoreResult<Option<UserRow>> {
+        self.db.read(|c| {
+            query_opt(
+                c,
+                "SELECT * FROM users WHERE id = ?",
+                [id.to_string()],
+                UserRow::from_row,
+            )
+        })
+    }
+
+    async fn accept_invitation(
         &self,
         user: &UserRow,
         token_hash: &[u8],
@@ -177,28 +130,24 @@ impl SqliteStore {
                 if n != 1 {
                     return Err(StoreError::Conflict("no such invitation".into()));
                 }
-                super::insert_user(tx, &user)?;
+                insert_user(tx, &user)?;
                 tx.audit(audit)
             })
             .await
     }
 
-    pub(super) async fn invitations_impl(&self, email: &str) -> StoreResult<Vec<InvitationRow>> {
+    async fn invitations(&self, email: &str) -> StoreResult<Vec<InvitationRow>> {
         self.db.read(|c| {
             query_all(
                 c,
                 "SELECT * FROM invitations WHERE email = ? ORDER BY created_at, org_id",
                 [email],
-                invitation_row,
+                InvitationRow::from_row,
             )
         })
     }
 
-    pub(super) async fn put_invitation_impl(
-        &self,
-        inv: &InvitationRow,
-        audit: &AuditRecord,
-    ) -> StoreResult<()> {
+    async fn put_invitation(&self, inv: &InvitationRow, audit: &AuditRecord) -> StoreResult<()> {
         let inv = inv.clone();
         let audit = PreparedAudit::new(audit);
         self.db
@@ -230,18 +179,18 @@ impl SqliteStore {
             .await
     }
 
-    pub(super) async fn list_users_impl(&self, org: OrgId) -> StoreResult<Vec<UserRow>> {
+    async fn list_users(&self, org: OrgId) -> StoreResult<Vec<UserRow>> {
         self.db.read(|c| {
             query_all(
                 c,
                 "SELECT * FROM users WHERE org_id = ? ORDER BY created_at, id",
                 [org.to_string()],
-                user_row,
+                UserRow::from_row,
             )
         })
     }
 
-    pub(super) async fn set_user_role_impl(
+    async fn set_user_role(
         &self,
         user: UserId,
         role: Role,
@@ -270,11 +219,7 @@ impl SqliteStore {
             .await
     }
 
-    pub(super) async fn delete_user_impl(
-        &self,
-        user: UserId,
-        audit: &AuditRecord,
-    ) -> StoreResult<bool> {
+    async fn delete_user(&self, user: UserId, audit: &AuditRecord) -> StoreResult<bool> {
         let audit = PreparedAudit::new(audit);
         self.db
             .write(move |tx: &mut Tx<'_>| {
@@ -300,7 +245,7 @@ impl SqliteStore {
             .await
     }
 
-    pub(super) async fn principal_status_impl(
+    async fn principal_status(
         &self,
         org: OrgId,
         subject: &Subject,
@@ -350,7 +295,7 @@ impl SqliteStore {
         })
     }
 
-    pub(super) async fn revoke_token_impl(
+    async fn revoke_token(
         &self,
         jti: &str,
         expires_at: OffsetDateTime,
@@ -375,11 +320,7 @@ impl SqliteStore {
             .await
     }
 
-    pub(super) async fn create_agent_impl(
-        &self,
-        a: &AgentRow,
-        audit: &AuditRecord,
-    ) -> StoreResult<()> {
+    async fn create_agent(&self, a: &AgentRow, audit: &AuditRecord) -> StoreResult<()> {
         let a = a.clone();
         let audit = PreparedAudit::new(audit);
         self.db
@@ -416,34 +357,40 @@ impl SqliteStore {
             .await
     }
 
-    pub(super) async fn agent_where(
-        &self,
-        col: &'static str,
-        v: &str,
-    ) -> StoreResult<Option<AgentRow>> {
-        let sql = match col {
-            "id" => "SELECT * FROM agents WHERE id = ?",
-            _ => "SELECT * FROM agents WHERE key_prefix = ?",
-        };
-        self.db.read(|c| query_opt(c, sql, [v], agent_row))
+    async fn agent(&self, id: AgentId) -> StoreResult<Option<AgentRow>> {
+        self.db.read(|c| {
+            query_opt(
+                c,
+                "SELECT * FROM agents WHERE id = ?",
+                [id.to_string()],
+                AgentRow::from_row,
+            )
+        })
     }
 
-    pub(super) async fn list_agents_impl(&self, org: OrgId) -> StoreResult<Vec<AgentRow>> {
+    async fn agent_by_key_prefix(&self, prefix: &str) -> StoreResult<Option<AgentRow>> {
+        self.db.read(|c| {
+            query_opt(
+                c,
+                "SELECT * FROM agents WHERE key_prefix = ?",
+                [prefix],
+                AgentRow::from_row,
+            )
+        })
+    }
+
+    async fn list_agents(&self, org: OrgId) -> StoreResult<Vec<AgentRow>> {
         self.db.read(|c| {
             query_all(
                 c,
                 "SELECT * FROM agents WHERE org_id = ? ORDER BY created_at, id",
                 [org.to_string()],
-                agent_row,
+                AgentRow::from_row,
             )
         })
     }
 
-    pub(super) async fn update_agent_impl(
-        &self,
-        a: &AgentRow,
-        audit: &AuditRecord,
-    ) -> StoreResult<bool> {
+    async fn update_agent(&self, a: &AgentRow, audit: &AuditRecord) -> StoreResult<bool> {
         let a = a.clone();
         let audit = PreparedAudit::new(audit);
         self.db
@@ -480,11 +427,7 @@ impl SqliteStore {
             .await
     }
 
-    pub(super) async fn create_api_key_impl(
-        &self,
-        k: &ApiKeyRow,
-        audit: &AuditRecord,
-    ) -> StoreResult<()> {
+    async fn create_api_key(&self, k: &ApiKeyRow, audit: &AuditRecord) -> StoreResult<()> {
         let k = k.clone();
         let audit = PreparedAudit::new(audit);
         self.db
@@ -511,35 +454,32 @@ impl SqliteStore {
             .await
     }
 
-    pub(super) async fn api_key_by_prefix_impl(
-        &self,
-        prefix: &str,
-    ) -> StoreResult<Option<ApiKeyRow>> {
+    async fn api_key_by_prefix(&self, prefix: &str) -> StoreResult<Option<ApiKeyRow>> {
         self.db.read(|c| {
             query_opt(
                 c,
                 "SELECT * FROM api_keys WHERE key_prefix = ?",
                 [prefix],
-                api_key_row,
+                ApiKeyRow::from_row,
             )
         })
     }
 
-    pub(super) async fn list_api_keys_impl(&self, user: UserId) -> StoreResult<Vec<ApiKeyRow>> {
+    async fn list_api_keys(&self, user: UserId) -> StoreResult<Vec<ApiKeyRow>> {
         self.db.read(|c| {
             query_all(
                 c,
                 "SELECT * FROM api_keys WHERE user_id = ? ORDER BY created_at, id",
                 [user.to_string()],
-                api_key_row,
+                ApiKeyRow::from_row,
             )
         })
     }
 
-    pub(super) async fn revoke_api_key_impl(
+    async fn revoke_api_key(
         &self,
         user: UserId,
-        id: Uuid,
+        id: ApiKeyId,
         audit: &AuditRecord,
     ) -> StoreResult<bool> {
         let audit = PreparedAudit::new(audit);
@@ -552,156 +492,6 @@ impl SqliteStore {
                     params![id.to_string(), user.to_string()],
                 )?;
                 tx.audit_if(n == 1, audit)
-            })
-            .await
-    }
-
-    pub(super) async fn create_policy_impl(
-        &self,
-        row: &PolicyRow,
-        audit: &AuditRecord,
-    ) -> StoreResult<()> {
-        let row = row.clone();
-        let audit = PreparedAudit::new(audit);
-        self.db
-            .write(move |tx: &mut Tx<'_>| {
-                let p = &row.policy;
-                exec(
-                    tx,
-                    "INSERT INTO policies (id, vault_id, secret_path_pattern, principal_type, principal_id, permissions, conditions,
-                expires_at, effect, priority, extra, created_by, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    params![
-                        p.id.to_string(),
-                        p.vault_id.to_string(),
-                        p.pattern.as_str(),
-                        p.principal.kind(),
-                        p.principal.id_string(),
-                        to_json_text(&p.permissions.iter().map(|x| x.as_str()).collect::<Vec<_>>()),
-                        p.conditions.to_json().to_string(),
-                        p.expires_at.map(to_micros),
-                        p.effect.as_str(),
-                        p.priority as i64,
-                        row.extra.to_string(),
-                        row.created_by.to_string(),
-                        to_micros(row.created_at),
-                        to_micros(row.updated_at),
-                    ],
-                )?;
-                tx.audit(audit)
-            })
-            .await
-    }
-
-    pub(super) async fn policy_impl(&self, id: Uuid) -> StoreResult<Option<PolicyRow>> {
-        self.db.read(|c| {
-            query_opt(
-                c,
-                "SELECT * FROM policies WHERE id = ?",
-                [id.to_string()],
-                policy_row,
-            )
-        })
-    }
-
-    pub(super) async fn list_policies_impl(&self, vault: VaultId) -> StoreResult<Vec<PolicyRow>> {
-        self.db.read(|c| {
-            query_all(
-                c,
-                "SELECT * FROM policies WHERE vault_id = ? ORDER BY created_at, id",
-                [vault.to_string()],
-                policy_row,
-            )
-        })
-    }
-
-    pub(super) async fn policies_for_impl(
-        &self,
-        vault: VaultId,
-        who: &Subject,
-    ) -> StoreResult<Vec<Policy>> {
-        self.db.read(|c| {
-            query_all(
-                c,
-                "SELECT * FROM policies WHERE vault_id = ? AND principal_type = ? AND principal_id = ?",
-                params![vault.to_string(), who.kind(), who.id_string()],
-                policy_core,
-            )
-        })
-    }
-
-    pub(super) async fn update_policy_impl(
-        &self,
-        row: &PolicyRow,
-        audit: &AuditRecord,
-    ) -> StoreResult<bool> {
-        let row = row.clone();
-        let audit = PreparedAudit::new(audit);
-        self.db
-            .write(move |tx: &mut Tx<'_>| {
-                let p = &row.policy;
-                // `id` is the primary key: the update changes one row or none.
-                let n = exec(
-                    tx,
-                    "UPDATE policies SET permissions = ?, conditions = ?, expires_at = ?, effect = ?, priority = ?, extra = ?, updated_at = ?
-             WHERE id = ? AND vault_id = ?",
-                    params![
-                        to_json_text(&p.permissions.iter().map(|x| x.as_str()).collect::<Vec<_>>()),
-                        p.conditions.to_json().to_string(),
-                        p.expires_at.map(to_micros),
-                        p.effect.as_str(),
-                        p.priority as i64,
-                        row.extra.to_string(),
-                        to_micros(row.updated_at),
-                        p.id.to_string(),
-                        p.vault_id.to_string(),
-                    ],
-                )?;
-                tx.audit_if(n == 1, audit)
-            })
-            .await
-    }
-
-    pub(super) async fn delete_policy_impl(
-        &self,
-        id: Uuid,
-        audit: &AuditRecord,
-    ) -> StoreResult<bool> {
-        let audit = PreparedAudit::new(audit);
-        self.db
-            .write(move |tx: &mut Tx<'_>| {
-                // `id` is the primary key: the delete removes one row or none.
-                let n = exec(tx, "DELETE FROM policies WHERE id = ?", [id.to_string()])?;
-                tx.audit_if(n == 1, audit)
-            })
-            .await
-    }
-
-    pub(super) async fn setting_impl(&self, name: &str) -> StoreResult<Option<String>> {
-        self.db.read(|c| {
-            query_opt(
-                c,
-                "SELECT value FROM settings WHERE name = ?",
-                [name],
-                |r| get(r, "value"),
-            )
-        })
-    }
-
-    pub(super) async fn init_setting_impl(&self, name: &str, value: &str) -> StoreResult<String> {
-        let name = name.to_owned();
-        let value = value.to_owned();
-        self.db
-            .write(move |tx: &mut Tx<'_>| {
-                exec(
-                    tx,
-                    "INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
-                    params![name, value],
-                )?;
-                query_opt(tx, "SELECT value FROM settings WHERE name = ?", [&name], |r| {
-                    get::<String>(r, "value")
-                })?
-                .ok_or_else(|| corrupt("settings: the value just written is missing"))
             })
             .await
     }
