@@ -1,4 +1,4 @@
-//! Agents, personal API keys and token exchange.
+//! Agents: registration, their records, key rotation and deactivation.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -6,15 +6,14 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use strongroom_core::{AgentId, VaultId};
-use strongroom_engine::{Agent, AgentUpdate, ApiKeyInfo, NewAgent};
+use strongroom_engine::{Agent, AgentUpdate, NewAgent};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 use crate::AppState;
-use crate::extract::{ApiJson, Auth, ClientIp};
+use crate::extract::{ApiJson, Auth};
 use crate::problem::ApiResult;
 use crate::routes::parse_id;
-use crate::wire::TokenResponse;
 
 /// `POST /v1/agents`.
 #[derive(Deserialize, ToSchema)]
@@ -312,197 +311,4 @@ pub async fn rotate_agent_key(
         agent: out.agent.into(),
         api_key: out.api_key.to_string(),
     }))
-}
-
-/// `GET /v1/org/agent-keys-vault`.
-#[derive(Serialize, ToSchema)]
-pub struct AgentKeysVault {
-    vault_id: String,
-}
-
-/// The vault holding the organisation's agent identity keys.
-#[utoipa::path(get, path = "/v1/org/agent-keys-vault", tag = "agents", responses((status = 200, body = AgentKeysVault)), security(("bearer" = [])))]
-pub async fn agent_keys_vault(
-    State(s): State<AppState>,
-    Auth(p): Auth,
-) -> ApiResult<Json<AgentKeysVault>> {
-    let id = s.engine.agent_keys_vault_id(&p).await?;
-    Ok(Json(AgentKeysVault {
-        vault_id: id.to_string(),
-    }))
-}
-
-/// `POST /v1/auth/agent-token`.
-#[derive(Deserialize, ToSchema)]
-pub struct AgentTokenRequest {
-    api_key: String,
-    #[serde(default)]
-    agent_id: Option<String>,
-}
-
-/// An agent's token.
-#[derive(Serialize, ToSchema)]
-pub struct AgentTokenResponse {
-    access_token: String,
-    token_type: &'static str,
-    expires_in: u64,
-    agent_id: String,
-    vault_ids: Vec<String>,
-}
-
-/// Exchanges an `ocv_` key (with or without `agent_id`) for a JWT.
-#[utoipa::path(post, path = "/v1/auth/agent-token", tag = "auth", request_body = AgentTokenRequest,
-    responses((status = 200, body = AgentTokenResponse), (status = 401, body = crate::problem::Problem), (status = 429, body = crate::problem::Problem)))]
-pub async fn agent_token(
-    State(s): State<AppState>,
-    ClientIp(ip): ClientIp,
-    ApiJson(req): ApiJson<AgentTokenRequest>,
-) -> ApiResult<Json<AgentTokenResponse>> {
-    let out = s
-        .engine
-        .agent_token(&req.api_key, req.agent_id.as_deref(), ip)
-        .await?;
-    Ok(Json(AgentTokenResponse {
-        access_token: out.token.token,
-        token_type: "Bearer",
-        expires_in: out.token.expires_in,
-        agent_id: out.agent.id.to_string(),
-        vault_ids: out.agent.vault_ids.iter().map(|v| v.to_string()).collect(),
-    }))
-}
-
-/// `POST /v1/auth/api-key-token`.
-#[derive(Deserialize, ToSchema)]
-pub struct ApiKeyTokenRequest {
-    api_key: String,
-}
-
-/// Exchanges a `1ck_` key for a JWT carrying the key's scopes.
-#[utoipa::path(post, path = "/v1/auth/api-key-token", tag = "auth", request_body = ApiKeyTokenRequest,
-    responses((status = 200, body = TokenResponse), (status = 401, body = crate::problem::Problem)))]
-pub async fn api_key_token(
-    State(s): State<AppState>,
-    ClientIp(ip): ClientIp,
-    ApiJson(req): ApiJson<ApiKeyTokenRequest>,
-) -> ApiResult<Json<TokenResponse>> {
-    let t = s.engine.api_key_token(&req.api_key, ip).await?;
-    Ok(Json(TokenResponse {
-        access_token: t.token,
-        token_type: "Bearer",
-        expires_in: t.expires_in,
-    }))
-}
-
-/// `POST /v1/auth/api-keys`.
-#[derive(Deserialize, ToSchema)]
-pub struct CreateApiKeyRequest {
-    name: String,
-    #[serde(default)]
-    scopes: Option<Vec<String>>,
-    #[serde(default, with = "time::serde::rfc3339::option")]
-    #[schema(value_type = Option<String>, format = DateTime)]
-    expires_at: Option<OffsetDateTime>,
-}
-
-/// A personal key (never the key itself).
-#[derive(Serialize, ToSchema)]
-pub struct ApiKeyResponse {
-    id: String,
-    name: String,
-    key_prefix: String,
-    scopes: Vec<String>,
-    is_active: bool,
-    #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
-    created_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339::option")]
-    #[schema(value_type = Option<String>, format = DateTime)]
-    expires_at: Option<OffsetDateTime>,
-    last_used_at: Option<String>,
-}
-
-impl From<ApiKeyInfo> for ApiKeyResponse {
-    fn from(k: ApiKeyInfo) -> Self {
-        ApiKeyResponse {
-            id: k.id.to_string(),
-            name: k.name,
-            key_prefix: k.key_prefix,
-            scopes: k.scopes,
-            is_active: k.is_active,
-            created_at: k.created_at,
-            expires_at: k.expires_at,
-            last_used_at: None,
-        }
-    }
-}
-
-/// A new personal key, shown once.
-#[derive(Serialize, ToSchema)]
-pub struct NewApiKeyResponse {
-    key: ApiKeyResponse,
-    api_key: String,
-}
-
-/// `{keys: [...]}`.
-#[derive(Serialize, ToSchema)]
-pub struct ApiKeyList {
-    keys: Vec<ApiKeyResponse>,
-}
-
-/// Creates a personal `1ck_` key.
-#[utoipa::path(post, path = "/v1/auth/api-keys", tag = "auth", request_body = CreateApiKeyRequest,
-    responses((status = 201, body = NewApiKeyResponse)), security(("bearer" = [])))]
-pub async fn create_api_key(
-    State(s): State<AppState>,
-    Auth(p): Auth,
-    ApiJson(req): ApiJson<CreateApiKeyRequest>,
-) -> ApiResult<(StatusCode, Json<NewApiKeyResponse>)> {
-    let k = s
-        .engine
-        .create_api_key(&p, &req.name, req.scopes, req.expires_at)
-        .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(NewApiKeyResponse {
-            key: k.info.into(),
-            api_key: k.key.to_string(),
-        }),
-    ))
-}
-
-/// The caller's personal keys.
-#[utoipa::path(get, path = "/v1/auth/api-keys", tag = "auth", responses((status = 200, body = ApiKeyList)), security(("bearer" = [])))]
-pub async fn list_api_keys(
-    State(s): State<AppState>,
-    Auth(p): Auth,
-) -> ApiResult<Json<ApiKeyList>> {
-    Ok(Json(ApiKeyList {
-        keys: s
-            .engine
-            .list_api_keys(&p)
-            .await?
-            .into_iter()
-            .map(Into::into)
-            .collect(),
-    }))
-}
-
-/// Revokes a personal key.
-#[utoipa::path(delete, path = "/v1/auth/api-keys/{key_id}", tag = "auth", params(("key_id" = String, Path)),
-    responses((status = 204)), security(("bearer" = [])))]
-pub async fn delete_api_key(
-    State(s): State<AppState>,
-    Auth(p): Auth,
-    Path(id): Path<String>,
-) -> ApiResult<StatusCode> {
-    let id = parse_id(&id, "key id")?;
-    s.engine.revoke_api_key(&p, id).await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-/// Revokes the presented token.
-#[utoipa::path(delete, path = "/v1/auth/token", tag = "auth", responses((status = 204)), security(("bearer" = [])))]
-pub async fn revoke_token(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<StatusCode> {
-    s.engine.revoke_token(&p).await?;
-    Ok(StatusCode::NO_CONTENT)
 }

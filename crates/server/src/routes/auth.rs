@@ -1,10 +1,13 @@
-//! Sign-up, login, profile and the published verification key.
+//! Sign-up, login, token exchange and revocation, profile, and the published
+//! verification key.
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use base64::Engine as _;
+use serde::{Deserialize, Serialize};
 use strongroom_engine::SignupInput;
+use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::extract::{ApiJson, Auth, ClientIp};
@@ -98,4 +101,72 @@ pub async fn jwks(State(s): State<AppState>) -> Json<Jwks> {
             use_: "sig",
         }],
     })
+}
+
+/// `POST /v1/auth/agent-token`.
+#[derive(Deserialize, ToSchema)]
+pub struct AgentTokenRequest {
+    api_key: String,
+    #[serde(default)]
+    agent_id: Option<String>,
+}
+
+/// An agent's token.
+#[derive(Serialize, ToSchema)]
+pub struct AgentTokenResponse {
+    access_token: String,
+    token_type: &'static str,
+    expires_in: u64,
+    agent_id: String,
+    vault_ids: Vec<String>,
+}
+
+/// Exchanges an `ocv_` key (with or without `agent_id`) for a JWT.
+#[utoipa::path(post, path = "/v1/auth/agent-token", tag = "auth", request_body = AgentTokenRequest,
+    responses((status = 200, body = AgentTokenResponse), (status = 401, body = crate::problem::Problem), (status = 429, body = crate::problem::Problem)))]
+pub async fn agent_token(
+    State(s): State<AppState>,
+    ClientIp(ip): ClientIp,
+    ApiJson(req): ApiJson<AgentTokenRequest>,
+) -> ApiResult<Json<AgentTokenResponse>> {
+    let out = s
+        .engine
+        .agent_token(&req.api_key, req.agent_id.as_deref(), ip)
+        .await?;
+    Ok(Json(AgentTokenResponse {
+        access_token: out.token.token,
+        token_type: "Bearer",
+        expires_in: out.token.expires_in,
+        agent_id: out.agent.id.to_string(),
+        vault_ids: out.agent.vault_ids.iter().map(|v| v.to_string()).collect(),
+    }))
+}
+
+/// `POST /v1/auth/api-key-token`.
+#[derive(Deserialize, ToSchema)]
+pub struct ApiKeyTokenRequest {
+    api_key: String,
+}
+
+/// Exchanges a `1ck_` key for a JWT carrying the key's scopes.
+#[utoipa::path(post, path = "/v1/auth/api-key-token", tag = "auth", request_body = ApiKeyTokenRequest,
+    responses((status = 200, body = TokenResponse), (status = 401, body = crate::problem::Problem)))]
+pub async fn api_key_token(
+    State(s): State<AppState>,
+    ClientIp(ip): ClientIp,
+    ApiJson(req): ApiJson<ApiKeyTokenRequest>,
+) -> ApiResult<Json<TokenResponse>> {
+    let t = s.engine.api_key_token(&req.api_key, ip).await?;
+    Ok(Json(TokenResponse {
+        access_token: t.token,
+        token_type: "Bearer",
+        expires_in: t.expires_in,
+    }))
+}
+
+/// Revokes the presented token.
+#[utoipa::path(delete, path = "/v1/auth/token", tag = "auth", responses((status = 204)), security(("bearer" = [])))]
+pub async fn revoke_token(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<StatusCode> {
+    s.engine.revoke_token(&p).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

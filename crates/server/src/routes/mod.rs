@@ -1,9 +1,11 @@
 //! Route table, grouped by family.
 
 mod agents;
+mod api_keys;
 mod audit;
 mod auth;
 mod health;
+mod org;
 mod policies;
 mod secrets;
 mod vaults;
@@ -16,9 +18,11 @@ use crate::AppState;
 use crate::problem::Problem;
 
 pub use agents::*;
+pub use api_keys::*;
 pub use audit::*;
 pub use auth::*;
 pub use health::*;
+pub use org::*;
 pub use policies::*;
 pub use secrets::*;
 pub use vaults::*;
