@@ -210,6 +210,9 @@ struct WorkerOut {
     last_done: Option<Instant>,
 }
 
+// The load generator's own CPU time, for the report: the one unsafe call of
+// the benchmark (the workspace denies `unsafe` elsewhere).
+#[allow(unsafe_code)]
 fn cpu_seconds() -> f64 {
     // SAFETY: getrusage only writes into the struct we hand it.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };

@@ -60,7 +60,10 @@ fn fixture() -> &'static Fixture {
         // exists (every test reaches the module through this fixture), and
         // nothing else in this test binary reads or writes the environment
         // concurrently.
-        unsafe { std::env::set_var("SOFTHSM2_CONF", &conf) };
+        #[allow(unsafe_code)]
+        unsafe {
+            std::env::set_var("SOFTHSM2_CONF", &conf)
+        };
         let out = Command::new("softhsm2-util")
             .args(["--init-token", "--free", "--label", LABEL])
             .args(["--pin", PIN, "--so-pin", "5678"])
