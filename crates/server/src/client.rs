@@ -18,31 +18,14 @@ use axum::http::{HeaderMap, Response};
 use axum::middleware::Next;
 
 /// An IP network in CIDR notation (`10.0.0.0/8`, `2001:db8::/32`; a bare
-/// address is a single host).
+/// address is a single host). The arithmetic is `ipnet`'s.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IpNet {
-    addr: IpAddr,
-    prefix: u8,
-}
+pub struct IpNet(ipnet::IpNet);
 
 impl IpNet {
     /// Whether `ip` lies in this network (IPv4-mapped IPv6 addresses count as IPv4).
     pub fn contains(&self, ip: IpAddr) -> bool {
-        match (self.addr, ip.to_canonical()) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u32::from(net) & mask == u32::from(ip) & mask
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u128::from(net) & mask == u128::from(ip) & mask
-            }
-            _ => false,
-        }
+        self.0.contains(&ip.to_canonical())
     }
 }
 
@@ -56,23 +39,19 @@ impl FromStr for IpNet {
             Some((a, p)) => (a, Some(p)),
             None => (s.trim(), None),
         };
-        let addr: IpAddr = addr.parse().map_err(|_| bad())?;
-        let addr = addr.to_canonical();
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            Some(p) => p.parse::<u8>().map_err(|_| bad())?,
-            None => max,
+        let addr = addr.parse::<IpAddr>().map_err(|_| bad())?.to_canonical();
+        let net = match prefix {
+            Some(p) => ipnet::IpNet::new(addr, p.parse::<u8>().map_err(|_| bad())?)
+                .map_err(|_| bad())?,
+            None => ipnet::IpNet::from(addr),
         };
-        if prefix > max {
-            return Err(bad());
-        }
-        Ok(IpNet { addr, prefix })
+        Ok(IpNet(net))
     }
 }
 
 impl std::fmt::Display for IpNet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.addr, self.prefix)
+        self.0.fmt(f)
     }
 }
 
