@@ -181,6 +181,67 @@ fn refuse(rule: &'static str, msg: &str, policy_id: Option<Uuid>) -> Refusal {
     }
 }
 
+/// An organisation-level operation (no vault involved).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrgAction {
+    /// See the organisation's members.
+    ListMembers,
+    /// Invite people, change roles, remove members.
+    ManageMembers,
+    /// Read or verify the organisation's audit log.
+    ReadAudit,
+    /// Register an agent.
+    RegisterAgent,
+    /// Change, rotate or deactivate an agent (which one is the caller's
+    /// business: see the engine's agent rules).
+    ManageAgents,
+    /// Learn the id of the agent-keys vault.
+    FindAgentKeysVault,
+}
+
+impl OrgAction {
+    /// Who may, in words (the refusal's message).
+    fn refusal(&self) -> &'static str {
+        match self {
+            OrgAction::ListMembers | OrgAction::FindAgentKeysVault => "this endpoint is for users",
+            OrgAction::ManageMembers => "only organisation owners and admins manage members",
+            OrgAction::ReadAudit => "the audit log is open to organisation owners and admins",
+            OrgAction::RegisterAgent | OrgAction::ManageAgents => "agents can't manage agents",
+        }
+    }
+
+    /// Whether a credential with a path ceiling may do it: not when it
+    /// reaches beyond the ceiling's paths (people, agents, the whole log).
+    fn within_a_ceiling(&self) -> bool {
+        matches!(self, OrgAction::ListMembers | OrgAction::FindAgentKeysVault)
+    }
+}
+
+/// Decides an organisation-level operation: by role, then by the
+/// credential's ceiling. The one place these rules live.
+pub fn authorize_org(who: &Principal, action: OrgAction) -> Result<(), Refusal> {
+    let by_role = match (who.subject, who.role) {
+        (Subject::Agent(_), _) => false,
+        (Subject::User(_), role) => match action {
+            OrgAction::ManageMembers | OrgAction::ReadAudit => {
+                matches!(role, Some(Role::Owner | Role::Admin))
+            }
+            _ => true,
+        },
+    };
+    if !by_role {
+        return Err(refuse("role", action.refusal(), None));
+    }
+    if who.is_restricted() && !action.within_a_ceiling() {
+        return Err(refuse(
+            "scope",
+            "this credential's scopes limit it to some secret paths; it can't do this",
+            None,
+        ));
+    }
+    Ok(())
+}
+
 /// Decides whether `who` may perform `action` on `vault` (and `path`).
 /// `policies` are the vault's policies naming `who` (others are ignored).
 pub fn authorize(
@@ -755,5 +816,53 @@ mod tests {
         assert!(!is_under_agent("agents/abcd/ssh/private_key", "abc"));
         assert!(!is_under_agent("agents", "abc"));
         assert!(!is_under_agent("x/agents/abc", "abc"));
+    }
+
+    #[test]
+    fn organisation_operations_by_role_then_ceiling() {
+        let w = world();
+        let all = [
+            OrgAction::ListMembers,
+            OrgAction::ManageMembers,
+            OrgAction::ReadAudit,
+            OrgAction::RegisterAgent,
+            OrgAction::ManageAgents,
+            OrgAction::FindAgentKeysVault,
+        ];
+        for a in all {
+            assert!(authorize_org(&w.owner, a).is_ok(), "{a:?}");
+            assert!(authorize_org(&w.admin, a).is_ok(), "{a:?}");
+            assert_eq!(
+                authorize_org(&w.agent, a).unwrap_err().rule,
+                "role",
+                "{a:?}"
+            );
+        }
+        for a in [OrgAction::ManageMembers, OrgAction::ReadAudit] {
+            assert_eq!(
+                authorize_org(&w.member, a).unwrap_err().rule,
+                "role",
+                "{a:?}"
+            );
+        }
+        for a in [
+            OrgAction::ListMembers,
+            OrgAction::RegisterAgent,
+            OrgAction::ManageAgents,
+        ] {
+            assert!(authorize_org(&w.member, a).is_ok(), "{a:?}");
+        }
+        let mut scoped = w.owner.clone();
+        scoped.scopes = vec!["db/*".into()];
+        for a in all {
+            let r = authorize_org(&scoped, a);
+            if matches!(a, OrgAction::ListMembers | OrgAction::FindAgentKeysVault) {
+                assert!(r.is_ok(), "{a:?}");
+            } else {
+                assert_eq!(r.unwrap_err().rule, "scope", "{a:?}");
+            }
+        }
+        scoped.scopes = vec!["*".into(), "vaults:read".into()];
+        assert!(authorize_org(&scoped, OrgAction::ManageMembers).is_ok());
     }
 }

@@ -12,7 +12,7 @@ use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
 use base64::Engine as _;
 use serde_json::{Value, json};
 use strongroom_core::audit::{Actor, AuditRecord, SYSTEM_ORG};
-use strongroom_core::authz::{PolicyDecision, VaultKind};
+use strongroom_core::authz::{OrgAction, PolicyDecision, VaultKind};
 use strongroom_core::time_util::now;
 use strongroom_core::{AgentId, Error, Principal, Result, Role, SecretPath, Subject, VaultId};
 use strongroom_crypto::SecretBytes;
@@ -126,8 +126,13 @@ impl Engine {
         id: AgentId,
         attempted: &str,
     ) -> Result<AgentRow> {
-        self.unrestricted(who, attempted, ("agent", id.to_string()))
-            .await?;
+        self.org_allowed(
+            who,
+            OrgAction::ManageAgents,
+            attempted,
+            ("agent", id.to_string()),
+        )
+        .await?;
         let a = self.agent_row(who, id).await?;
         let check = Self::may_manage_agent(who, &a);
         self.checked(who, attempted, ("agent", id.to_string()), "role", check)
@@ -159,14 +164,13 @@ impl Engine {
         if input.auth_method.as_deref().is_some_and(|m| m != "api_key") {
             return Err(Error::invalid("only auth_method \"api_key\" is supported"));
         }
-        let users_only = match who.subject {
-            Subject::User(_) => Ok(()),
-            Subject::Agent(_) => Err(Error::forbidden("agents can't create agents")),
-        };
-        self.checked(who, "agent.register", org_resource(who), "role", users_only)
-            .await?;
-        self.unrestricted(who, "agent.register", org_resource(who))
-            .await?;
+        self.org_allowed(
+            who,
+            OrgAction::RegisterAgent,
+            "agent.register",
+            org_resource(who),
+        )
+        .await?;
         let name = validate::name("name", &input.name, 255)?;
         let description = validate::text(
             "description",
@@ -232,16 +236,11 @@ impl Engine {
     /// The id of the organisation's agent-keys vault (users only; 404 until
     /// the first agent exists).
     pub async fn agent_keys_vault_id(&self, who: &Principal) -> Result<VaultId> {
-        let users_only = match who.subject {
-            Subject::User(_) => Ok(()),
-            Subject::Agent(_) => Err(Error::forbidden("this endpoint is for users")),
-        };
-        self.checked(
+        self.org_allowed(
             who,
+            OrgAction::FindAgentKeysVault,
             "vault.agent_keys",
             org_resource(who),
-            "role",
-            users_only,
         )
         .await?;
         self.store

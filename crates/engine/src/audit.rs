@@ -12,8 +12,9 @@ use base64::Engine as _;
 use strongroom_core::audit::{
     ChainVerifier, Checkpoint, GENESIS_HASH, VerifyReport, checkpoint_message, parse_hash,
 };
+use strongroom_core::authz::OrgAction;
 use strongroom_core::time_util::{now, to_micros};
-use strongroom_core::{Error, OrgId, Principal, Result, Role, Subject};
+use strongroom_core::{Error, OrgId, Principal, Result};
 use strongroom_store::{AuditAppendSignal, AuditHead, AuditQuery};
 
 use crate::Engine;
@@ -45,16 +46,8 @@ const VERIFY_PAGE: u32 = 5000;
 
 impl Engine {
     async fn require_auditor(&self, who: &Principal, attempted: &str) -> Result<()> {
-        // The log names every path of the organisation: beyond any ceiling.
-        self.unrestricted(who, attempted, crate::org_resource(who))
-            .await?;
-        let check = match (who.subject, who.role) {
-            (Subject::User(_), Some(Role::Owner | Role::Admin)) => Ok(()),
-            _ => Err(Error::forbidden(
-                "the audit log is open to organisation owners and admins",
-            )),
-        };
-        self.checked(who, attempted, crate::org_resource(who), "role", check)
+        let resource = crate::org_resource(who);
+        self.org_allowed(who, OrgAction::ReadAudit, attempted, resource)
             .await
     }
 

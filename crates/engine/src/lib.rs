@@ -273,22 +273,22 @@ impl Engine {
             .await
     }
 
-    /// Refuses `attempted` to a credential with a path ceiling (see
-    /// [`Principal::is_restricted`]), recording the refusal with rule `scope`.
-    async fn unrestricted(
+    /// Decides an organisation-level operation ([`authz::authorize_org`]),
+    /// recording a refusal of `attempted` on `resource` with its rule.
+    async fn org_allowed(
         &self,
         who: &Principal,
+        action: authz::OrgAction,
         attempted: &str,
         resource: (&str, String),
     ) -> Result<()> {
-        let check = if who.is_restricted() {
-            Err(Error::forbidden(
-                "this credential's scopes limit it to some secret paths; it can't do this",
-            ))
-        } else {
-            Ok(())
-        };
-        self.checked(who, attempted, resource, "scope", check).await
+        match authz::authorize_org(who, action) {
+            Ok(()) => Ok(()),
+            Err(r) => {
+                self.checked(who, attempted, resource, r.rule, Err(r.error))
+                    .await
+            }
+        }
     }
 
     /// Records an event whose failure must not change the answer (the answer is

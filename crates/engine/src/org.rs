@@ -16,6 +16,7 @@
 
 use serde_json::json;
 use strongroom_core::audit::{Actor, AuditRecord};
+use strongroom_core::authz::OrgAction;
 use strongroom_core::time_util::now;
 use strongroom_core::{Error, Principal, Result, Role, Subject, UserId};
 use strongroom_store::{InvitationRow, StoreError, UserRow};
@@ -53,25 +54,23 @@ impl Engine {
         attempted: &str,
         resource: (&str, String),
     ) -> Result<(UserId, Role)> {
-        // A credential with a path ceiling can't add, promote or remove people.
-        self.unrestricted(who, attempted, resource.clone()).await?;
+        self.org_allowed(who, OrgAction::ManageMembers, attempted, resource)
+            .await?;
         match (who.subject, who.role) {
-            (Subject::User(id), Some(r @ (Role::Owner | Role::Admin))) => Ok((id, r)),
-            _ => {
-                let reason = "only organisation owners and admins manage members";
-                self.refuse(who, attempted, resource, reason).await
-            }
+            (Subject::User(id), Some(r)) => Ok((id, r)),
+            _ => Err(Error::internal("a member manager without a user and role")),
         }
     }
 
     /// The caller's organisation's users.
     pub async fn list_members(&self, who: &Principal) -> Result<Vec<User>> {
-        let users_only = match who.subject {
-            Subject::User(_) => Ok(()),
-            Subject::Agent(_) => Err(Error::forbidden("this endpoint is for users")),
-        };
-        self.checked(who, "member.list", org_resource(who), "role", users_only)
-            .await?;
+        self.org_allowed(
+            who,
+            OrgAction::ListMembers,
+            "member.list",
+            org_resource(who),
+        )
+        .await?;
         let rows = self.store.list_users(who.org_id).await?;
         Ok(rows.into_iter().map(User::from).collect())
     }

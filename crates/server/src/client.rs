@@ -41,8 +41,9 @@ impl FromStr for IpNet {
         };
         let addr = addr.parse::<IpAddr>().map_err(|_| bad())?.to_canonical();
         let net = match prefix {
-            Some(p) => ipnet::IpNet::new(addr, p.parse::<u8>().map_err(|_| bad())?)
-                .map_err(|_| bad())?,
+            Some(p) => {
+                ipnet::IpNet::new(addr, p.parse::<u8>().map_err(|_| bad())?).map_err(|_| bad())?
+            }
             None => ipnet::IpNet::from(addr),
         };
         Ok(IpNet(net))
