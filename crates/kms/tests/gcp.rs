@@ -552,3 +552,22 @@ async fn an_unreachable_endpoint_is_unavailable() {
     cfg.max_retries = 1;
     assert!(matches!(connect(cfg).await, Err(KmsError::Unavailable(_))));
 }
+
+#[tokio::test]
+async fn keeps_the_key_provider_contract() {
+    let (_fake, p) = setup().await;
+    strongroom_kms::contract::assert_all_pass(&p).await;
+}
+
+#[tokio::test]
+async fn keeps_the_key_provider_contract_behind_the_decorators() {
+    let (_fake, p) = setup().await;
+    let cfg = strongroom_kms::cache::DekCacheConfig {
+        ttl: Duration::from_secs(60),
+        max_entries: 100,
+        max_uses: 100,
+    };
+    let metered: Box<dyn KeyProvider> = Box::new(strongroom_kms::Metered(Box::new(p)));
+    let cache = strongroom_kms::cache::DekCache::new(metered, cfg).unwrap();
+    strongroom_kms::contract::assert_all_pass(&cache).await;
+}

@@ -210,7 +210,7 @@ fn version_row(r: &Row<'_>) -> StoreResult<VersionRow> {
             iv: get(r, "iv")?,
             auth_tag: get(r, "auth_tag")?,
             wrapped_dek: get(r, "wrapped_dek")?,
-            kek_ref: get(r, "kek_ref")?,
+            kek_ref: KekRef(get(r, "kek_ref")?),
             kek_version: u32_col(r, "kek_version")?,
         },
     })
@@ -442,7 +442,7 @@ impl Store for SqliteStore {
                         e.iv,
                         e.auth_tag,
                         e.wrapped_dek,
-                        e.kek_ref,
+                        e.kek_ref.as_str(),
                         e.kek_version as i64,
                         v.created_by.to_string(),
                         now
@@ -786,7 +786,7 @@ impl Store for SqliteStore {
                         vault_id: parse(r, "vault_id")?,
                         path: SecretPath::parse(&path)
                             .map_err(|_| StoreError::Corrupt("path".into()))?,
-                        kek_ref: get(r, "kek_ref")?,
+                        kek_ref: KekRef(get(r, "kek_ref")?),
                         kek_version: u32_col(r, "kek_version")?,
                         wrapped_dek: get(r, "wrapped_dek")?,
                     })
@@ -828,12 +828,12 @@ impl Store for SqliteStore {
                         "UPDATE secret_versions SET kek_ref = ?, kek_version = ?, wrapped_dek = ?
                          WHERE secret_id = ? AND version = ? AND kek_ref = ? AND kek_version = ? AND wrapped_dek = ?",
                         params![
-                            c.kek_ref,
+                            c.kek_ref.as_str(),
                             c.kek_version as i64,
                             c.wrapped_dek,
                             c.old.secret_id.to_string(),
                             c.old.version as i64,
-                            c.old.kek_ref,
+                            c.old.kek_ref.as_str(),
                             c.old.kek_version as i64,
                             c.old.wrapped_dek
                         ],
