@@ -58,16 +58,32 @@ pub async fn run(p: &dyn KeyProvider) -> Vec<(&'static str, CheckResult)> {
 
 /// Runs every check and panics listing the ones that failed (for tests).
 pub async fn assert_all_pass(p: &dyn KeyProvider) {
-    let failed: Vec<String> = run(p)
-        .await
-        .into_iter()
-        .filter_map(|(name, r)| r.err().map(|e| format!("{name}: {e}")))
-        .collect();
+    assert_all_pass_except(p, &[]).await;
+}
+
+/// [`assert_all_pass`] for a provider with a known, documented deviation:
+/// the checks named in `known` must fail (so the exception is dropped the
+/// day the provider conforms) and every other check must pass.
+pub async fn assert_all_pass_except(p: &dyn KeyProvider, known: &[&str]) {
+    let mut failed = Vec::new();
+    let mut conforming = Vec::new();
+    for (name, r) in run(p).await {
+        match (r, known.contains(&name)) {
+            (Err(e), false) => failed.push(format!("{name}: {e}")),
+            (Ok(()), true) => conforming.push(name),
+            _ => {}
+        }
+    }
     assert!(
         failed.is_empty(),
         "the {} provider breaks the KeyProvider contract:\n  {}",
         p.name(),
         failed.join("\n  ")
+    );
+    assert!(
+        conforming.is_empty(),
+        "the {} provider now passes {conforming:?}: drop the exception",
+        p.name()
     );
 }
 
