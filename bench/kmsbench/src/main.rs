@@ -17,7 +17,8 @@ use strongroom_kms::{KeyProvider, WrappedDek};
 
 async fn measure(p: Arc<dyn KeyProvider>, secs: f64, conc: usize) -> anyhow::Result<(f64, f64)> {
     let kek = p.create_kek(&VaultId::new()).await?;
-    let dek = Dek::generate();
+    // Shared by the tasks (a `Dek` is not `Clone`).
+    let dek = Arc::new(Dek::generate());
     let aad = b"strongroom/bench".to_vec();
     let sample: WrappedDek = p.wrap(&kek, &dek, &aad).await?;
     let mut out = [0.0; 2];

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use base64::Engine as _;
 use common::*;
-use strongroom_crypto::envelope::{SecretContext, dek_wrap_aad};
+use strongroom_crypto::SecretContext;
 use strongroom_kms::root_key::RootKey;
 use strongroom_kms::soft::SoftProvider;
 use strongroom_kms::{KekRef, KeyProvider, WrappedDek};
@@ -52,11 +52,13 @@ async fn all_deks(data_dir: &Path) -> Vec<Vec<u8>> {
             kek_version: kek_version as u32,
             blob: wrapped_dek,
         };
-        let aad = dek_wrap_aad(SecretContext {
-            vault_id: &vault_id,
+        let path = strongroom_core::SecretPath::parse(&path).unwrap();
+        let aad = SecretContext {
+            vault: vault_id.parse().unwrap(),
             path: &path,
-            version: version as u64,
-        });
+            version: version as u32,
+        }
+        .dek_wrap_aad();
         let dek = kms.unwrap(&KekRef(kek_ref), &wrapped, &aad).await.unwrap();
         out.push(dek.expose().to_vec());
     }

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use common::*;
 use serde_json::json;
-use strongroom_crypto::envelope::{SecretContext, dek_wrap_aad};
+use strongroom_crypto::SecretContext;
 use strongroom_kms::root_key::RootKey;
 use strongroom_kms::soft::SoftProvider;
 use strongroom_kms::{KekRef, KeyProvider, KmsError, WrappedDek};
@@ -137,11 +137,13 @@ async fn deleting_a_vault_shreds_its_key() {
     let (root, _) = RootKey::load_or_create(None, &dir.path().join("root.key")).unwrap();
     let kms = SoftProvider::open_file(dir.path().join("keyring.sealed"), root).unwrap();
     for (path, version, kek_ref, kek_version, wrapped, _) in saved {
-        let aad = dek_wrap_aad(SecretContext {
-            vault_id: &vault,
-            path: &path,
-            version: version as u64,
-        });
+        let secret_path = strongroom_core::SecretPath::parse(&path).unwrap();
+        let aad = SecretContext {
+            vault: vault.parse().unwrap(),
+            path: &secret_path,
+            version: version as u32,
+        }
+        .dek_wrap_aad();
         let r = kms
             .unwrap(
                 &KekRef(kek_ref),

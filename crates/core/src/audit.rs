@@ -624,3 +624,126 @@ mod chain_tests {
         }
     }
 }
+
+/// Known answers for the audit chain's formats: the canonical encoding and
+/// hash of fixed events, and the message a checkpoint signs. The vectors live
+/// in `tests/vectors/audit.json`, computed independently of this code by
+/// `tests/vectors/generate_audit.py`. Exported logs are verified against
+/// these bytes; a change here would make every stored chain fail to verify.
+#[cfg(test)]
+mod known_answers {
+    use super::*;
+
+    const VECTORS: &str = include_str!("../tests/vectors/audit.json");
+
+    fn vectors() -> Value {
+        serde_json::from_str(VECTORS).expect("tests/vectors/audit.json parses")
+    }
+
+    fn find(kind: &str, name: &str) -> Value {
+        vectors()[kind]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == name)
+            .unwrap_or_else(|| panic!("no {kind} vector {name}"))
+            .clone()
+    }
+
+    fn text(v: &Value, k: &str) -> String {
+        v[k].as_str().unwrap().to_owned()
+    }
+
+    fn hash(v: &Value, k: &str) -> [u8; 32] {
+        parse_hash(v[k].as_str().unwrap()).unwrap()
+    }
+
+    fn event(name: &str) {
+        let v = find("events", name);
+        let e = ChainedEvent {
+            seq: v["seq"].as_u64().unwrap(),
+            id: text(&v, "id"),
+            org_id: text(&v, "org_id"),
+            actor_type: text(&v, "actor_type"),
+            actor_id: text(&v, "actor_id"),
+            action: text(&v, "action"),
+            resource_type: text(&v, "resource_type"),
+            resource_id: text(&v, "resource_id"),
+            details: v["details"].clone(),
+            ip_address: v["ip_address"].as_str().map(str::to_owned),
+            created_at_us: v["created_at_us"].as_i64().unwrap(),
+            prev_event_id: v["prev_event_id"].as_str().map(str::to_owned),
+            integrity_hash: String::new(),
+        };
+        let prev = hash(&v, "prev_hash");
+        assert_eq!(
+            hex::encode(event_encoding(&e, &prev)),
+            text(&v, "encoding"),
+            "canonical encoding of {name}"
+        );
+        assert_eq!(
+            hash_hex(&event_hash(&e, &prev)),
+            text(&v, "hash"),
+            "hash of {name}"
+        );
+    }
+
+    fn checkpoint(name: &str) {
+        let v = find("checkpoints", name);
+        let m = checkpoint_message(
+            v["org_id"].as_str().unwrap(),
+            v["seq"].as_u64().unwrap(),
+            v["event_id"].as_str().unwrap(),
+            &hash(&v, "head_hash"),
+            v["created_at_us"].as_i64().unwrap(),
+        );
+        assert_eq!(
+            hex::encode(m),
+            text(&v, "message"),
+            "checkpoint message {name}"
+        );
+    }
+
+    /// One `#[test]` per vector: `kind::name` runs `kind("name")`; and a
+    /// check that the file holds no vector without its test.
+    macro_rules! known_answers {
+        ($($kind:ident :: $name:ident),* $(,)?) => {
+            $(
+                #[test]
+                fn $name() {
+                    $kind(stringify!($name));
+                }
+            )*
+
+            #[test]
+            fn every_vector_is_run() {
+                let mut listed = vec![$((stringify!($kind), stringify!($name))),*];
+                let v = vectors();
+                let mut in_file = Vec::new();
+                for (kind, key) in [("event", "events"), ("checkpoint", "checkpoints")] {
+                    for x in v[key].as_array().unwrap() {
+                        in_file.push((kind, x["name"].as_str().unwrap()));
+                    }
+                }
+                listed.sort();
+                in_file.sort();
+                assert_eq!(listed, in_file);
+            }
+        };
+    }
+
+    known_answers! {
+        event::first_event,
+        event::anonymous_without_ip,
+        checkpoint::head_of_two,
+        checkpoint::genesis_like,
+    }
+
+    /// The second vector chains onto the first: its prev_hash is the first's hash.
+    #[test]
+    fn the_vectors_form_a_chain() {
+        let v = vectors();
+        assert_eq!(v["events"][1]["prev_hash"], v["events"][0]["hash"]);
+        assert_eq!(v["checkpoints"][0]["head_hash"], v["events"][1]["hash"]);
+    }
+}

@@ -2,14 +2,15 @@
 //!
 //! The nonce is 96 random bits drawn for every seal; a DEK is used for exactly
 //! one payload, so nonce reuse under a key cannot happen. The AAD is supplied by
-//! the caller (see [`secret_aad`]) and binds the ciphertext to its place.
+//! the caller (see [`SecretContext`]) and binds the ciphertext to its place.
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 
-use crate::aad::AadBuilder;
+use strongroom_core::{SecretPath, VaultId};
 use zeroize::Zeroizing;
 
-use crate::keys::SecretBytes;
+use crate::aad::AadBuilder;
+use crate::keys::{Dek, KekRef, SecretBytes};
 
 /// The length of the GCM tag.
 pub const TAG_LEN: usize = 16;
@@ -45,10 +46,31 @@ fn key(raw: &[u8; 32]) -> LessSafeKey {
     LessSafeKey::new(UnboundKey::new(&AES_256_GCM, raw).expect("32-byte AES key"))
 }
 
-/// Encrypts `plaintext` under `raw_key` with a fresh random nonce.
-pub fn seal(raw_key: &[u8; 32], plaintext: &[u8], aad: &[u8]) -> Sealed {
+/// Encrypts a secret payload under its `dek` with a fresh random nonce.
+pub fn seal(dek: &Dek, plaintext: &[u8], aad: &[u8]) -> Sealed {
+    seal_under_key(dek.expose(), plaintext, aad)
+}
+
+/// Decrypts and authenticates a payload sealed by [`seal`]. Any failure is
+/// the opaque [`OpenError`].
+pub fn open(dek: &Dek, sealed: &Sealed, aad: &[u8]) -> Result<SecretBytes, OpenError> {
+    open_under_key(dek.expose(), sealed, aad)
+}
+
+/// [`seal`] under raw key material a key provider holds itself (a software
+/// KEK version, the keyring's root key). Payloads go through [`seal`].
+pub fn seal_under_key(raw_key: &[u8; 32], plaintext: &[u8], aad: &[u8]) -> Sealed {
     let mut iv = [0u8; NONCE_LEN];
     crate::random::fill(&mut iv);
+    seal_with_nonce(raw_key, iv, plaintext, aad)
+}
+
+fn seal_with_nonce(
+    raw_key: &[u8; 32],
+    iv: [u8; NONCE_LEN],
+    plaintext: &[u8],
+    aad: &[u8],
+) -> Sealed {
     let mut buf = plaintext.to_vec();
     let tag = key(raw_key)
         .seal_in_place_separate_tag(Nonce::assume_unique_for_key(iv), Aad::from(aad), &mut buf)
@@ -62,8 +84,25 @@ pub fn seal(raw_key: &[u8; 32], plaintext: &[u8], aad: &[u8]) -> Sealed {
     }
 }
 
-/// Decrypts and authenticates. Any failure is the opaque [`OpenError`].
-pub fn open(raw_key: &[u8; 32], sealed: &Sealed, aad: &[u8]) -> Result<SecretBytes, OpenError> {
+/// Seals with a caller-chosen nonce. **Less safe**: a nonce used twice under
+/// one key breaks GCM's confidentiality and authenticity. Compiled only for
+/// the known-answer tests, which need a fixed nonce to pin the layout.
+#[cfg(test)]
+pub(crate) fn seal_with_fixed_nonce_less_safe(
+    dek: &Dek,
+    iv: [u8; NONCE_LEN],
+    plaintext: &[u8],
+    aad: &[u8],
+) -> Sealed {
+    seal_with_nonce(dek.expose(), iv, plaintext, aad)
+}
+
+/// [`open`] under raw key material a key provider holds itself.
+pub fn open_under_key(
+    raw_key: &[u8; 32],
+    sealed: &Sealed,
+    aad: &[u8],
+) -> Result<SecretBytes, OpenError> {
     let mut buf = Zeroizing::new(Vec::with_capacity(sealed.ciphertext.len() + TAG_LEN));
     buf.extend_from_slice(&sealed.ciphertext);
     buf.extend_from_slice(&sealed.tag);
@@ -105,44 +144,105 @@ impl Sealed {
     }
 }
 
-/// Where a secret version lives: what its payload and its wrapped DEK are bound to.
+/// Where a secret version lives: what its payload and its wrapped DEK are
+/// bound to. Typed, so a caller can't pass a vault name for an id or swap
+/// fields; the encoding below is the one place the AAD bytes are made.
 #[derive(Debug, Clone, Copy)]
 pub struct SecretContext<'a> {
-    /// The vault's id (canonical hyphenated UUID).
-    pub vault_id: &'a str,
+    /// The vault.
+    pub vault: VaultId,
     /// The canonical secret path.
-    pub path: &'a str,
+    pub path: &'a SecretPath,
     /// The version number.
-    pub version: u64,
+    pub version: u32,
 }
 
-/// AAD for a secret payload sealed under its DEK.
-pub fn secret_aad(ctx: SecretContext<'_>) -> Vec<u8> {
-    context_aad("strongroom/secret-payload", ctx)
+impl SecretContext<'_> {
+    /// AAD for the secret payload sealed under its DEK.
+    pub fn secret_aad(&self) -> Vec<u8> {
+        self.aad("strongroom/secret-payload")
+    }
+
+    /// AAD for wrapping the secret version's DEK under the vault KEK.
+    pub fn dek_wrap_aad(&self) -> Vec<u8> {
+        self.aad("strongroom/dek-wrap")
+    }
+
+    // The stored format: label, envelope version, vault id (canonical
+    // hyphenated UUID), path, version. Pinned by the known-answer vectors in
+    // `tests/vectors/`; changing anything here makes every stored row unreadable.
+    fn aad(&self, label: &str) -> Vec<u8> {
+        AadBuilder::new(label)
+            .u64(ENVELOPE_VERSION as u64)
+            .field(self.vault.to_string())
+            .field(self.path.as_str())
+            .u64(self.version as u64)
+            .finish()
+    }
 }
 
-/// AAD for wrapping a secret version's DEK under the vault KEK.
-pub fn dek_wrap_aad(ctx: SecretContext<'_>) -> Vec<u8> {
-    context_aad("strongroom/dek-wrap", ctx)
+/// A sealed secret version as stored in its row: the payload (nonce,
+/// ciphertext, tag, format version) and its DEK wrapped under a KEK (which
+/// KEK, which version). The one representation of an envelope outside the
+/// key provider; the engine's envelope service makes, opens and rewraps it.
+///
+/// `iv` and `auth_tag` are kept as the stored bytes: a row whose lengths are
+/// wrong is an integrity failure when opened, not a failure to load it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredEnvelope {
+    /// The envelope format version ([`ENVELOPE_VERSION`]).
+    pub envelope_version: u32,
+    /// The payload ciphertext.
+    pub ciphertext: Vec<u8>,
+    /// The 96-bit nonce.
+    pub iv: Vec<u8>,
+    /// The GCM tag.
+    pub auth_tag: Vec<u8>,
+    /// The DEK, wrapped by the key provider.
+    pub wrapped_dek: Vec<u8>,
+    /// The KEK that wrapped it.
+    pub kek_ref: KekRef,
+    /// That KEK's version.
+    pub kek_version: u32,
 }
 
-fn context_aad(label: &str, ctx: SecretContext<'_>) -> Vec<u8> {
-    AadBuilder::new(label)
-        .u64(ENVELOPE_VERSION as u64)
-        .field(ctx.vault_id)
-        .field(ctx.path)
-        .u64(ctx.version)
-        .finish()
+impl StoredEnvelope {
+    /// The payload part as [`Sealed`], if the stored lengths are right.
+    pub fn sealed(&self) -> Result<Sealed, OpenError> {
+        if self.envelope_version != ENVELOPE_VERSION {
+            return Err(OpenError);
+        }
+        Ok(Sealed {
+            iv: self.iv.as_slice().try_into().map_err(|_| OpenError)?,
+            ciphertext: self.ciphertext.clone(),
+            tag: self.auth_tag.as_slice().try_into().map_err(|_| OpenError)?,
+        })
+    }
+}
+
+impl std::fmt::Debug for StoredEnvelope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Envelope(v{}, kek v{}, {} bytes)",
+            self.envelope_version,
+            self.kek_version,
+            self.ciphertext.len()
+        )
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Dek;
 
-    fn ctx(path: &str, version: u64) -> SecretContext<'_> {
+    fn path(p: &str) -> SecretPath {
+        SecretPath::parse(p).unwrap()
+    }
+
+    fn ctx(path: &SecretPath, version: u32) -> SecretContext<'_> {
         SecretContext {
-            vault_id: "v1",
+            vault: "00000000-0000-0000-0000-000000000001".parse().unwrap(),
             path,
             version,
         }
@@ -151,51 +251,74 @@ mod tests {
     #[test]
     fn round_trip() {
         let dek = Dek::generate();
-        let aad = secret_aad(ctx("a/b", 1));
-        let s = seal(dek.expose(), b"hello", &aad);
+        let p = path("a/b");
+        let aad = ctx(&p, 1).secret_aad();
+        let s = seal(&dek, b"hello", &aad);
         assert_ne!(s.ciphertext, b"hello");
-        assert_eq!(open(dek.expose(), &s, &aad).unwrap().expose(), b"hello");
+        assert_eq!(open(&dek, &s, &aad).unwrap().expose(), b"hello");
     }
 
     #[test]
     fn any_change_fails_opaquely() {
         let dek = Dek::generate();
-        let aad = secret_aad(ctx("a/b", 1));
-        let s = seal(dek.expose(), b"hello", &aad);
+        let (ab, ac) = (path("a/b"), path("a/c"));
+        let aad = ctx(&ab, 1).secret_aad();
+        let s = seal(&dek, b"hello", &aad);
         assert_eq!(
-            open(dek.expose(), &s, &secret_aad(ctx("a/c", 1))).unwrap_err(),
+            open(&dek, &s, &ctx(&ac, 1).secret_aad()).unwrap_err(),
             OpenError
         );
         assert_eq!(
-            open(dek.expose(), &s, &secret_aad(ctx("a/b", 2))).unwrap_err(),
+            open(&dek, &s, &ctx(&ab, 2).secret_aad()).unwrap_err(),
             OpenError
         );
         assert_eq!(
-            open(dek.expose(), &s, &dek_wrap_aad(ctx("a/b", 1))).unwrap_err(),
+            open(&dek, &s, &ctx(&ab, 1).dek_wrap_aad()).unwrap_err(),
             OpenError
         );
-        assert_eq!(
-            open(Dek::generate().expose(), &s, &aad).unwrap_err(),
-            OpenError
-        );
+        assert_eq!(open(&Dek::generate(), &s, &aad).unwrap_err(), OpenError);
         let mut t = s.clone();
         t.ciphertext[0] ^= 1;
-        assert_eq!(open(dek.expose(), &t, &aad).unwrap_err(), OpenError);
+        assert_eq!(open(&dek, &t, &aad).unwrap_err(), OpenError);
         let mut t = s.clone();
         t.tag[15] ^= 1;
-        assert_eq!(open(dek.expose(), &t, &aad).unwrap_err(), OpenError);
+        assert_eq!(open(&dek, &t, &aad).unwrap_err(), OpenError);
         let mut t = s.clone();
         t.iv[0] ^= 1;
-        assert_eq!(open(dek.expose(), &t, &aad).unwrap_err(), OpenError);
+        assert_eq!(open(&dek, &t, &aad).unwrap_err(), OpenError);
     }
 
     #[test]
     fn nonces_are_fresh_and_blobs_split() {
         let dek = Dek::generate();
-        let a = seal(dek.expose(), b"x", b"");
-        let b = seal(dek.expose(), b"x", b"");
+        let a = seal(&dek, b"x", b"");
+        let b = seal(&dek, b"x", b"");
         assert_ne!(a.iv, b.iv);
         assert_eq!(split_blob(&a.to_blob()).unwrap(), a);
         assert!(split_blob(&[0u8; 27]).is_err());
+    }
+
+    #[test]
+    fn stored_envelopes_with_wrong_lengths_or_version_do_not_open() {
+        let s = seal(&Dek::generate(), b"x", b"");
+        let good = StoredEnvelope {
+            envelope_version: ENVELOPE_VERSION,
+            ciphertext: s.ciphertext.clone(),
+            iv: s.iv.to_vec(),
+            auth_tag: s.tag.to_vec(),
+            wrapped_dek: vec![1],
+            kek_ref: KekRef::from("k"),
+            kek_version: 1,
+        };
+        assert_eq!(good.sealed().unwrap(), s);
+        let mut bad = good.clone();
+        bad.iv.pop();
+        assert_eq!(bad.sealed().unwrap_err(), OpenError);
+        let mut bad = good.clone();
+        bad.auth_tag.push(0);
+        assert_eq!(bad.sealed().unwrap_err(), OpenError);
+        let mut bad = good;
+        bad.envelope_version = 2;
+        assert_eq!(bad.sealed().unwrap_err(), OpenError);
     }
 }

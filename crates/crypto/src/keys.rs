@@ -9,7 +9,11 @@ use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 pub const KEY_LEN: usize = 32;
 
 /// A data-encryption key: 32 random bytes, new for every secret version.
-#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+///
+/// Deliberately not `Clone`: a DEK exists once. Whoever needs to share one
+/// (the DEK cache, a provider handing it back) shares it behind an `Arc`, so
+/// no copy of the bytes is ever left behind to be zeroed separately.
+#[derive(Zeroize, ZeroizeOnDrop)]
 pub struct Dek([u8; KEY_LEN]);
 
 impl Dek {
@@ -27,12 +31,83 @@ impl Dek {
         Ok(Dek(arr))
     }
 
-    /// The raw key. Only key providers and the envelope should call this.
+    /// The raw key. Only key providers (which wrap it) should call this; the
+    /// envelope seals and opens with the `Dek` itself.
     pub fn expose(&self) -> &[u8; KEY_LEN] {
         &self.0
     }
 }
 
+/// The server's API-key pepper: the HMAC key API keys and invitation tokens
+/// are stored under. Not a [`Dek`] — it never encrypts anything — and it
+/// offers no access to its bytes, only [`Pepper::keyed_hash`].
+///
+/// It travels through a key provider as 32 bytes of key material (providers
+/// wrap [`Dek`]s): [`Pepper::from_unwrapped`] adopts such bytes once, at
+/// startup.
+#[derive(Zeroize, ZeroizeOnDrop)]
+pub struct Pepper([u8; KEY_LEN]);
+
+impl Pepper {
+    /// Adopts key material that a key provider unwrapped (or that was just
+    /// generated and wrapped) as the pepper.
+    pub fn from_unwrapped(key: &Dek) -> Self {
+        Pepper(key.0)
+    }
+
+    /// A fresh random pepper (tests; the server's pepper comes from its provider).
+    pub fn generate() -> Self {
+        Pepper::from_unwrapped(&Dek::generate())
+    }
+
+    /// HMAC-SHA256 of `data` under the pepper.
+    pub fn keyed_hash(&self, data: &[u8]) -> [u8; 32] {
+        crate::keyed_hash(&self.0, data)
+    }
+}
+
+impl fmt::Debug for Pepper {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Pepper(<redacted>)")
+    }
+}
+
+/// A key provider's handle on one vault's KEK (all its versions), as stored
+/// in vault and secret-version rows. Opaque to everyone but the provider that
+/// issued it; it names a key, it is not one.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct KekRef(pub String);
+
+impl KekRef {
+    /// The reference as stored.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for KekRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KekRef({})", self.0)
+    }
+}
+
+impl fmt::Display for KekRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<String> for KekRef {
+    fn from(s: String) -> Self {
+        KekRef(s)
+    }
+}
+
+impl From<&str> for KekRef {
+    fn from(s: &str) -> Self {
+        KekRef(s.to_owned())
+    }
+}
 impl fmt::Debug for Dek {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Dek(<redacted>)")
@@ -94,6 +169,16 @@ mod tests {
         assert!(!shown.contains(&hexed[..8]));
         let s = SecretBytes::from("hunter2-very-secret".to_string());
         assert!(!format!("{s:?}").contains("hunter2"));
+        let p = Pepper::from_unwrapped(&d);
+        assert_eq!(format!("{p:?}"), "Pepper(<redacted>)");
+    }
+
+    #[test]
+    fn pepper_hashes_like_keyed_hash_of_its_key() {
+        let d = Dek::generate();
+        let p = Pepper::from_unwrapped(&d);
+        assert_eq!(p.keyed_hash(b"k"), crate::keyed_hash(d.expose(), b"k"));
+        assert_ne!(p.keyed_hash(b"k"), Pepper::generate().keyed_hash(b"k"));
     }
 
     #[test]

@@ -18,8 +18,11 @@ pub mod keys;
 pub mod password;
 pub mod random;
 
-pub use envelope::{OpenError, Sealed};
-pub use keys::{Dek, SecretBytes};
+#[cfg(test)]
+mod known_answers;
+
+pub use envelope::{OpenError, Sealed, SecretContext, StoredEnvelope};
+pub use keys::{Dek, KekRef, Pepper, SecretBytes};
 
 /// Constant-time equality of two byte strings (lengths are not secret).
 pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {

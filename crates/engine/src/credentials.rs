@@ -14,7 +14,7 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use strongroom_core::encoding::LengthPrefixed;
 use strongroom_core::{Error, Result, VaultId};
-use strongroom_crypto::Dek;
+use strongroom_crypto::{Dek, Pepper};
 use strongroom_kms::{KekRef, KeyProvider, WrappedDek};
 use strongroom_store::Store;
 use zeroize::Zeroizing;
@@ -45,20 +45,43 @@ fn pepper_aad() -> Vec<u8> {
         .finish()
 }
 
-/// Loads the pepper, creating it (and its KEK) on first start.
-pub(crate) async fn load_or_create_pepper(store: &dyn Store, kms: &dyn KeyProvider) -> Result<Dek> {
+impl StoredPepper {
+    fn parse(stored: &str) -> Result<(KekRef, WrappedDek)> {
+        let malformed = || Error::internal("the stored API-key pepper is malformed");
+        let s: StoredPepper = serde_json::from_str(stored).map_err(|_| malformed())?;
+        let blob = B64URL.decode(&s.wrapped).map_err(|_| malformed())?;
+        Ok((
+            KekRef(s.kek_ref),
+            WrappedDek {
+                kek_version: s.kek_version,
+                blob,
+            },
+        ))
+    }
+
+    fn encode(kek: &KekRef, w: &WrappedDek) -> Result<String> {
+        serde_json::to_string(&StoredPepper {
+            kek_ref: kek.as_str().to_owned(),
+            kek_version: w.kek_version,
+            wrapped: B64URL.encode(&w.blob),
+        })
+        .map_err(|e| Error::internal(e.to_string()))
+    }
+}
+
+/// Loads the pepper, creating it (and its KEK) on first start. The provider
+/// wraps 32-byte keys as [`Dek`]s; the pepper becomes a [`Pepper`] as soon as
+/// it is unwrapped.
+pub(crate) async fn load_or_create_pepper(
+    store: &dyn Store,
+    kms: &dyn KeyProvider,
+) -> Result<Pepper> {
     let stored = match store.setting(PEPPER_SETTING).await? {
         Some(v) => v,
         None => {
             let kek = kms.create_kek(&VaultId(uuid::Uuid::nil())).await?;
-            let pepper = Dek::generate();
-            let w = kms.wrap(&kek, &pepper, &pepper_aad()).await?;
-            let mine = serde_json::to_string(&StoredPepper {
-                kek_ref: kek.0.clone(),
-                kek_version: w.kek_version,
-                wrapped: B64URL.encode(&w.blob),
-            })
-            .map_err(|e| Error::internal(e.to_string()))?;
+            let w = kms.wrap(&kek, &Dek::generate(), &pepper_aad()).await?;
+            let mine = StoredPepper::encode(&kek, &w)?;
             let in_force = store.init_setting(PEPPER_SETTING, &mine).await?;
             if in_force != mine {
                 // Another node won the race: use its pepper, drop our key.
@@ -67,21 +90,9 @@ pub(crate) async fn load_or_create_pepper(store: &dyn Store, kms: &dyn KeyProvid
             in_force
         }
     };
-    let s: StoredPepper = serde_json::from_str(&stored)
-        .map_err(|_| Error::internal("the stored API-key pepper is malformed"))?;
-    let blob = B64URL
-        .decode(&s.wrapped)
-        .map_err(|_| Error::internal("the stored API-key pepper is malformed"))?;
-    Ok(kms
-        .unwrap(
-            &KekRef(s.kek_ref),
-            &WrappedDek {
-                kek_version: s.kek_version,
-                blob,
-            },
-            &pepper_aad(),
-        )
-        .await?)
+    let (kek, wrapped) = StoredPepper::parse(&stored)?;
+    let key = kms.unwrap(&kek, &wrapped, &pepper_aad()).await?;
+    Ok(Pepper::from_unwrapped(&key))
 }
 
 /// Moves the pepper under a KEK of `target` (a no-op if it is already there).
@@ -93,35 +104,20 @@ pub(crate) async fn migrate_pepper(
     let Some(stored) = store.setting(PEPPER_SETTING).await? else {
         return Ok(());
     };
-    let s: StoredPepper = serde_json::from_str(&stored)
-        .map_err(|_| Error::internal("the stored API-key pepper is malformed"))?;
-    let blob = B64URL
-        .decode(&s.wrapped)
-        .map_err(|_| Error::internal("the stored API-key pepper is malformed"))?;
-    let wrapped = WrappedDek {
-        kek_version: s.kek_version,
-        blob,
-    };
+    let (old_kek, wrapped) = StoredPepper::parse(&stored)?;
     if target
-        .unwrap(&KekRef(s.kek_ref.clone()), &wrapped, &pepper_aad())
+        .unwrap(&old_kek, &wrapped, &pepper_aad())
         .await
         .is_ok()
     {
         return Ok(());
     }
-    let pepper = source
-        .unwrap(&KekRef(s.kek_ref.clone()), &wrapped, &pepper_aad())
-        .await?;
+    let key = source.unwrap(&old_kek, &wrapped, &pepper_aad()).await?;
     let kek = target.create_kek(&VaultId(uuid::Uuid::nil())).await?;
-    let w = target.wrap(&kek, &pepper, &pepper_aad()).await?;
-    let value = serde_json::to_string(&StoredPepper {
-        kek_ref: kek.0,
-        kek_version: w.kek_version,
-        wrapped: B64URL.encode(&w.blob),
-    })
-    .map_err(|e| Error::internal(e.to_string()))?;
+    let w = target.wrap(&kek, &key, &pepper_aad()).await?;
+    let value = StoredPepper::encode(&kek, &w)?;
     store.set_setting(PEPPER_SETTING, &value).await?;
-    let _ = source.destroy_kek(&KekRef(s.kek_ref)).await;
+    let _ = source.destroy_kek(&old_kek).await;
     Ok(())
 }
 
@@ -142,11 +138,11 @@ impl std::fmt::Debug for IssuedKey {
 }
 
 /// Generates a key with the given kind prefix.
-pub(crate) fn issue(kind: &str, pepper: &Dek) -> IssuedKey {
+pub(crate) fn issue(kind: &str, pepper: &Pepper) -> IssuedKey {
     let raw = Zeroizing::new(strongroom_crypto::random::bytes(32));
     let key = Zeroizing::new(format!("{kind}{}", B64URL.encode(&raw[..])));
     let prefix = key[..LOOKUP_PREFIX_LEN].to_owned();
-    let hash = strongroom_crypto::keyed_hash(pepper.expose(), key.as_bytes()).to_vec();
+    let hash = pepper.keyed_hash(key.as_bytes()).to_vec();
     IssuedKey { key, prefix, hash }
 }
 
@@ -161,8 +157,8 @@ pub(crate) fn lookup_prefix<'a>(presented: &'a str, kind: &str) -> Option<&'a st
 
 /// Whether a presented key matches a stored hash (constant time). With no
 /// stored hash, the work is done anyway so timing does not tell.
-pub(crate) fn matches(pepper: &Dek, presented: &str, stored: Option<&[u8]>) -> bool {
-    let h = strongroom_crypto::keyed_hash(pepper.expose(), presented.as_bytes());
+pub(crate) fn matches(pepper: &Pepper, presented: &str, stored: Option<&[u8]>) -> bool {
+    let h = pepper.keyed_hash(presented.as_bytes());
     match stored {
         Some(s) => strongroom_crypto::ct_eq(&h, s),
         None => {
@@ -178,7 +174,7 @@ mod tests {
 
     #[test]
     fn keys_have_the_shape_and_verify() {
-        let pepper = Dek::generate();
+        let pepper = Pepper::generate();
         let k = issue(AGENT_KEY_PREFIX, &pepper);
         assert!(k.key.starts_with("ocv_"));
         assert_eq!(k.key.len(), 4 + 43);
@@ -193,7 +189,7 @@ mod tests {
             &format!("{}x", &k.key[..k.key.len() - 1]),
             Some(&k.hash)
         ));
-        assert!(!matches(&Dek::generate(), &k.key, Some(&k.hash)));
+        assert!(!matches(&Pepper::generate(), &k.key, Some(&k.hash)));
         assert!(!matches(&pepper, &k.key, None));
         assert!(!format!("{k:?}").contains(&k.key[LOOKUP_PREFIX_LEN..]));
     }

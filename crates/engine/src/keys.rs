@@ -12,10 +12,11 @@ use serde_json::json;
 use strongroom_core::audit::{Actor, AuditRecord};
 use strongroom_core::authz::Action;
 use strongroom_core::{Error, Principal, Result, VaultId};
-use strongroom_crypto::envelope::{SecretContext, dek_wrap_aad};
-use strongroom_kms::{KekRef, KeyProvider, WrappedDek};
+use strongroom_crypto::SecretContext;
+use strongroom_kms::{KekRef, KeyProvider};
 use strongroom_store::{Store, VaultRow, WrapChange, WrapRow};
 
+use crate::envelope::{StoredWrap, rewrap_between, vault_kek};
 use crate::{Engine, ip_of};
 
 /// DEKs rewrapped by one step when the caller names no batch size.
@@ -42,28 +43,17 @@ async fn rewrapped(
     target_ref: &KekRef,
     w: WrapRow,
 ) -> Result<WrapChange> {
-    let vault_id = w.vault_id.to_string();
-    let aad = dek_wrap_aad(SecretContext {
-        vault_id: &vault_id,
-        path: w.path.as_str(),
-        version: w.version as u64,
-    });
-    let dek = source
-        .unwrap(
-            &KekRef(w.kek_ref.clone()),
-            &WrappedDek {
-                kek_version: w.kek_version,
-                blob: w.wrapped_dek.clone(),
-            },
-            &aad,
-        )
-        .await?;
-    let new = target.wrap(target_ref, &dek, &aad).await?;
+    let ctx = SecretContext {
+        vault: w.vault_id,
+        path: &w.path,
+        version: w.version,
+    };
+    let new = rewrap_between(source, target, &ctx, &StoredWrap::of_row(&w), target_ref).await?;
     Ok(WrapChange {
         old: w,
-        kek_ref: target_ref.0.clone(),
-        kek_version: new.kek_version,
-        wrapped_dek: new.blob,
+        kek_ref: new.kek_ref,
+        kek_version: new.wrapped.kek_version,
+        wrapped_dek: new.wrapped.blob,
     })
 }
 
@@ -96,7 +86,7 @@ impl Engine {
         let (mut vault, _) = self
             .vault_for(who, vault_id, Action::ManageKeys, None)
             .await?;
-        let version = self.kms.rotate_kek(&KekRef(vault.kek_ref.clone())).await?;
+        let version = self.kms.rotate_kek(&vault_kek(&vault)).await?;
         vault.kek_version = version;
         let audit = rotation_record(who, &vault, false);
         self.store.set_vault_kek(&vault, Some(&audit)).await?;
@@ -125,7 +115,7 @@ impl Engine {
         let batch = batch
             .unwrap_or(REWRAP_BATCH_DEFAULT)
             .clamp(1, REWRAP_BATCH_MAX);
-        let kek = KekRef(vault.kek_ref.clone());
+        let kek = vault_kek(&vault);
         let mut changes: Vec<WrapChange> = Vec::new();
         for w in self
             .store
@@ -233,7 +223,7 @@ impl Migration<'_> {
     ) -> Result<u64> {
         // Record the target KEK before using it, so an interruption resumes with it.
         let target_ref = match &vault.pending_kek_ref {
-            Some(r) => KekRef(r.clone()),
+            Some(r) => KekRef::from(r.as_str()),
             None => {
                 let r = self.target.create_kek(&vault.id).await?;
                 vault.pending_kek_ref = Some(r.0.clone());
@@ -262,7 +252,7 @@ impl Migration<'_> {
             moved += n;
             progress(n);
         }
-        let old = KekRef(vault.kek_ref.clone());
+        let old = vault_kek(&vault);
         vault.kek_ref = target_ref.0.clone();
         vault.kek_version = 1;
         vault.kek_provider = self.target.name().to_owned();

@@ -18,6 +18,7 @@ pub mod audit;
 mod auth;
 pub mod auth_failures;
 pub mod credentials;
+pub mod envelope;
 pub mod hashing;
 pub mod keys;
 mod org;
@@ -90,8 +91,10 @@ pub struct Engine {
     config: EngineConfig,
     /// A hash to verify against for unknown users, so timing does not tell.
     dummy_password_hash: String,
+    /// Seals, opens and rewraps secret values (see [`envelope`]).
+    envelopes: envelope::EnvelopeCipher,
     /// The HMAC key of stored API-key hashes (see [`credentials`]).
-    pepper: strongroom_crypto::Dek,
+    pepper: strongroom_crypto::Pepper,
     /// Bounded Argon2 work (permits and reusable buffers).
     password_work: hashing::PasswordWork,
     /// Failures naming no organisation, counted per client until flushed.
@@ -118,6 +121,7 @@ impl Engine {
         let password_work = hashing::PasswordWork::new(config.hashing, capacity);
         let auth_failures = auth_failures::AuthFailureLog::new(config.auth_failures);
         Ok(Engine {
+            envelopes: envelope::EnvelopeCipher::new(kms.clone()),
             password_work,
             auth_failures,
             store,

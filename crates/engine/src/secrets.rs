@@ -16,10 +16,8 @@ use strongroom_core::authz::{Action, PolicyDecision};
 use strongroom_core::secret::{Charset, ROTATE_LENGTH, parse_secret_type};
 use strongroom_core::time_util::now;
 use strongroom_core::{Error, GoneReason, Principal, Result, SecretId, SecretPath, VaultId};
-use strongroom_crypto::envelope::{self, ENVELOPE_VERSION, SecretContext};
-use strongroom_crypto::{Dek, SecretBytes};
-use strongroom_kms::{KekRef, WrappedDek};
-use strongroom_store::{Envelope, NewSecretVersion, SecretMeta, StoreError, VaultRow, VersionRow};
+use strongroom_crypto::{SecretBytes, SecretContext};
+use strongroom_store::{NewSecretVersion, SecretMeta, StoreError, VaultRow, VersionRow};
 use time::OffsetDateTime;
 
 use crate::{Engine, ip_of, views};
@@ -53,14 +51,6 @@ pub struct SecretValue {
     pub meta: views::SecretMeta,
     /// The plaintext.
     pub value: SecretBytes,
-}
-
-fn ctx<'a>(vault_id: &'a str, path: &'a SecretPath, version: u32) -> SecretContext<'a> {
-    SecretContext {
-        vault_id,
-        path: path.as_str(),
-        version: version as u64,
-    }
 }
 
 impl Engine {
@@ -118,7 +108,7 @@ impl Engine {
         decision: &PolicyDecision,
     ) -> Result<SecretMeta> {
         let vault_id = vault.id.to_string();
-        let kek = KekRef(vault.kek_ref.clone());
+        let kek = crate::envelope::vault_kek(vault);
         for _ in 0..WRITE_ATTEMPTS {
             let head = self.store.secret_head(vault.id, path).await?;
             let (secret_id, expected) = head
@@ -127,14 +117,12 @@ impl Engine {
             let version = expected
                 .checked_add(1)
                 .ok_or_else(|| Error::Conflict("version numbers exhausted".into()))?;
-            let c = ctx(&vault_id, path, version);
-            let dek = Dek::generate();
-            let sealed = envelope::seal(dek.expose(), value.expose(), &envelope::secret_aad(c));
-            let wrapped = self
-                .kms
-                .wrap(&kek, &dek, &envelope::dek_wrap_aad(c))
-                .await?;
-            drop(dek);
+            let ctx = SecretContext {
+                vault: vault.id,
+                path,
+                version,
+            };
+            let envelope = self.envelopes.seal(&ctx, &kek, value).await?;
             let created_at = now();
             let row = NewSecretVersion {
                 secret_id,
@@ -146,15 +134,7 @@ impl Engine {
                 metadata: metadata.clone(),
                 expires_at,
                 max_access_count,
-                envelope: Envelope {
-                    envelope_version: ENVELOPE_VERSION,
-                    ciphertext: sealed.ciphertext,
-                    iv: sealed.iv.to_vec(),
-                    auth_tag: sealed.tag.to_vec(),
-                    wrapped_dek: wrapped.blob,
-                    kek_ref: vault.kek_ref.clone(),
-                    kek_version: wrapped.kek_version,
-                },
+                envelope,
                 created_by: who.subject,
                 created_at,
             };
@@ -296,37 +276,12 @@ impl Engine {
         who: &Principal,
     ) -> Result<SecretBytes> {
         let vault_id = vault.id.to_string();
-        let c = ctx(&vault_id, &row.meta.path, row.meta.version);
-        let result = async {
-            let e = &row.envelope;
-            if e.envelope_version != ENVELOPE_VERSION {
-                return Err(Error::Integrity);
-            }
-            let wrapped = WrappedDek {
-                kek_version: e.kek_version,
-                blob: e.wrapped_dek.clone(),
-            };
-            let dek = self
-                .kms
-                .unwrap(
-                    &KekRef(e.kek_ref.clone()),
-                    &wrapped,
-                    &envelope::dek_wrap_aad(c),
-                )
-                .await?;
-            let sealed = envelope::Sealed {
-                iv: e.iv.as_slice().try_into().map_err(|_| Error::Integrity)?,
-                ciphertext: e.ciphertext.clone(),
-                tag: e
-                    .auth_tag
-                    .as_slice()
-                    .try_into()
-                    .map_err(|_| Error::Integrity)?,
-            };
-            envelope::open(dek.expose(), &sealed, &envelope::secret_aad(c))
-                .map_err(|_| Error::Integrity)
-        }
-        .await;
+        let ctx = SecretContext {
+            vault: vault.id,
+            path: &row.meta.path,
+            version: row.meta.version,
+        };
+        let result = self.envelopes.open(&ctx, &row.envelope).await;
         if matches!(result, Err(Error::Integrity)) {
             tracing::error!(vault_id = %vault.id, path = %row.meta.path, version = row.meta.version, "stored secret failed its integrity check");
             self.audit_best_effort(AuditRecord::new(

@@ -32,8 +32,10 @@
 //! - An entry leaves on whichever comes first: `ttl` after it was unwrapped,
 //!   after `max_uses` unwraps answered by it (the miss that created it
 //!   counts as one), or as the oldest entry when `max_entries` is reached.
-//! - Each DEK lives in its own heap box, so the map's rehashing never leaves
-//!   copies behind; [`Dek`] zeroes itself when an entry is dropped.
+//! - Each DEK lives once, in its own heap allocation behind an `Arc`: a hit
+//!   hands out another reference to it, never a copy of its bytes, and the
+//!   map's rehashing moves only the pointer. [`Dek`] (not `Clone`) zeroes
+//!   itself when the entry and the last request holding it are gone.
 //!
 //! Metrics: `strongroom_dek_cache_total{outcome="hit"|"miss"}`.
 
@@ -112,7 +114,7 @@ fn sha256(data: &[u8]) -> [u8; 32] {
 }
 
 struct Entry {
-    dek: Box<Dek>,
+    dek: Arc<Dek>,
     born: Instant,
     uses: u32,
     seq: u64,
@@ -210,19 +212,19 @@ impl<P: KeyProvider + ?Sized> DekCache<P> {
 
     /// A hit: the DEK (counted as one use). Expired or used-up entries are
     /// dropped on the way.
-    fn lookup(&self, key: &CacheKey) -> Option<Dek> {
+    fn lookup(&self, key: &CacheKey) -> Option<Arc<Dek>> {
         let mut st = self.lock();
         st.purge_expired(Instant::now(), self.cfg.ttl);
         let entry = st.map.get_mut(key)?;
         entry.uses += 1;
-        let dek = (*entry.dek).clone();
+        let dek = Arc::clone(&entry.dek);
         if entry.uses >= self.cfg.max_uses {
             st.remove(key);
         }
         Some(dek)
     }
 
-    fn insert(&self, key: CacheKey, dek: &Dek, generation: u64) {
+    fn insert(&self, key: CacheKey, dek: &Arc<Dek>, generation: u64) {
         if self.cfg.max_uses <= 1 {
             return;
         }
@@ -244,7 +246,7 @@ impl<P: KeyProvider + ?Sized> DekCache<P> {
         st.map.insert(
             key,
             Entry {
-                dek: Box::new(dek.clone()),
+                dek: Arc::clone(dek),
                 born: Instant::now(),
                 uses: 1,
                 seq,
@@ -289,7 +291,7 @@ impl<P: KeyProvider + ?Sized> KeyProvider for DekCache<P> {
         kek: &KekRef,
         wrapped: &WrappedDek,
         aad: &[u8],
-    ) -> Result<Dek, KmsError> {
+    ) -> Result<Arc<Dek>, KmsError> {
         let key = CacheKey::new(kek, wrapped, aad);
         if let Some(dek) = self.lookup(&key) {
             count("hit");

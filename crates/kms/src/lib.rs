@@ -13,6 +13,7 @@
 #![warn(missing_docs)]
 
 pub mod cache;
+pub mod contract;
 #[cfg(feature = "gcp")]
 pub mod gcp;
 mod metered;
@@ -21,6 +22,7 @@ pub mod root_key;
 pub mod soft;
 
 use std::fmt;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use strongroom_core::VaultId;
@@ -28,15 +30,9 @@ use strongroom_crypto::Dek;
 
 pub use metered::Metered;
 
-/// A provider's handle on one vault's KEK (all its versions). Opaque to callers.
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct KekRef(pub String);
-
-impl fmt::Debug for KekRef {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "KekRef({})", self.0)
-    }
-}
+/// A provider's handle on one vault's KEK (all its versions). Defined beside
+/// the stored envelope that records it; re-exported here, where it is issued.
+pub use strongroom_crypto::KekRef;
 
 /// A DEK wrapped under one version of a KEK.
 #[derive(Clone, PartialEq, Eq)]
@@ -130,8 +126,16 @@ pub trait KeyProvider: Send + Sync + 'static {
     async fn wrap(&self, kek: &KekRef, dek: &Dek, aad: &[u8]) -> Result<WrappedDek, KmsError>;
 
     /// Unwraps a DEK; fails closed on any mismatch of key, version, blob or AAD.
-    async fn unwrap(&self, kek: &KekRef, wrapped: &WrappedDek, aad: &[u8])
-    -> Result<Dek, KmsError>;
+    ///
+    /// The DEK comes back shared: a cache in front of the provider hands out
+    /// the one copy it holds rather than duplicating key bytes ([`Dek`] is
+    /// not `Clone`).
+    async fn unwrap(
+        &self,
+        kek: &KekRef,
+        wrapped: &WrappedDek,
+        aad: &[u8],
+    ) -> Result<Arc<Dek>, KmsError>;
 
     /// Adds a KEK version; new wraps use it, old versions still unwrap.
     /// Returns the new version number.
@@ -153,7 +157,7 @@ pub trait KeyProvider: Send + Sync + 'static {
 /// A shared provider is a provider (so wrappers such as the DEK cache can sit
 /// on top of an `Arc<dyn KeyProvider>`).
 #[async_trait]
-impl<P: KeyProvider + ?Sized> KeyProvider for std::sync::Arc<P> {
+impl<P: KeyProvider + ?Sized> KeyProvider for Arc<P> {
     fn name(&self) -> &'static str {
         (**self).name()
     }
@@ -168,7 +172,7 @@ impl<P: KeyProvider + ?Sized> KeyProvider for std::sync::Arc<P> {
         kek: &KekRef,
         wrapped: &WrappedDek,
         aad: &[u8],
-    ) -> Result<Dek, KmsError> {
+    ) -> Result<Arc<Dek>, KmsError> {
         (**self).unwrap(kek, wrapped, aad).await
     }
     async fn rotate_kek(&self, kek: &KekRef) -> Result<u32, KmsError> {

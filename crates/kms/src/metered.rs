@@ -50,7 +50,7 @@ impl<P: KeyProvider + ?Sized> KeyProvider for Metered<P> {
         kek: &KekRef,
         wrapped: &WrappedDek,
         aad: &[u8],
-    ) -> Result<Dek, KmsError> {
+    ) -> Result<std::sync::Arc<Dek>, KmsError> {
         timed!("unwrap", self.0.unwrap(kek, wrapped, aad).await)
     }
     async fn rotate_kek(&self, kek: &KekRef) -> Result<u32, KmsError> {

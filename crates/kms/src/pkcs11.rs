@@ -1008,7 +1008,10 @@ impl KeyProvider for Pkcs11Provider {
     }
 
     async fn wrap(&self, kek: &KekRef, dek: &Dek, aad: &[u8]) -> Result<WrappedDek, KmsError> {
-        let (id, dek, aad) = (kek.0.clone(), dek.clone(), aad.to_vec());
+        // The PKCS#11 session runs on a blocking thread, which needs its own
+        // copy of the key; it zeroes itself when the call ends.
+        let dek = Dek::from_slice(dek.expose()).map_err(|_| KmsError::Integrity)?;
+        let (id, aad) = (kek.0.clone(), aad.to_vec());
         self.run(move |i| i.wrap(&id, &dek, &aad)).await
     }
 
@@ -1017,12 +1020,14 @@ impl KeyProvider for Pkcs11Provider {
         kek: &KekRef,
         wrapped: &WrappedDek,
         aad: &[u8],
-    ) -> Result<Dek, KmsError> {
+    ) -> Result<std::sync::Arc<Dek>, KmsError> {
         if wrapped.blob.len() != BLOB_LEN {
             return Err(KmsError::Integrity);
         }
         let (id, wrapped, aad) = (kek.0.clone(), wrapped.clone(), aad.to_vec());
-        self.run(move |i| i.unwrap(&id, &wrapped, &aad)).await
+        self.run(move |i| i.unwrap(&id, &wrapped, &aad))
+            .await
+            .map(std::sync::Arc::new)
     }
 
     async fn rotate_kek(&self, kek: &KekRef) -> Result<u32, KmsError> {

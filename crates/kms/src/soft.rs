@@ -142,18 +142,19 @@ impl FileStore {
         }
         let sealed = envelope::split_blob(&data[FILE_MAGIC.len()..])
             .map_err(|_| KmsError::Internal("the keyring file is truncated".into()))?;
-        let plain = envelope::open(self.root.bytes(), &sealed, &keyring_aad()).map_err(|_| {
-            KmsError::Internal(
-                "the keyring can't be opened with this root key (wrong key, or a damaged file)"
-                    .into(),
-            )
-        })?;
+        let plain =
+            envelope::open_under_key(self.root.bytes(), &sealed, &keyring_aad()).map_err(|_| {
+                KmsError::Internal(
+                    "the keyring can't be opened with this root key (wrong key, or a damaged file)"
+                        .into(),
+                )
+            })?;
         Keyring::from_bytes(plain.expose()).map(Some)
     }
 
     fn save(&self, ring: &Keyring) -> Result<(), KmsError> {
         let plain = ring.to_bytes();
-        let sealed = envelope::seal(self.root.bytes(), &plain, &keyring_aad());
+        let sealed = envelope::seal_under_key(self.root.bytes(), &plain, &keyring_aad());
         let mut out = FILE_MAGIC.to_vec();
         out.extend_from_slice(&sealed.to_blob());
         let tmp = self.path.with_extension("tmp");
@@ -310,7 +311,7 @@ impl KeyProvider for SoftProvider {
     async fn wrap(&self, kek: &KekRef, dek: &Dek, aad: &[u8]) -> Result<WrappedDek, KmsError> {
         self.with_version(kek, None, |v, key| WrappedDek {
             kek_version: v,
-            blob: envelope::seal(key, dek.expose(), aad).to_blob(),
+            blob: envelope::seal_under_key(key, dek.expose(), aad).to_blob(),
         })
     }
 
@@ -319,14 +320,16 @@ impl KeyProvider for SoftProvider {
         kek: &KekRef,
         wrapped: &WrappedDek,
         aad: &[u8],
-    ) -> Result<Dek, KmsError> {
+    ) -> Result<Arc<Dek>, KmsError> {
         let sealed = envelope::split_blob(&wrapped.blob).map_err(|_| KmsError::Integrity)?;
         let plain = self
             .with_version(kek, Some(wrapped.kek_version), |_, key| {
-                envelope::open(key, &sealed, aad)
+                envelope::open_under_key(key, &sealed, aad)
             })?
             .map_err(|_| KmsError::Integrity)?;
-        Dek::from_slice(plain.expose()).map_err(|_| KmsError::Integrity)
+        Dek::from_slice(plain.expose())
+            .map(Arc::new)
+            .map_err(|_| KmsError::Integrity)
     }
 
     async fn rotate_kek(&self, kek: &KekRef) -> Result<u32, KmsError> {

@@ -30,7 +30,7 @@ impl KeyProvider for Counting {
     async fn wrap(&self, kek: &KekRef, dek: &Dek, aad: &[u8]) -> Result<WrappedDek, KmsError> {
         self.inner.wrap(kek, dek, aad).await
     }
-    async fn unwrap(&self, kek: &KekRef, w: &WrappedDek, aad: &[u8]) -> Result<Dek, KmsError> {
+    async fn unwrap(&self, kek: &KekRef, w: &WrappedDek, aad: &[u8]) -> Result<Arc<Dek>, KmsError> {
         self.unwraps.fetch_add(1, Ordering::SeqCst);
         let r = self.inner.unwrap(kek, w, aad).await;
         // Slow *after* the provider answered: the window in which a destroy

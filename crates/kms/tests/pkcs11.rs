@@ -701,7 +701,7 @@ async fn throughput() {
     let _g = shared().await;
     let p = open();
     let kek = p.create_kek(&VaultId::new()).await.unwrap();
-    let dek = Dek::generate();
+    let dek = std::sync::Arc::new(Dek::generate());
     let n = 5000;
     let start = Instant::now();
     let mut ws: Vec<WrappedDek> = Vec::with_capacity(n);
@@ -753,4 +753,23 @@ async fn throughput() {
         "pkcs11/SoftHSM2, 16 callers: {:.0} wrap+unwrap pairs/s",
         8000.0 / start.elapsed().as_secs_f64()
     );
+}
+
+#[tokio::test]
+async fn keeps_the_key_provider_contract() {
+    let _g = shared().await;
+    strongroom_kms::contract::assert_all_pass(&open()).await;
+}
+
+#[tokio::test]
+async fn keeps_the_key_provider_contract_behind_the_decorators() {
+    let _g = shared().await;
+    let cfg = strongroom_kms::cache::DekCacheConfig {
+        ttl: std::time::Duration::from_secs(60),
+        max_entries: 100,
+        max_uses: 100,
+    };
+    let metered: Box<dyn KeyProvider> = Box::new(strongroom_kms::Metered(Box::new(open())));
+    let cache = strongroom_kms::cache::DekCache::new(metered, cfg).unwrap();
+    strongroom_kms::contract::assert_all_pass(&cache).await;
 }

@@ -16,7 +16,7 @@ use axum::http::{Method, Request, StatusCode, header};
 use serde_json::{Value, json};
 use strongroom_core::audit::{Actor, AuditRecord};
 use strongroom_core::{OrgId, PolicyId, Role, SecretPath, Subject, UserId, VaultId};
-use strongroom_crypto::envelope::{SecretContext, dek_wrap_aad};
+use strongroom_crypto::SecretContext;
 use strongroom_crypto::password::PasswordParams;
 use strongroom_engine::Admin;
 use strongroom_kms::{KekRef, WrappedDek};
@@ -569,11 +569,12 @@ async fn deleting_a_vault_with_policies_removes_them_and_shreds_its_key() {
         kek_version: row.envelope.kek_version,
         blob: row.envelope.wrapped_dek.clone(),
     };
-    let aad = dek_wrap_aad(SecretContext {
-        vault_id: &vault,
-        path: path.as_str(),
-        version: row.meta.version as u64,
-    });
+    let aad = SecretContext {
+        vault: id,
+        path: &path,
+        version: row.meta.version,
+    }
+    .dek_wrap_aad();
     assert!(h.engine.kms().unwrap(&kek, &wrapped, &aad).await.is_ok());
 
     h.delete(&h.owner, &format!("/v1/vaults/{vault}"))

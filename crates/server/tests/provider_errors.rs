@@ -56,7 +56,7 @@ impl KeyProvider for Flaky {
         self.fail()?;
         self.inner.wrap(kek, dek, aad).await
     }
-    async fn unwrap(&self, kek: &KekRef, w: &WrappedDek, aad: &[u8]) -> Result<Dek, KmsError> {
+    async fn unwrap(&self, kek: &KekRef, w: &WrappedDek, aad: &[u8]) -> Result<Arc<Dek>, KmsError> {
         self.fail()?;
         self.inner.unwrap(kek, w, aad).await
     }

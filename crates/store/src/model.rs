@@ -113,36 +113,13 @@ pub struct NewSecretVersion {
     pub created_at: OffsetDateTime,
 }
 
-/// What is stored of a sealed value: enough to decrypt with the provider's help.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Envelope {
-    /// Format version.
-    pub envelope_version: u32,
-    /// AES-GCM ciphertext.
-    pub ciphertext: Vec<u8>,
-    /// 96-bit nonce.
-    pub iv: Vec<u8>,
-    /// GCM tag.
-    pub auth_tag: Vec<u8>,
-    /// The DEK wrapped by the vault KEK.
-    pub wrapped_dek: Vec<u8>,
-    /// The KEK that wrapped it.
-    pub kek_ref: String,
-    /// Which version of that KEK.
-    pub kek_version: u32,
-}
+/// What is stored of a sealed value: enough to decrypt with the provider's
+/// help. The type is the crypto crate's, shared with the engine's envelope
+/// service; the store maps its columns and never looks inside.
+pub use strongroom_crypto::{KekRef, StoredEnvelope};
 
-impl std::fmt::Debug for Envelope {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "Envelope(v{}, kek v{}, {} bytes)",
-            self.envelope_version,
-            self.kek_version,
-            self.ciphertext.len()
-        )
-    }
-}
+/// The stored envelope under the name the store's rows used first.
+pub type Envelope = StoredEnvelope;
 
 /// A stored version, with its envelope.
 #[derive(Debug, Clone)]
@@ -374,7 +351,7 @@ pub struct WrapRow {
     /// Its path.
     pub path: SecretPath,
     /// The KEK that wrapped it.
-    pub kek_ref: String,
+    pub kek_ref: KekRef,
     /// That KEK's version.
     pub kek_version: u32,
     /// The wrapped DEK.
@@ -387,7 +364,7 @@ pub struct WrapChange {
     /// The row as read (the compare-and-set is on its KEK and wrapped DEK).
     pub old: WrapRow,
     /// The KEK that wrapped it anew.
-    pub kek_ref: String,
+    pub kek_ref: KekRef,
     /// That KEK's version.
     pub kek_version: u32,
     /// The new wrapped DEK.

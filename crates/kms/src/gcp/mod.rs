@@ -497,7 +497,7 @@ impl KeyProvider for GcpKmsProvider {
         kek: &KekRef,
         wrapped: &WrappedDek,
         aad: &[u8],
-    ) -> Result<Dek, KmsError> {
+    ) -> Result<std::sync::Arc<Dek>, KmsError> {
         self.check_kek(kek)?;
         let ciphertext = Bytes::copy_from_slice(&wrapped.blob);
         let ciphertext_crc = crc32c(&wrapped.blob);
@@ -547,6 +547,7 @@ impl KeyProvider for GcpKmsProvider {
             },
         )
         .await
+        .map(std::sync::Arc::new)
     }
 
     async fn rotate_kek(&self, kek: &KekRef) -> Result<u32, KmsError> {

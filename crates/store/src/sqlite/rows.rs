@@ -199,7 +199,7 @@ impl FromRow for VersionRow {
                 iv: get(r, "iv")?,
                 auth_tag: get(r, "auth_tag")?,
                 wrapped_dek: get(r, "wrapped_dek")?,
-                kek_ref: get(r, "kek_ref")?,
+                kek_ref: KekRef(get(r, "kek_ref")?),
                 kek_version: u32_col(r, "kek_version")?,
             },
         })
@@ -214,7 +214,7 @@ impl FromRow for WrapRow {
             version: u32_col(r, "version")?,
             vault_id: parse(r, "vault_id")?,
             path: SecretPath::parse(&path).map_err(|_| StoreError::Corrupt("path".into()))?,
-            kek_ref: get(r, "kek_ref")?,
+            kek_ref: KekRef(get(r, "kek_ref")?),
             kek_version: u32_col(r, "kek_version")?,
             wrapped_dek: get(r, "wrapped_dek")?,
         })

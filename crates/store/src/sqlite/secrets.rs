@@ -105,7 +105,7 @@ impl SecretStore for SqliteStore {
                         e.iv,
                         e.auth_tag,
                         e.wrapped_dek,
-                        e.kek_ref,
+                        e.kek_ref.as_str(),
                         e.kek_version as i64,
                         v.created_by.to_string(),
                         now

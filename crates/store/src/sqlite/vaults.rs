@@ -189,12 +189,12 @@ impl VaultKeyStore for SqliteStore {
                         "UPDATE secret_versions SET kek_ref = ?, kek_version = ?, wrapped_dek = ?
                          WHERE secret_id = ? AND version = ? AND kek_ref = ? AND kek_version = ? AND wrapped_dek = ?",
                         params![
-                            c.kek_ref,
+                            c.kek_ref.as_str(),
                             c.kek_version as i64,
                             c.wrapped_dek,
                             c.old.secret_id.to_string(),
                             c.old.version as i64,
-                            c.old.kek_ref,
+                            c.old.kek_ref.as_str(),
                             c.old.kek_version as i64,
                             c.old.wrapped_dek
                         ],
