@@ -11,7 +11,10 @@ use std::time::Duration;
 use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
 use base64::Engine as _;
 use serde_json::{Value, json};
-use strongroom_core::audit::{Actor, AuditRecord, SYSTEM_ORG};
+use strongroom_core::audit::details::AuthDetails;
+use strongroom_core::audit::{
+    Attempt, AuditAction, AuditRecord, AuditResource, ResourceKind, SYSTEM_ORG,
+};
 use strongroom_core::authz::{OrgAction, PolicyDecision, VaultKind};
 use strongroom_core::time_util::now;
 use strongroom_core::{AgentId, Error, Principal, Result, Role, SecretPath, Subject, VaultId};
@@ -21,7 +24,7 @@ use time::OffsetDateTime;
 
 use crate::credentials::{self, AGENT_KEY_PREFIX};
 use crate::views::Agent;
-use crate::{Engine, ip_of, org_resource, validate};
+use crate::{Engine, org_resource, validate};
 
 /// The default lifetime of an agent's token.
 pub const DEFAULT_AGENT_TOKEN_TTL: i64 = 3600;
@@ -124,18 +127,18 @@ impl Engine {
         &self,
         who: &Principal,
         id: AgentId,
-        attempted: &str,
+        attempted: AuditAction,
     ) -> Result<AgentRow> {
         self.org_allowed(
             who,
             OrgAction::ManageAgents,
             attempted,
-            ("agent", id.to_string()),
+            AuditResource::Agent(id),
         )
         .await?;
         let a = self.agent_row(who, id).await?;
         let check = Self::may_manage_agent(who, &a);
-        self.checked(who, attempted, ("agent", id.to_string()), "role", check)
+        self.checked(who, attempted, AuditResource::Agent(id), "role", check)
             .await?;
         Ok(a)
     }
@@ -167,7 +170,7 @@ impl Engine {
         self.org_allowed(
             who,
             OrgAction::RegisterAgent,
-            "agent.register",
+            AuditAction::AgentRegister,
             org_resource(who),
         )
         .await?;
@@ -208,15 +211,8 @@ impl Engine {
                 created_at: now(),
                 updated_at: now(),
             };
-            let audit = AuditRecord::new(
-                who.org_id,
-                Actor::Subject(who.subject),
-                "agent.register",
-                "agent",
-                id.to_string(),
-                json!({"name": agent.name, "scopes": agent.scopes, "vault_ids": agent.vault_ids, "key_prefix": agent.key_prefix}),
-                ip_of(who),
-            );
+            let audit = AuditRecord::by(who, AuditAction::AgentRegister, AuditResource::Agent(id))
+                .with_details(json!({"name": agent.name, "scopes": agent.scopes, "vault_ids": agent.vault_ids, "key_prefix": agent.key_prefix}));
             match self.store.create_agent(&agent, &audit).await {
                 Ok(()) => {
                     self.store_identity_keys(who, id, &ssh_private, &ecdh_private)
@@ -239,7 +235,7 @@ impl Engine {
         self.org_allowed(
             who,
             OrgAction::FindAgentKeysVault,
-            "vault.agent_keys",
+            Attempt::VaultAgentKeys,
             org_resource(who),
         )
         .await?;
@@ -301,7 +297,7 @@ impl Engine {
                 json!({"agent_id": id.to_string()}),
                 None,
                 None,
-                "secret.write",
+                AuditAction::SecretWrite,
                 &PolicyDecision::System,
             )
             .await?;
@@ -332,8 +328,8 @@ impl Engine {
             return self
                 .checked(
                     who,
-                    "agent.read",
-                    ("agent", id.to_string()),
+                    Attempt::AgentRead,
+                    AuditResource::Agent(id),
                     "role",
                     refused,
                 )
@@ -360,7 +356,9 @@ impl Engine {
         id: AgentId,
         u: AgentUpdate,
     ) -> Result<Agent> {
-        let mut a = self.managed_agent(who, id, "agent.update").await?;
+        let mut a = self
+            .managed_agent(who, id, AuditAction::AgentUpdate)
+            .await?;
         if let Some(n) = u.name {
             a.name = validate::name("name", &n, 255)?;
         }
@@ -396,9 +394,9 @@ impl Engine {
         }
         a.updated_at = now();
         let action = if deactivated {
-            "agent.deactivate"
+            AuditAction::AgentDeactivate
         } else {
-            "agent.update"
+            AuditAction::AgentUpdate
         };
         self.save_agent(
             who,
@@ -414,18 +412,10 @@ impl Engine {
         &self,
         who: &Principal,
         a: &AgentRow,
-        action: &str,
+        action: AuditAction,
         details: Value,
     ) -> Result<()> {
-        let audit = AuditRecord::new(
-            who.org_id,
-            Actor::Subject(who.subject),
-            action,
-            "agent",
-            a.id.to_string(),
-            details,
-            ip_of(who),
-        );
+        let audit = AuditRecord::by(who, action, AuditResource::Agent(a.id)).with_details(details);
         if self.store.update_agent(a, &audit).await? {
             Ok(())
         } else {
@@ -449,7 +439,9 @@ impl Engine {
 
     /// Replaces an agent's key; the old one stops working at once.
     pub async fn rotate_agent_key(&self, who: &Principal, id: AgentId) -> Result<AgentWithKey> {
-        let mut a = self.managed_agent(who, id, "agent.rotate_key").await?;
+        let mut a = self
+            .managed_agent(who, id, AuditAction::AgentRotateKey)
+            .await?;
         // Tokens exchanged for the old key end with it.
         a.token_generation = a.token_generation.saturating_add(1);
         for attempt in 0..3 {
@@ -461,7 +453,7 @@ impl Engine {
                 .save_agent(
                     who,
                     &a,
-                    "agent.rotate_key",
+                    AuditAction::AgentRotateKey,
                     json!({"key_prefix": a.key_prefix}),
                 )
                 .await
@@ -522,7 +514,7 @@ impl Engine {
             let (org, id, reason) = match &row {
                 Some(a) => (
                     a.org_id,
-                    a.id.to_string(),
+                    AuditResource::Agent(a.id),
                     if !key_ok {
                         "bad_credentials"
                     } else if !a.is_active {
@@ -533,11 +525,12 @@ impl Engine {
                 ),
                 None => (
                     SYSTEM_ORG,
-                    agent_id.map(|a| a.to_string()).unwrap_or_default(),
+                    // Counted per client: the record names no agent.
+                    AuditResource::Unnamed(ResourceKind::Agent),
                     "invalid_credentials",
                 ),
             };
-            self.audit_auth_failure(org, "agent", &id, "agent_key", reason, ip)
+            self.audit_auth_failure(org, id, "agent_key", reason, ip)
                 .await;
             return Err(fail());
         }
@@ -545,15 +538,19 @@ impl Engine {
             return Err(fail());
         };
         self.store
-            .append_audit(&AuditRecord::new(
-                agent.org_id,
-                Actor::Subject(Subject::Agent(agent.id)),
-                "auth.success",
-                "agent",
-                agent.id.to_string(),
-                json!({"method": "agent_key"}),
-                ip.map(|i| i.to_string()),
-            ))
+            .append_audit(
+                &AuditRecord::authenticated(
+                    agent.org_id,
+                    Subject::Agent(agent.id),
+                    ip,
+                    AuditAction::AuthSuccess,
+                    AuditResource::Agent(agent.id),
+                )
+                .with_details(AuthDetails {
+                    method: "agent_key",
+                    reason: None,
+                }),
+            )
             .await?;
         let ttl =
             Duration::from_secs(agent.token_ttl_seconds.unwrap_or(DEFAULT_AGENT_TOKEN_TTL) as u64);

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use strongroom_core::audit::{
-    ChainVerifier, Checkpoint, GENESIS_HASH, VerifyReport, checkpoint_message, parse_hash,
+    Attempt, ChainVerifier, Checkpoint, GENESIS_HASH, VerifyReport, checkpoint_message, parse_hash,
 };
 use strongroom_core::authz::OrgAction;
 use strongroom_core::time_util::{now, to_micros};
@@ -45,7 +45,7 @@ const CHECKPOINT_POLL: Duration = Duration::from_millis(100);
 const VERIFY_PAGE: u32 = 5000;
 
 impl Engine {
-    async fn require_auditor(&self, who: &Principal, attempted: &str) -> Result<()> {
+    async fn require_auditor(&self, who: &Principal, attempted: Attempt) -> Result<()> {
         let resource = crate::org_resource(who);
         self.org_allowed(who, OrgAction::ReadAudit, attempted, resource)
             .await
@@ -53,7 +53,7 @@ impl Engine {
 
     /// Events of the caller's organisation, newest first, with the total count.
     pub async fn audit_events(&self, who: &Principal, filter: AuditFilter) -> Result<AuditPage> {
-        self.require_auditor(who, "audit.read").await?;
+        self.require_auditor(who, Attempt::AuditRead).await?;
         let q = AuditQuery {
             org_id: who.org_id.to_string(),
             action: filter.action,
@@ -76,7 +76,7 @@ impl Engine {
 
     /// Verifies the caller's organisation's whole chain and its checkpoints.
     pub async fn verify_audit(&self, who: &Principal) -> Result<VerifyReport> {
-        self.require_auditor(who, "audit.verify").await?;
+        self.require_auditor(who, Attempt::AuditVerify).await?;
         self.verify_chain_of(who.org_id).await
     }
 

@@ -4,7 +4,8 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use serde_json::json;
-use strongroom_core::audit::{Actor, AuditRecord, SYSTEM_ORG};
+use strongroom_core::audit::details::AuthDetails;
+use strongroom_core::audit::{AuditAction, AuditRecord, AuditResource, ResourceKind, SYSTEM_ORG};
 use strongroom_core::time_util::now;
 use strongroom_core::{ApiKeyId, Error, OrgId, Principal, Result, Role, Subject, UserId};
 use strongroom_store::{ApiKeyRow, OrgRow, StoreError, UserRow};
@@ -13,7 +14,7 @@ use time::OffsetDateTime;
 use crate::credentials::{self, PERSONAL_KEY_PREFIX};
 use crate::tokens::TokenGrant;
 use crate::views::{ApiKeyInfo, User};
-use crate::{Engine, ip_of, validate};
+use crate::{Engine, validate};
 
 /// What a sign-up needs.
 pub struct SignupInput {
@@ -111,14 +112,15 @@ impl Engine {
             role,
             created_at: now(),
         };
-        let audit = AuditRecord::new(
+        let audit = AuditRecord::authenticated(
             org_id,
-            Actor::Subject(Subject::User(user.id)),
-            "auth.signup",
-            "user",
-            user.id.to_string(),
+            Subject::User(user.id),
+            ip,
+            AuditAction::AuthSignup,
+            AuditResource::User(user.id),
+        )
+        .with_details(
             json!({"org_id": org_id.to_string(), "role": role.as_str(), "invited": invited}),
-            ip.map(|i| i.to_string()),
         );
         let stored = match &invitation {
             Some(inv) => {
@@ -177,15 +179,19 @@ impl Engine {
         match user {
             Some(user) if ok => {
                 self.store
-                    .append_audit(&AuditRecord::new(
-                        user.org_id,
-                        Actor::Subject(Subject::User(user.id)),
-                        "auth.success",
-                        "user",
-                        user.id.to_string(),
-                        json!({"method": "password"}),
-                        ip.map(|i| i.to_string()),
-                    ))
+                    .append_audit(
+                        &AuditRecord::authenticated(
+                            user.org_id,
+                            Subject::User(user.id),
+                            ip,
+                            AuditAction::AuthSuccess,
+                            AuditResource::User(user.id),
+                        )
+                        .with_details(AuthDetails {
+                            method: "password",
+                            reason: None,
+                        }),
+                    )
                     .await?;
                 let token = self
                     .user_token(&user, vec![], None, self.config.user_token_ttl)
@@ -198,8 +204,7 @@ impl Engine {
             Some(user) => {
                 self.audit_auth_failure(
                     user.org_id,
-                    "user",
-                    &user.id.to_string(),
+                    AuditResource::User(user.id),
                     "password",
                     "bad_credentials",
                     ip,
@@ -208,8 +213,14 @@ impl Engine {
                 Err(fail())
             }
             None => {
-                self.audit_auth_failure(SYSTEM_ORG, "user", "", "password", "unknown_user", ip)
-                    .await;
+                self.audit_auth_failure(
+                    SYSTEM_ORG,
+                    AuditResource::Unnamed(ResourceKind::User),
+                    "password",
+                    "unknown_user",
+                    ip,
+                )
+                .await;
                 Err(fail())
             }
         }
@@ -222,26 +233,23 @@ impl Engine {
     pub(crate) async fn audit_auth_failure(
         &self,
         org: OrgId,
-        resource_type: &str,
-        resource_id: &str,
+        resource: AuditResource,
         method: &str,
         reason: &str,
         ip: Option<IpAddr>,
     ) {
         if org == SYSTEM_ORG {
-            self.auth_failures.count(ip, resource_type, method, reason);
+            self.auth_failures
+                .count(ip, resource.kind(), method, reason);
             return;
         }
-        self.audit_best_effort(AuditRecord::new(
-            org,
-            Actor::Anonymous,
-            "auth.failure",
-            resource_type,
-            resource_id,
-            json!({"method": method, "reason": reason}),
-            ip.map(|i| i.to_string()),
-        ))
-        .await;
+        let rec = AuditRecord::anonymous(org, AuditAction::AuthFailure, resource, ip).with_details(
+            AuthDetails {
+                method,
+                reason: Some(reason),
+            },
+        );
+        self.audit_best_effort(rec).await;
     }
 
     async fn user_token(
@@ -277,8 +285,14 @@ impl Engine {
             self.authenticate_jwt(bearer, ip).await
         };
         if let Err(Error::Unauthenticated(_)) = &result {
-            self.audit_auth_failure(SYSTEM_ORG, "token", "", "bearer", "invalid_credential", ip)
-                .await;
+            self.audit_auth_failure(
+                SYSTEM_ORG,
+                AuditResource::Unnamed(ResourceKind::Token),
+                "bearer",
+                "invalid_credential",
+                ip,
+            )
+            .await;
         }
         result
     }
@@ -364,8 +378,14 @@ impl Engine {
     ) -> Result<crate::tokens::IssuedToken> {
         let fail = || Error::Unauthenticated("invalid API key".into());
         let Some(key) = self.check_api_key(presented).await? else {
-            self.audit_auth_failure(SYSTEM_ORG, "api_key", "", "api_key", "invalid_key", ip)
-                .await;
+            self.audit_auth_failure(
+                SYSTEM_ORG,
+                AuditResource::Unnamed(ResourceKind::ApiKey),
+                "api_key",
+                "invalid_key",
+                ip,
+            )
+            .await;
             return Err(fail());
         };
         let user = self
@@ -375,15 +395,19 @@ impl Engine {
             .filter(|u| u.org_id == key.org_id)
             .ok_or_else(fail)?;
         self.store
-            .append_audit(&AuditRecord::new(
-                user.org_id,
-                Actor::Subject(Subject::User(user.id)),
-                "auth.success",
-                "api_key",
-                key.id.to_string(),
-                json!({"method": "api_key"}),
-                ip.map(|i| i.to_string()),
-            ))
+            .append_audit(
+                &AuditRecord::authenticated(
+                    user.org_id,
+                    Subject::User(user.id),
+                    ip,
+                    AuditAction::AuthSuccess,
+                    AuditResource::ApiKey(ApiKeyId(key.id)),
+                )
+                .with_details(AuthDetails {
+                    method: "api_key",
+                    reason: None,
+                }),
+            )
             .await?;
         self.user_token(&user, key.scopes.clone(), Some(key.id), API_KEY_TOKEN_TTL)
             .await
@@ -396,14 +420,10 @@ impl Engine {
                 "this credential is an API key: delete the key to revoke it",
             ));
         };
-        let audit = AuditRecord::new(
-            who.org_id,
-            Actor::Subject(who.subject),
-            "auth.token_revoke",
-            "token",
-            jti.clone(),
-            json!({}),
-            ip_of(who),
+        let audit = AuditRecord::by(
+            who,
+            AuditAction::AuthTokenRevoke,
+            AuditResource::Token(jti.clone()),
         );
         let exp = OffsetDateTime::from_unix_timestamp(exp)
             .map_err(|_| Error::invalid("bad token expiry"))?;
@@ -452,9 +472,9 @@ impl Engine {
             let refused = Err(Error::forbidden(
                 "a key's scopes must be among the scopes of the credential creating it",
             ));
-            let me = ("user", user.to_string());
+            let me = AuditResource::User(user);
             return self
-                .checked(who, "api_key.create", me, "scopes", refused)
+                .checked(who, AuditAction::ApiKeyCreate, me, "scopes", refused)
                 .await;
         };
         for attempt in 0..3 {
@@ -471,15 +491,12 @@ impl Engine {
                 created_at: now(),
                 expires_at,
             };
-            let audit = AuditRecord::new(
-                who.org_id,
-                Actor::Subject(who.subject),
-                "api_key.create",
-                "api_key",
-                row.id.to_string(),
-                json!({"name": row.name, "key_prefix": row.key_prefix}),
-                ip_of(who),
-            );
+            let audit = AuditRecord::by(
+                who,
+                AuditAction::ApiKeyCreate,
+                AuditResource::ApiKey(ApiKeyId(row.id)),
+            )
+            .with_details(json!({"name": row.name, "key_prefix": row.key_prefix}));
             match self.store.create_api_key(&row, &audit).await {
                 Ok(()) => {
                     return Ok(NewApiKey {
@@ -504,14 +521,10 @@ impl Engine {
     /// Revokes one of the calling user's keys.
     pub async fn revoke_api_key(&self, who: &Principal, id: uuid::Uuid) -> Result<()> {
         let user = Self::require_user(who)?;
-        let audit = AuditRecord::new(
-            who.org_id,
-            Actor::Subject(who.subject),
-            "api_key.revoke",
-            "api_key",
-            id.to_string(),
-            json!({}),
-            ip_of(who),
+        let audit = AuditRecord::by(
+            who,
+            AuditAction::ApiKeyRevoke,
+            AuditResource::ApiKey(ApiKeyId(id)),
         );
         if self
             .store

@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::json;
-use strongroom_core::audit::{Actor, AuditRecord, SYSTEM_ORG};
+use strongroom_core::audit::{AuditAction, AuditRecord, AuditResource, ResourceKind};
 use time::OffsetDateTime;
 
 use crate::Engine;
@@ -69,7 +69,7 @@ struct Key {
     /// The client's network; `None` for the overflow bucket (or no address).
     network: Option<IpAddr>,
     overflow: bool,
-    resource_type: String,
+    resource_type: ResourceKind,
     method: String,
     reason: String,
 }
@@ -99,7 +99,7 @@ impl AuthFailureLog {
     pub(crate) fn count(
         &self,
         ip: Option<IpAddr>,
-        resource_type: &str,
+        resource_type: ResourceKind,
         method: &str,
         reason: &str,
     ) {
@@ -107,7 +107,7 @@ impl AuthFailureLog {
         let mut key = Key {
             network: ip.map(client_network),
             overflow: false,
-            resource_type: resource_type.to_owned(),
+            resource_type,
             method: method.to_owned(),
             reason: reason.to_owned(),
         };
@@ -150,15 +150,12 @@ impl AuthFailureLog {
                     IpAddr::V4(v4) => v4.to_string(),
                     IpAddr::V6(v6) => format!("{v6}/64"),
                 });
-                AuditRecord::new(
-                    SYSTEM_ORG,
-                    Actor::Anonymous,
-                    "auth.failure",
-                    &k.resource_type,
-                    "",
-                    details,
+                AuditRecord::system(
+                    AuditAction::AuthFailure,
+                    AuditResource::Unnamed(k.resource_type),
                     ip,
                 )
+                .with_details(details)
             })
             .collect()
     }
@@ -198,6 +195,7 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use strongroom_core::audit::SYSTEM_ORG;
 
     fn log(max_clients: usize) -> AuthFailureLog {
         AuthFailureLog::new(AuthFailureAggregation {
@@ -212,10 +210,10 @@ mod tests {
         let a: IpAddr = "192.0.2.7".parse().expect("literal");
         let b: IpAddr = "192.0.2.8".parse().expect("literal");
         for _ in 0..1000 {
-            l.count(Some(a), "token", "bearer", "invalid_credential");
+            l.count(Some(a), ResourceKind::Token, "bearer", "invalid_credential");
         }
-        l.count(Some(b), "token", "bearer", "invalid_credential");
-        l.count(Some(a), "user", "password", "unknown_user");
+        l.count(Some(b), ResourceKind::Token, "bearer", "invalid_credential");
+        l.count(Some(a), ResourceKind::User, "password", "unknown_user");
         let recs = l.take();
         assert_eq!(recs.len(), 3);
         let total: u64 = recs
@@ -238,7 +236,12 @@ mod tests {
         let l = log(10);
         for i in 0..1000u32 {
             let ip = IpAddr::V4((0xC000_0200 + i).into());
-            l.count(Some(ip), "token", "bearer", "invalid_credential");
+            l.count(
+                Some(ip),
+                ResourceKind::Token,
+                "bearer",
+                "invalid_credential",
+            );
         }
         assert!(l.tallies.lock().expect("lock").len() <= 11);
         let recs = l.take();
@@ -263,7 +266,12 @@ mod tests {
             "2001:db8:1:2:ffff::9",
             "::ffff:192.0.2.1",
         ] {
-            l.count(Some(ip.parse().expect("literal")), "token", "bearer", "x");
+            l.count(
+                Some(ip.parse().expect("literal")),
+                ResourceKind::Token,
+                "bearer",
+                "x",
+            );
         }
         let mut ips: Vec<_> = l.take().into_iter().filter_map(|r| r.ip_address).collect();
         ips.sort();

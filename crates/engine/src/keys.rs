@@ -9,15 +9,15 @@
 //! KEK"), so an interrupted rewrap or migration simply resumes where it stopped.
 
 use serde_json::json;
-use strongroom_core::audit::{Actor, AuditRecord};
+use strongroom_core::audit::{AuditAction, AuditRecord, AuditResource};
 use strongroom_core::authz::Action;
 use strongroom_core::{Error, Principal, Result, VaultId};
 use strongroom_crypto::SecretContext;
 use strongroom_kms::{KekRef, KeyProvider};
 use strongroom_store::{Store, VaultRow, WrapChange, WrapRow};
 
+use crate::Engine;
 use crate::envelope::{StoredWrap, rewrap_between, vault_kek};
-use crate::{Engine, ip_of};
 
 /// DEKs rewrapped by one step when the caller names no batch size.
 pub const REWRAP_BATCH_DEFAULT: u32 = 200;
@@ -64,15 +64,12 @@ fn rotation_record(who: &Principal, vault: &VaultRow, late: bool) -> AuditRecord
     if late {
         details["recorded_late"] = json!(true);
     }
-    AuditRecord::new(
-        who.org_id,
-        Actor::Subject(who.subject),
-        "vault.kek_rotate",
-        "vault",
-        vault.id.to_string(),
-        details,
-        ip_of(who),
+    AuditRecord::by(
+        who,
+        AuditAction::VaultKekRotate,
+        AuditResource::Vault(vault.id),
     )
+    .with_details(details)
 }
 
 impl Engine {
@@ -137,15 +134,12 @@ impl Engine {
         let done = changes.len() as u64;
         if done > 0 {
             // The rows and their audit record commit together, or neither does.
-            let audit = AuditRecord::new(
-                who.org_id,
-                Actor::Subject(who.subject),
-                "vault.kek_rewrap",
-                "vault",
-                vault.id.to_string(),
-                json!({"vault_id": vault.id.to_string(), "rewrapped": done, "kek_version": vault.kek_version}),
-                ip_of(who),
-            );
+            let audit = AuditRecord::by(
+                who,
+                AuditAction::VaultKekRewrap,
+                AuditResource::Vault(vault.id),
+            )
+            .with_details(json!({"vault_id": vault.id.to_string(), "rewrapped": done, "kek_version": vault.kek_version}));
             self.store.replace_wraps(&changes, Some(&audit)).await?;
         }
         let remaining = self
@@ -257,14 +251,14 @@ impl Migration<'_> {
         vault.kek_version = 1;
         vault.kek_provider = self.target.name().to_owned();
         vault.pending_kek_ref = None;
-        let audit = AuditRecord::new(
+        let audit = AuditRecord::anonymous(
             vault.org_id,
-            Actor::Anonymous,
-            "vault.kek_migrate",
-            "vault",
-            vault.id.to_string(),
-            json!({"vault_id": vault.id.to_string(), "to": self.target.name(), "rewrapped": moved}),
+            AuditAction::VaultKekMigrate,
+            AuditResource::Vault(vault.id),
             None,
+        )
+        .with_details(
+            json!({"vault_id": vault.id.to_string(), "to": self.target.name(), "rewrapped": moved}),
         );
         self.store.set_vault_kek(&vault, Some(&audit)).await?;
         // Only now is the old KEK unused; a failure here leaves a harmless orphan.

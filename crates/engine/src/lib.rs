@@ -32,7 +32,8 @@ pub mod views;
 use std::sync::Arc;
 use std::time::Duration;
 
-use strongroom_core::audit::{Actor, AuditRecord};
+use strongroom_core::audit::details::{OrgRefusal, Outcome, VaultRefusal};
+use strongroom_core::audit::{Attempt, AuditAction, AuditRecord, AuditResource};
 use strongroom_core::authz::{self, Action, PolicyDecision, Refusal, VaultFacts};
 use strongroom_core::policy::Policy as PolicyRule;
 use strongroom_core::time_util;
@@ -211,26 +212,24 @@ impl Engine {
         path: Option<&SecretPath>,
         r: &Refusal,
     ) {
-        let details = serde_json::json!({
-            "vault_id": vault.id.to_string(),
-            "path": path.map(|p| p.as_str()),
-            "attempted": action.as_str(),
-            "outcome": "denied",
-            "rule": r.rule,
-            "policy_id": r.policy_id.map(|id| id.to_string()),
-        });
+        let resource = match path {
+            Some(_) => AuditResource::SecretOf(vault.id),
+            None => AuditResource::Vault(vault.id),
+        };
+        let details = VaultRefusal {
+            vault_id: vault.id,
+            path,
+            attempted: action,
+            outcome: Outcome::Denied,
+            rule: r.rule,
+            policy_id: r.policy_id,
+        };
         // A caller of another organisation is told the vault doesn't exist;
         // the vault's organisation is told someone tried.
-        self.audit_best_effort(AuditRecord::new(
-            vault.org_id,
-            Actor::Subject(who.subject),
-            "access.denied",
-            if path.is_some() { "secret" } else { "vault" },
-            vault.id.to_string(),
-            details,
-            who.ip.map(|i| i.to_string()),
-        ))
-        .await;
+        let rec = AuditRecord::by(who, AuditAction::AccessDenied, resource)
+            .in_org(vault.org_id)
+            .with_details(details);
+        self.audit_best_effort(rec).await;
     }
 
     /// Passes `check` through, recording a refusal (`Forbidden`) of `attempted`
@@ -238,27 +237,21 @@ impl Engine {
     async fn checked<T>(
         &self,
         who: &Principal,
-        attempted: &str,
-        resource: (&str, String),
+        attempted: impl Into<Attempt>,
+        resource: AuditResource,
         rule: &str,
         check: Result<T>,
     ) -> Result<T> {
         if let Err(Error::Forbidden(reason)) = &check {
-            self.audit_best_effort(AuditRecord::new(
-                who.org_id,
-                Actor::Subject(who.subject),
-                "access.denied",
-                resource.0,
-                resource.1,
-                serde_json::json!({
-                    "attempted": attempted,
-                    "outcome": "denied",
-                    "rule": rule,
-                    "reason": reason,
-                }),
-                ip_of(who),
-            ))
-            .await;
+            let details = OrgRefusal {
+                attempted: attempted.into(),
+                outcome: Outcome::Denied,
+                rule,
+                reason,
+            };
+            let rec =
+                AuditRecord::by(who, AuditAction::AccessDenied, resource).with_details(details);
+            self.audit_best_effort(rec).await;
         }
         check
     }
@@ -268,8 +261,8 @@ impl Engine {
     async fn refuse<T>(
         &self,
         who: &Principal,
-        attempted: &str,
-        resource: (&str, String),
+        attempted: impl Into<Attempt>,
+        resource: AuditResource,
         reason: &str,
     ) -> Result<T> {
         let refused = Err(Error::forbidden(reason));
@@ -283,8 +276,8 @@ impl Engine {
         &self,
         who: &Principal,
         action: authz::OrgAction,
-        attempted: &str,
-        resource: (&str, String),
+        attempted: impl Into<Attempt>,
+        resource: AuditResource,
     ) -> Result<()> {
         match authz::authorize_org(who, action) {
             Ok(()) => Ok(()),
@@ -315,10 +308,6 @@ fn facts(v: &VaultRow) -> VaultFacts {
 }
 
 /// The caller's organisation as the resource of an audit record.
-fn org_resource(who: &Principal) -> (&'static str, String) {
-    ("org", who.org_id.to_string())
-}
-
-fn ip_of(p: &Principal) -> Option<String> {
-    p.ip.map(|i| i.to_string())
+fn org_resource(who: &Principal) -> AuditResource {
+    AuditResource::Org(who.org_id)
 }

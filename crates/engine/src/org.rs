@@ -15,7 +15,7 @@
 //! inviting the same email can neither replace it nor redirect the sign-up.
 
 use serde_json::json;
-use strongroom_core::audit::{Actor, AuditRecord};
+use strongroom_core::audit::{Attempt, AuditAction, AuditRecord, AuditResource};
 use strongroom_core::authz::OrgAction;
 use strongroom_core::time_util::now;
 use strongroom_core::{Error, Principal, Result, Role, Subject, UserId};
@@ -24,7 +24,7 @@ use zeroize::Zeroizing;
 
 use crate::credentials::{self, INVITE_TOKEN_PREFIX};
 use crate::views::{Invitation, User};
-use crate::{Engine, ip_of, org_resource, validate};
+use crate::{Engine, org_resource, validate};
 
 /// How long an invitation can be accepted.
 pub const INVITATION_TTL: time::Duration = time::Duration::days(7);
@@ -51,8 +51,8 @@ impl Engine {
     async fn member_manager(
         &self,
         who: &Principal,
-        attempted: &str,
-        resource: (&str, String),
+        attempted: AuditAction,
+        resource: AuditResource,
     ) -> Result<(UserId, Role)> {
         self.org_allowed(who, OrgAction::ManageMembers, attempted, resource)
             .await?;
@@ -67,7 +67,7 @@ impl Engine {
         self.org_allowed(
             who,
             OrgAction::ListMembers,
-            "member.list",
+            Attempt::MemberList,
             org_resource(who),
         )
         .await?;
@@ -87,7 +87,7 @@ impl Engine {
         role: Option<&str>,
     ) -> Result<NewInvitation> {
         let (me, my_role) = self
-            .member_manager(who, "member.invite", org_resource(who))
+            .member_manager(who, AuditAction::MemberInvite, org_resource(who))
             .await?;
         let email = validate::email(email)?;
         let role: Role = role.unwrap_or("member").parse()?;
@@ -95,8 +95,8 @@ impl Engine {
             return self
                 .refuse(
                     who,
-                    "member.invite",
-                    ("invitation", email),
+                    AuditAction::MemberInvite,
+                    AuditResource::Invitation(email),
                     "only owners may invite owners",
                 )
                 .await;
@@ -113,14 +113,13 @@ impl Engine {
             expires_at: created_at + INVITATION_TTL,
         };
         // The token is not in the record: whoever reads the log can't join.
-        let audit = AuditRecord::new(
-            who.org_id,
-            Actor::Subject(who.subject),
-            "member.invite",
-            "invitation",
-            email,
+        let audit = AuditRecord::by(
+            who,
+            AuditAction::MemberInvite,
+            AuditResource::Invitation(email),
+        )
+        .with_details(
             json!({"role": role.as_str(), "expires_at": row.expires_at.unix_timestamp()}),
-            ip_of(who),
         );
         self.store.put_invitation(&row, &audit).await?;
         Ok(NewInvitation {
@@ -139,9 +138,9 @@ impl Engine {
 
     /// Changes a member's role.
     pub async fn set_member_role(&self, who: &Principal, id: UserId, role: &str) -> Result<User> {
-        let user = ("user", id.to_string());
+        let user = AuditResource::User(id);
         let (_, my_role) = self
-            .member_manager(who, "member.role_change", user.clone())
+            .member_manager(who, AuditAction::MemberRoleChange, user.clone())
             .await?;
         let role: Role = role.parse()?;
         let mut target = self.member(who, id).await?;
@@ -149,21 +148,14 @@ impl Engine {
             return self
                 .refuse(
                     who,
-                    "member.role_change",
+                    AuditAction::MemberRoleChange,
                     user,
                     "only owners may grant or change the owner role",
                 )
                 .await;
         }
-        let audit = AuditRecord::new(
-            who.org_id,
-            Actor::Subject(who.subject),
-            "member.role_change",
-            "user",
-            id.to_string(),
-            json!({"from": target.role.as_str(), "to": role.as_str()}),
-            ip_of(who),
-        );
+        let audit = AuditRecord::by(who, AuditAction::MemberRoleChange, AuditResource::User(id))
+            .with_details(json!({"from": target.role.as_str(), "to": role.as_str()}));
         match self.store.set_user_role(id, role, &audit).await {
             Ok(true) => {
                 target.role = role;
@@ -177,25 +169,23 @@ impl Engine {
 
     /// Removes a member (their API keys and their user policies go with them).
     pub async fn remove_member(&self, who: &Principal, id: UserId) -> Result<()> {
-        let user = ("user", id.to_string());
+        let user = AuditResource::User(id);
         let (_, my_role) = self
-            .member_manager(who, "member.remove", user.clone())
+            .member_manager(who, AuditAction::MemberRemove, user.clone())
             .await?;
         let target = self.member(who, id).await?;
         if my_role != Role::Owner && target.role == Role::Owner {
             return self
-                .refuse(who, "member.remove", user, "only owners may remove owners")
+                .refuse(
+                    who,
+                    AuditAction::MemberRemove,
+                    user,
+                    "only owners may remove owners",
+                )
                 .await;
         }
-        let audit = AuditRecord::new(
-            who.org_id,
-            Actor::Subject(who.subject),
-            "member.remove",
-            "user",
-            id.to_string(),
-            json!({"role": target.role.as_str()}),
-            ip_of(who),
-        );
+        let audit = AuditRecord::by(who, AuditAction::MemberRemove, AuditResource::User(id))
+            .with_details(json!({"role": target.role.as_str()}));
         match self.store.delete_user(id, &audit).await {
             Ok(true) => Ok(()),
             Ok(false) => Err(Error::not_found("member not found")),

@@ -13,7 +13,7 @@
 //! (the decision in `strongroom_core::authz` refuses it).
 
 use serde_json::{Value, json};
-use strongroom_core::audit::{Actor, AuditRecord};
+use strongroom_core::audit::{AuditAction, AuditRecord, AuditResource};
 use strongroom_core::authz::{Action, VaultKind, is_under_agent};
 use strongroom_core::policy::{Conditions, Effect, PathPattern, Permission, Policy};
 use strongroom_core::time_util::now;
@@ -22,7 +22,7 @@ use strongroom_store::PolicyRow;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::{Engine, ip_of, views};
+use crate::{Engine, views};
 
 /// The fields of a policy that an update can't change.
 const IMMUTABLE_FIELDS: [&str; 3] = ["secret_path_pattern", "principal_type", "principal_id"];
@@ -88,18 +88,18 @@ impl Engine {
         who: &Principal,
         policy: &Policy,
         created_by: Option<Subject>,
-        attempted: &str,
+        attempted: AuditAction,
     ) -> Result<()> {
         if who.is_org_owner() {
             return Ok(());
         }
-        let resource = ("policy", policy.id.to_string());
+        let resource = || AuditResource::Policy(PolicyId(policy.id));
         if policy.principal == who.subject {
             let refused = Err(Error::forbidden(
                 "only an owner may create, change or delete a policy that names yourself",
             ));
             return self
-                .checked(who, attempted, resource, "self_grant", refused)
+                .checked(who, attempted, resource(), "self_grant", refused)
                 .await;
         }
         if policy.effect == Effect::Deny
@@ -114,7 +114,7 @@ impl Engine {
                 "a deny set by an owner may be changed or deleted only by an owner",
             ));
             return self
-                .checked(who, attempted, resource, "owner_deny", refused)
+                .checked(who, attempted, resource(), "owner_deny", refused)
                 .await;
         }
         Ok(())
@@ -176,7 +176,7 @@ impl Engine {
         if vault.kind == VaultKind::AgentKeys {
             agent_keys_grant(&policy)?;
         }
-        self.may_change(who, &policy, Some(who.subject), "policy.create")
+        self.may_change(who, &policy, Some(who.subject), AuditAction::PolicyCreate)
             .await?;
         let row = PolicyRow {
             policy,
@@ -187,15 +187,12 @@ impl Engine {
         };
         let mut details = audit_details(&row.policy);
         details["decision"] = json!(decision.as_str());
-        let audit = AuditRecord::new(
-            who.org_id,
-            Actor::Subject(who.subject),
-            "policy.create",
-            "policy",
-            row.policy.id.to_string(),
-            details,
-            ip_of(who),
-        );
+        let audit = AuditRecord::by(
+            who,
+            AuditAction::PolicyCreate,
+            AuditResource::Policy(PolicyId(row.policy.id)),
+        )
+        .with_details(details);
         self.store.create_policy(&row, &audit).await?;
         Ok(row.into())
     }
@@ -242,8 +239,13 @@ impl Engine {
             .vault_for(who, vault_id, Action::ManagePolicies, None)
             .await?;
         let mut row = self.policy_in(vault.id, id).await?;
-        self.may_change(who, &row.policy, Some(row.created_by), "policy.update")
-            .await?;
+        self.may_change(
+            who,
+            &row.policy,
+            Some(row.created_by),
+            AuditAction::PolicyUpdate,
+        )
+        .await?;
         if let Some(p) = u.permissions {
             row.policy.permissions = Permission::parse_list(&p)?;
         }
@@ -267,15 +269,12 @@ impl Engine {
             m.extend(u.extra);
         }
         row.updated_at = now();
-        let audit = AuditRecord::new(
-            who.org_id,
-            Actor::Subject(who.subject),
-            "policy.update",
-            "policy",
-            id.to_string(),
-            audit_details(&row.policy),
-            ip_of(who),
-        );
+        let audit = AuditRecord::by(
+            who,
+            AuditAction::PolicyUpdate,
+            AuditResource::Policy(PolicyId(id)),
+        )
+        .with_details(audit_details(&row.policy));
         if !self.store.update_policy(&row, &audit).await? {
             return Err(Error::not_found("policy not found"));
         }
@@ -288,17 +287,19 @@ impl Engine {
             .vault_for(who, vault_id, Action::ManagePolicies, None)
             .await?;
         let row = self.policy_in(vault.id, id).await?;
-        self.may_change(who, &row.policy, Some(row.created_by), "policy.delete")
-            .await?;
-        let audit = AuditRecord::new(
-            who.org_id,
-            Actor::Subject(who.subject),
-            "policy.delete",
-            "policy",
-            id.to_string(),
-            audit_details(&row.policy),
-            ip_of(who),
-        );
+        self.may_change(
+            who,
+            &row.policy,
+            Some(row.created_by),
+            AuditAction::PolicyDelete,
+        )
+        .await?;
+        let audit = AuditRecord::by(
+            who,
+            AuditAction::PolicyDelete,
+            AuditResource::Policy(PolicyId(id)),
+        )
+        .with_details(audit_details(&row.policy));
         if self.store.delete_policy(PolicyId(id), &audit).await? {
             Ok(())
         } else {

@@ -11,7 +11,8 @@
 //! in one commit before the value is returned.
 
 use serde_json::{Value, json};
-use strongroom_core::audit::{Actor, AuditRecord};
+use strongroom_core::audit::details::{Grant, Outcome, ReadRefusal, SecretEvent};
+use strongroom_core::audit::{AuditAction, AuditRecord, AuditResource};
 use strongroom_core::authz::{Action, PolicyDecision};
 use strongroom_core::secret::{Charset, ROTATE_LENGTH, parse_secret_type};
 use strongroom_core::time_util::now;
@@ -20,7 +21,7 @@ use strongroom_crypto::{SecretBytes, SecretContext};
 use strongroom_store::{NewSecretVersion, SecretMeta, StoreError, VaultRow, VersionRow};
 use time::OffsetDateTime;
 
-use crate::{Engine, ip_of, views};
+use crate::{Engine, views};
 
 /// Secret types an agent with the Intents API enabled may not read.
 const KEY_MATERIAL_TYPES: &[&str] = &["private_key", "ssh_key"];
@@ -86,7 +87,7 @@ impl Engine {
             metadata,
             input.expires_at,
             input.max_access_count,
-            "secret.write",
+            AuditAction::SecretWrite,
             &decision,
         )
         .await
@@ -104,10 +105,9 @@ impl Engine {
         metadata: Value,
         expires_at: Option<OffsetDateTime>,
         max_access_count: Option<i64>,
-        action: &str,
+        action: AuditAction,
         decision: &PolicyDecision,
     ) -> Result<SecretMeta> {
-        let vault_id = vault.id.to_string();
         let kek = crate::envelope::vault_kek(vault);
         for _ in 0..WRITE_ATTEMPTS {
             let head = self.store.secret_head(vault.id, path).await?;
@@ -138,15 +138,13 @@ impl Engine {
                 created_by: who.subject,
                 created_at,
             };
-            let audit = AuditRecord::new(
-                who.org_id,
-                Actor::Subject(who.subject),
-                action,
-                "secret",
-                secret_id.to_string(),
-                json!({"vault_id": vault_id, "path": path.as_str(), "version": version, "decision": decision.as_str(), "policy_id": decision.policy_id().map(|i| i.to_string())}),
-                ip_of(who),
-            );
+            let audit = AuditRecord::by(who, action, AuditResource::Secret(secret_id))
+                .with_details(SecretEvent {
+                    vault_id: vault.id,
+                    path,
+                    version: Some(version),
+                    grant: Some(decision.into()),
+                });
             match self.store.insert_version(&row, &audit).await {
                 Ok(()) => {
                     return Ok(SecretMeta {
@@ -190,7 +188,12 @@ impl Engine {
                 None => Error::not_found("secret not found"),
                 Some(_) => Error::not_found("secret version not found"),
             })?;
-        let context = || json!({"vault_id": vault.id.to_string(), "path": path.as_str(), "version": row.meta.version, "decision": decision.as_str(), "policy_id": decision.policy_id().map(|i| i.to_string())});
+        let context = || SecretEvent {
+            vault_id: vault.id,
+            path,
+            version: Some(row.meta.version),
+            grant: Some(Grant::from(&decision)),
+        };
         if who.intents_api && KEY_MATERIAL_TYPES.contains(&row.meta.secret_type.as_str()) {
             // The Intents API signs with such keys on the agent's behalf; the
             // agent itself never holds them (1claw's rule).
@@ -205,15 +208,12 @@ impl Engine {
             return Err(self.refused_gone(who, &row, context(), gone).await);
         }
         let value = self.open(&vault, &row, who).await?;
-        let audit = AuditRecord::new(
-            who.org_id,
-            Actor::Subject(who.subject),
-            "secret.read",
-            "secret",
-            row.meta.id.to_string(),
-            context(),
-            ip_of(who),
-        );
+        let audit = AuditRecord::by(
+            who,
+            AuditAction::SecretRead,
+            AuditResource::Secret(row.meta.id),
+        )
+        .with_details(context());
         if !self
             .store
             .record_read(row.meta.id, row.meta.version, &audit)
@@ -235,7 +235,7 @@ impl Engine {
         &self,
         who: &Principal,
         row: &VersionRow,
-        details: serde_json::Value,
+        details: SecretEvent<'_>,
         gone: GoneReason,
     ) -> Error {
         self.refused_read(who, row, details, gone.as_str(), Error::Gone(gone))
@@ -248,23 +248,23 @@ impl Engine {
         &self,
         who: &Principal,
         row: &VersionRow,
-        mut details: serde_json::Value,
+        details: SecretEvent<'_>,
         rule: &str,
         refusal: Error,
     ) -> Error {
-        details["attempted"] = json!("read");
-        details["outcome"] = json!("denied");
-        details["rule"] = json!(rule);
-        self.audit_best_effort(AuditRecord::new(
-            who.org_id,
-            Actor::Subject(who.subject),
-            "access.denied",
-            "secret",
-            row.meta.id.to_string(),
-            details,
-            ip_of(who),
-        ))
-        .await;
+        let details = ReadRefusal {
+            secret: details,
+            attempted: Action::Read,
+            outcome: Outcome::Denied,
+            rule,
+        };
+        let rec = AuditRecord::by(
+            who,
+            AuditAction::AccessDenied,
+            AuditResource::Secret(row.meta.id),
+        )
+        .with_details(details);
+        self.audit_best_effort(rec).await;
         refusal
     }
 
@@ -275,7 +275,6 @@ impl Engine {
         row: &VersionRow,
         who: &Principal,
     ) -> Result<SecretBytes> {
-        let vault_id = vault.id.to_string();
         let ctx = SecretContext {
             vault: vault.id,
             path: &row.meta.path,
@@ -284,16 +283,18 @@ impl Engine {
         let result = self.envelopes.open(&ctx, &row.envelope).await;
         if matches!(result, Err(Error::Integrity)) {
             tracing::error!(vault_id = %vault.id, path = %row.meta.path, version = row.meta.version, "stored secret failed its integrity check");
-            self.audit_best_effort(AuditRecord::new(
-                who.org_id,
-                Actor::Subject(who.subject),
-                "secret.integrity_failure",
-                "secret",
-                row.meta.id.to_string(),
-                json!({"vault_id": vault_id, "path": row.meta.path.as_str(), "version": row.meta.version}),
-                ip_of(who),
-            ))
-            .await;
+            let rec = AuditRecord::by(
+                who,
+                AuditAction::SecretIntegrityFailure,
+                AuditResource::Secret(row.meta.id),
+            )
+            .with_details(SecretEvent {
+                vault_id: vault.id,
+                path: &row.meta.path,
+                version: Some(row.meta.version),
+                grant: None,
+            });
+            self.audit_best_effort(rec).await;
         }
         result
     }
@@ -374,15 +375,17 @@ impl Engine {
             .secret_head(vault.id, path)
             .await?
             .ok_or_else(|| Error::not_found("secret not found"))?;
-        let audit = AuditRecord::new(
-            who.org_id,
-            Actor::Subject(who.subject),
-            "secret.version_disable",
-            "secret",
-            head.id.to_string(),
-            json!({"vault_id": vault.id.to_string(), "path": path.as_str(), "version": version, "decision": decision.as_str(), "policy_id": decision.policy_id().map(|i| i.to_string())}),
-            ip_of(who),
-        );
+        let audit = AuditRecord::by(
+            who,
+            AuditAction::SecretVersionDisable,
+            AuditResource::Secret(head.id),
+        )
+        .with_details(SecretEvent {
+            vault_id: vault.id,
+            path,
+            version: Some(version),
+            grant: Some(Grant::from(&decision)),
+        });
         if !self.store.disable_version(head.id, version, &audit).await? {
             return Err(Error::not_found("secret version not found"));
         }
@@ -408,15 +411,17 @@ impl Engine {
         if head.deleted {
             return Err(Error::Gone(GoneReason::Deleted));
         }
-        let audit = AuditRecord::new(
-            who.org_id,
-            Actor::Subject(who.subject),
-            "secret.delete",
-            "secret",
-            head.id.to_string(),
-            json!({"vault_id": vault.id.to_string(), "path": path.as_str(), "decision": decision.as_str(), "policy_id": decision.policy_id().map(|i| i.to_string())}),
-            ip_of(who),
-        );
+        let audit = AuditRecord::by(
+            who,
+            AuditAction::SecretDelete,
+            AuditResource::Secret(head.id),
+        )
+        .with_details(SecretEvent {
+            vault_id: vault.id,
+            path,
+            version: None,
+            grant: Some(Grant::from(&decision)),
+        });
         Ok(self.store.delete_secret(head.id, &audit).await?)
     }
 
@@ -468,7 +473,7 @@ impl Engine {
                 metadata,
                 None,
                 None,
-                "secret.rotate",
+                AuditAction::SecretRotate,
                 &decision,
             )
             .await?;

@@ -1,7 +1,7 @@
 //! Vault use cases.
 
 use serde_json::json;
-use strongroom_core::audit::{Actor, AuditRecord};
+use strongroom_core::audit::{AuditAction, AuditRecord, AuditResource};
 use strongroom_core::authz::{self, Action, VaultKind};
 use strongroom_core::time_util::now;
 use strongroom_core::{Error, Principal, Result, VaultId};
@@ -9,7 +9,7 @@ use strongroom_kms::KekRef;
 use strongroom_store::VaultRow;
 
 use crate::views::Vault;
-use crate::{Engine, ip_of, validate};
+use crate::{Engine, validate};
 
 /// Vault names with this prefix belong to the server (`__agent-keys`).
 pub const RESERVED_VAULT_PREFIX: &str = "__";
@@ -59,15 +59,8 @@ impl Engine {
             kind,
             created_at: now(),
         };
-        let audit = AuditRecord::new(
-            who.org_id,
-            Actor::Subject(who.subject),
-            "vault.create",
-            "vault",
-            id.to_string(),
-            json!({"vault_id": id.to_string(), "key_provider": self.kms.name(), "kind": kind.as_str()}),
-            ip_of(who),
-        );
+        let audit = AuditRecord::by(who, AuditAction::VaultCreate, AuditResource::Vault(id))
+            .with_details(json!({"vault_id": id.to_string(), "key_provider": self.kms.name(), "kind": kind.as_str()}));
         if let Err(e) = self.store.create_vault(&vault, &audit).await {
             // Don't leave an orphan key behind.
             if let Err(d) = self.kms.destroy_kek(&kek).await {
@@ -112,15 +105,8 @@ impl Engine {
     /// Deletes a vault, its secrets and (crypto-shredding) its KEK.
     pub async fn delete_vault(&self, who: &Principal, id: VaultId) -> Result<()> {
         let (vault, decision) = self.vault_for(who, id, Action::DeleteVault, None).await?;
-        let audit = AuditRecord::new(
-            who.org_id,
-            Actor::Subject(who.subject),
-            "vault.delete",
-            "vault",
-            id.to_string(),
-            json!({"vault_id": id.to_string(), "decision": decision.as_str(), "policy_id": decision.policy_id().map(|i| i.to_string())}),
-            ip_of(who),
-        );
+        let audit = AuditRecord::by(who, AuditAction::VaultDelete, AuditResource::Vault(id))
+            .with_details(json!({"vault_id": id.to_string(), "decision": decision.as_str(), "policy_id": decision.policy_id().map(|i| i.to_string())}));
         if !self.store.delete_vault(id, &audit).await? {
             return Err(Error::not_found("vault not found"));
         }
