@@ -337,7 +337,10 @@ mod tests {
         let e = Error::internal(Outer(Inner));
         assert_eq!(e.to_string(), "internal error");
         assert_eq!(chain(&e).len(), 2);
-        assert!(e.source().is_some_and(|s| s.downcast_ref::<Outer>().is_some()));
+        assert!(
+            e.source()
+                .is_some_and(|s| s.downcast_ref::<Outer>().is_some())
+        );
 
         // A message is a cause too: logged, not shown.
         let e = Error::internal("malformed audit head hash");

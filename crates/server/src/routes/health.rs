@@ -160,7 +160,7 @@ pub async fn guard_metrics(
     match access.allows(&req) {
         Ok(()) => next.run(req).await,
         Err(StatusCode::UNAUTHORIZED) => {
-            let mut r = crate::problem::Problem::new(
+            let mut r = crate::problem::ApiError::http(
                 StatusCode::UNAUTHORIZED,
                 "the metrics token is missing or wrong",
             )
@@ -171,12 +171,12 @@ pub async fn guard_metrics(
             );
             r
         }
-        Err(StatusCode::NOT_FOUND) => crate::problem::Problem::new(
+        Err(StatusCode::NOT_FOUND) => crate::problem::ApiError::http(
             StatusCode::NOT_FOUND,
             "metrics are served on their own listen address",
         )
         .into_response(),
-        Err(status) => crate::problem::Problem::new(
+        Err(status) => crate::problem::ApiError::http(
             status,
             "metrics are served to loopback clients only (or configure a metrics token)",
         )
@@ -192,7 +192,7 @@ pub async fn metrics(State(s): State<AppState>) -> Response {
             h.render(),
         )
             .into_response(),
-        None => crate::problem::Problem::new(StatusCode::NOT_FOUND, "metrics are disabled")
+        None => crate::problem::ApiError::http(StatusCode::NOT_FOUND, "metrics are disabled")
             .into_response(),
     }
 }
