@@ -278,6 +278,29 @@ impl Error {
     }
 }
 
+/// An error followed by its causes, joined by `": "` — for a log line, never
+/// for a client: the causes hold the store's and the provider's own words.
+pub struct Chain<'a>(pub &'a (dyn StdError + 'static));
+
+impl fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut next = self.0.source();
+        while let Some(cause) = next {
+            write!(f, ": {cause}")?;
+            next = cause.source();
+        }
+        Ok(())
+    }
+}
+
+impl Error {
+    /// This error and its causes, for a log line ([`Chain`]).
+    pub fn chain(&self) -> Chain<'_> {
+        Chain(self)
+    }
+}
+
 /// Result with a Strongroom [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -340,6 +363,12 @@ mod tests {
         assert!(
             e.source()
                 .is_some_and(|s| s.downcast_ref::<Outer>().is_some())
+        );
+
+        assert_eq!(
+            e.chain().to_string(),
+            "internal error: database unavailable: /var/lib/strongroom/db is read-only: \
+             attempt to write a readonly database"
         );
 
         // A message is a cause too: logged, not shown.

@@ -19,7 +19,7 @@ use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use strongroom_core::Error;
+use strongroom_core::{Chain, Error};
 
 /// The media type of every error body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -131,25 +131,18 @@ impl ErrorReport {
         &self.0
     }
 
-    /// The cause chain, outermost first, joined by `": "`.
+    /// The cause chain, outermost first, joined by `": "` (empty without one).
     pub fn causes(&self) -> impl fmt::Display + '_ {
-        struct Chain<'a>(&'a Error);
-        impl fmt::Display for Chain<'_> {
+        struct Causes<'a>(&'a Error);
+        impl fmt::Display for Causes<'_> {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                let mut next = self.0.source();
-                let mut first = true;
-                while let Some(cause) = next {
-                    if !first {
-                        f.write_str(": ")?;
-                    }
-                    write!(f, "{cause}")?;
-                    first = false;
-                    next = cause.source();
+                match self.0.source() {
+                    Some(cause) => fmt::Display::fmt(&Chain(cause), f),
+                    None => Ok(()),
                 }
-                Ok(())
             }
         }
-        Chain(&self.0)
+        Causes(&self.0)
     }
 }
 
