@@ -159,18 +159,12 @@ pub async fn guard_metrics(
     }
     match access.allows(&req) {
         Ok(()) => next.run(req).await,
-        Err(StatusCode::UNAUTHORIZED) => {
-            let mut r = crate::problem::ApiError::http(
-                StatusCode::UNAUTHORIZED,
-                "the metrics token is missing or wrong",
-            )
-            .into_response();
-            r.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                axum::http::HeaderValue::from_static("Bearer"),
-            );
-            r
-        }
+        // A 401 problem carries `WWW-Authenticate: Bearer`.
+        Err(StatusCode::UNAUTHORIZED) => crate::problem::ApiError::http(
+            StatusCode::UNAUTHORIZED,
+            "the metrics token is missing or wrong",
+        )
+        .into_response(),
         Err(StatusCode::NOT_FOUND) => crate::problem::ApiError::http(
             StatusCode::NOT_FOUND,
             "metrics are served on their own listen address",
