@@ -204,7 +204,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     admin.flush_auth_failures().await;
     checkpointer.abort();
     if let Err(e) = admin.checkpoint_all().await {
-        tracing::warn!(error = %e, "could not sign final audit checkpoints");
+        tracing::warn!(error = %e.chain(), "could not sign final audit checkpoints");
     }
     store.close().await;
     tracing::info!("strongroom stopped");

@@ -185,7 +185,7 @@ impl Engine {
                 }
                 (seen, swept) = (appended, Some(tokio::time::Instant::now()));
                 if let Err(e) = engine.checkpoint_due(policy).await {
-                    tracing::warn!(error = %e, "could not sign audit checkpoints");
+                    tracing::warn!(error = %e.chain(), "could not sign audit checkpoints");
                 }
             }
         })

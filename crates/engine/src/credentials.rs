@@ -65,7 +65,7 @@ impl StoredPepper {
             kek_version: w.kek_version,
             wrapped: B64URL.encode(&w.blob),
         })
-        .map_err(|e| Error::internal(e.to_string()))
+        .map_err(Error::internal)
     }
 }
 

@@ -13,7 +13,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use strongroom_core::{Error, Result};
+use strongroom_core::{Dependency, Error, Result, Unavailable};
 use strongroom_crypto::password::HashMemory;
 use tokio::sync::Semaphore;
 
@@ -67,9 +67,7 @@ impl PasswordWork {
                 Ok(Ok(p)) => p,
                 _ => {
                     metrics::counter!("strongroom_password_work_refused_total").increment(1);
-                    return Err(Error::Unavailable(
-                        "the server is busy checking passwords; retry shortly".into(),
-                    ));
+                    return Err(Unavailable::new(Dependency::PasswordHashing).into());
                 }
             };
         let buffers = self.buffers.clone();
@@ -82,7 +80,7 @@ impl PasswordWork {
             out
         })
         .await
-        .map_err(|e| Error::internal(e.to_string()))
+        .map_err(Error::internal)
     }
 }
 

@@ -170,10 +170,7 @@ impl TokenService {
         let header = serde_json::json!({"alg": "EdDSA", "typ": "JWT", "kid": self.public.kid});
         let mut input = B64URL.encode(header.to_string());
         input.push('.');
-        input.push_str(
-            &B64URL
-                .encode(serde_json::to_vec(&claims).map_err(|e| Error::internal(e.to_string()))?),
-        );
+        input.push_str(&B64URL.encode(serde_json::to_vec(&claims).map_err(Error::internal)?));
         let sig = self.kms.sign(input.as_bytes()).await?;
         input.push('.');
         input.push_str(&B64URL.encode(sig));

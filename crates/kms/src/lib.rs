@@ -94,21 +94,16 @@ pub enum KmsError {
 
 impl From<KmsError> for strongroom_core::Error {
     fn from(e: KmsError) -> Self {
-        use strongroom_core::Error;
+        use strongroom_core::{Dependency, Error};
         match e {
             // A missing key means the stored row can't be opened: to the caller
             // that is the same opaque failure as tampering.
             KmsError::KeyNotFound | KmsError::Integrity => Error::Integrity,
             // The provider's own words (for Cloud KMS, full key resource
-            // names) go to the log; the caller hears a fixed message.
-            KmsError::Unavailable(m) => {
-                tracing::error!(error = %m, "key provider unavailable");
-                Error::Unavailable("the key provider is unavailable".into())
-            }
-            KmsError::Internal(m) => {
-                tracing::error!(error = %m, "key provider error");
-                Error::Internal("key provider error".into())
-            }
+            // names) stay in `source()`, on their way to the log; the caller
+            // hears a fixed message.
+            e @ KmsError::Unavailable(_) => Error::unavailable(Dependency::KeyProvider, e),
+            e @ KmsError::Internal(_) => Error::internal(e),
         }
     }
 }

@@ -1,4 +1,5 @@
-//! Extractors: JSON bodies with problem+json rejections, and the authenticated caller.
+//! Extractors: JSON bodies whose rejections are the API's one error type
+//! ([`ApiError`], problem+json), and the authenticated caller.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -10,14 +11,14 @@ use serde::de::DeserializeOwned;
 use strongroom_core::{Error, Principal};
 
 use crate::AppState;
-use crate::problem::{ApiError, Problem};
+use crate::problem::ApiError;
 
 /// A JSON body. Wrong media type: 415; too large: 413; malformed or mistyped:
 /// 400 naming the field, never echoing a value (it might be a secret).
 pub struct ApiJson<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
-    type Rejection = Problem;
+    type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let ct = req
@@ -33,7 +34,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
                 .trim()
                 .to_ascii_lowercase();
             if essence != "application/json" && !essence.ends_with("+json") {
-                return Err(Problem::new(
+                return Err(ApiError::http(
                     StatusCode::UNSUPPORTED_MEDIA_TYPE,
                     "the request body must be application/json",
                 ));
@@ -42,7 +43,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
         let bytes = Bytes::from_request(req, state).await.map_err(|r| {
             let status = r.status();
             if status == StatusCode::PAYLOAD_TOO_LARGE {
-                Problem::new(
+                ApiError::http(
                     status,
                     format!(
                         "the request body is larger than {} bytes",
@@ -50,14 +51,14 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
                     ),
                 )
             } else {
-                Problem::new(
+                ApiError::http(
                     StatusCode::BAD_REQUEST,
                     "the request body could not be read",
                 )
             }
         })?;
         if ct.is_none() && !bytes.is_empty() {
-            return Err(Problem::new(
+            return Err(ApiError::http(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "the request body must be application/json",
             ));
@@ -70,7 +71,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
 pub struct OptionalJson<T>(pub T);
 
 impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
-    type Rejection = Problem;
+    type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let empty = req
@@ -84,7 +85,7 @@ impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJ
         let (parts, body) = req.into_parts();
         let bytes = Bytes::from_request(Request::from_parts(parts.clone(), body), state)
             .await
-            .map_err(|r| Problem::new(r.status(), "the request body could not be read"))?;
+            .map_err(|r| ApiError::http(r.status(), "the request body could not be read"))?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalJson(T::default()));
         }
@@ -100,18 +101,18 @@ impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJ
 /// Every request body of the API is a JSON object; anything else is refused
 /// before serde sees it (derived deserializers would otherwise fill a struct
 /// from an array, by position).
-pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
         Some(b'{') => {}
         Some(b'[') | Some(b'"') | Some(b'-') | Some(b'0'..=b'9') | Some(b't') | Some(b'f')
         | Some(b'n') => {
-            return Err(Problem::new(
+            return Err(ApiError::http(
                 StatusCode::BAD_REQUEST,
                 "the request body must be a JSON object",
             ));
         }
         _ => {
-            return Err(Problem::new(
+            return Err(ApiError::http(
                 StatusCode::BAD_REQUEST,
                 "the request body is not valid JSON",
             ));
@@ -122,7 +123,10 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
     out.map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        Problem::new(StatusCode::BAD_REQUEST, describe_json_error(&path, &inner))
+        // The serde error is dropped, not kept as a cause: its text quotes the
+        // value sent ("invalid type: string \"…\""), which may be a secret,
+        // and a log is no place for one either.
+        ApiError::http(StatusCode::BAD_REQUEST, describe_json_error(&path, &inner))
     })
 }
 
@@ -190,7 +194,7 @@ impl FromRequestParts<AppState> for Auth {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let missing = || ApiError(Error::Unauthenticated("missing bearer token".into()));
+        let missing = || ApiError::from(Error::Unauthenticated("missing bearer token".into()));
         let value = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -238,13 +242,15 @@ mod tests {
             r#"{"value": "hunter2-secret""#,
             r#"hunter2-secret"#,
         ] {
-            let p = parse_json::<Body>(raw.as_bytes()).unwrap_err();
+            let p = parse_json::<Body>(raw.as_bytes()).unwrap_err().problem();
             assert_eq!(p.status, 400);
             assert!(!p.detail.contains("hunter2"), "{}", p.detail);
         }
-        let p = parse_json::<Body>(br#"{"value": "x", "n": "abc"}"#).unwrap_err();
+        let p = parse_json::<Body>(br#"{"value": "x", "n": "abc"}"#)
+            .unwrap_err()
+            .problem();
         assert!(p.detail.contains("`n`"), "{}", p.detail);
-        let p = parse_json::<Body>(br#"{"n": 1}"#).unwrap_err();
+        let p = parse_json::<Body>(br#"{"n": 1}"#).unwrap_err().problem();
         assert!(p.detail.contains("missing field `value`"), "{}", p.detail);
     }
 }

@@ -2,9 +2,11 @@
 //!
 //! A handler parses (validated types at the boundary), calls one engine
 //! function, and renders. Errors of every kind leave as RFC 7807
-//! `application/problem+json` through [`problem::ApiError`]; a middleware turns
-//! any other error response (unknown route, wrong method, oversized body) into
-//! the same shape.
+//! `application/problem+json` through the one error type,
+//! [`problem::ApiError`] (JSON-body rejections included); a middleware turns
+//! any other error response (unknown route, wrong method) into the same
+//! shape, and another logs the cause behind an error with the request id —
+//! a cause is never rendered.
 #![forbid(unsafe_code)]
 
 pub mod client;
@@ -93,7 +95,7 @@ pub fn router_with_limits(state: AppState, auth_limit: Option<ratelimit::AuthRat
 /// Builds the complete router with the given protections.
 ///
 /// Layers, outermost first: panic guard, request id, tracing, metrics,
-/// problem+json for bare errors, body deadline and draining, client address,
+/// logging the causes of errors, problem+json for bare errors, body deadline and draining, client address,
 /// failed-authentication budget, `/metrics` access, auth-route rate limit,
 /// body size limit, routes.
 pub fn router_with(state: AppState, opts: ServerOptions) -> Router {
@@ -127,6 +129,7 @@ pub fn router_with(state: AppState, opts: ServerOptions) -> Router {
     .layer(axum::middleware::from_fn(
         middleware::problem_for_bare_errors,
     ))
+    .layer(axum::middleware::from_fn(middleware::log_error_causes))
     .layer(axum::middleware::from_fn(middleware::metrics))
     .layer(middleware::trace_layer())
     .layer(middleware::request_id_layers())

@@ -1,5 +1,6 @@
 //! Cross-cutting layers: request ids, tracing, metrics, the guarantee that
-//! every error response is problem+json, and request bodies that arrive in
+//! every error response is problem+json (and that the cause behind one is
+//! logged, never sent), and request bodies that arrive in
 //! bounded time and never leave a connection half-read.
 
 use std::future::Future;
@@ -20,7 +21,7 @@ use tower_http::request_id::{
 };
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
-use crate::problem::{PROBLEM_JSON, Problem};
+use crate::problem::{ApiError, ErrorReport, PROBLEM_JSON};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -83,6 +84,38 @@ pub async fn metrics(req: Request, next: Next) -> Response<Body> {
     resp
 }
 
+/// Logs the cause behind an error response, once, with the request id.
+///
+/// An [`ApiError`] never renders a cause; it leaves an [`ErrorReport`] in the
+/// response's extensions instead. This takes it out (so an outer layer can't
+/// log it again) and logs the client-facing message, the kind and the whole
+/// `source()` chain — the store's or the provider's own words.
+pub async fn log_error_causes(req: Request, next: Next) -> Response<Body> {
+    let request_id = req
+        .extensions()
+        .get::<RequestId>()
+        .and_then(|r| r.header_value().to_str().ok())
+        .unwrap_or("-")
+        .to_owned();
+    let mut resp = next.run(req).await;
+    if let Some(report) = resp.extensions_mut().remove::<ErrorReport>() {
+        let e = report.error();
+        let dependency = match e {
+            strongroom_core::Error::Unavailable(u) => u.dependency().as_str(),
+            _ => "-",
+        };
+        tracing::error!(
+            request_id = %request_id,
+            status = resp.status().as_u16(),
+            kind = e.kind(),
+            dependency,
+            cause = %report.causes(),
+            "{e}"
+        );
+    }
+    resp
+}
+
 /// Rewrites any error response that is not already problem+json (an unknown
 /// route, a wrong method, a rejected extractor) into one.
 pub async fn problem_for_bare_errors(req: Request, next: Next) -> Response<Body> {
@@ -110,7 +143,7 @@ pub async fn problem_for_bare_errors(req: Request, next: Next) -> Response<Body>
         s if s.is_server_error() => "internal error",
         _ => "the request could not be processed",
     };
-    let mut out = Problem::new(status, detail).into_response();
+    let mut out = ApiError::http(status, detail).into_response();
     // Keep headers that matter to clients (Allow, Retry-After, request id).
     for name in [
         header::ALLOW,
@@ -128,7 +161,7 @@ pub async fn problem_for_bare_errors(req: Request, next: Next) -> Response<Body>
 /// A panic becomes an opaque 500; the payload is not echoed (it could hold data).
 pub fn panic_response(_payload: Box<dyn std::any::Any + Send + 'static>) -> Response<Body> {
     tracing::error!("a request handler panicked");
-    Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+    ApiError::http(StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
 }
 
 /// A request body shared between the handler and [`bounded_body`]: the
@@ -269,7 +302,7 @@ pub async fn bounded_body(
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
     if timed_out {
         metrics::counter!("strongroom_request_body_timeouts_total").increment(1);
-        resp = Problem::new(
+        resp = ApiError::http(
             StatusCode::REQUEST_TIMEOUT,
             "the request body did not arrive in time",
         )

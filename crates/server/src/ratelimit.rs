@@ -30,7 +30,7 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use strongroom_engine::auth_failures::client_network;
 
 use crate::client::ClientAddr;
-use crate::problem::Problem;
+use crate::problem::ApiError;
 
 /// Rate-limit settings.
 #[derive(Debug, Clone, Copy)]
@@ -85,9 +85,9 @@ pub fn client_key(req: &Request) -> Option<IpAddr> {
 }
 
 /// A `429` problem with `Retry-After` (whole seconds, at least 1).
-fn too_many(detail: &str, wait: Duration) -> Response<Body> {
+fn too_many(detail: &'static str, wait: Duration) -> Response<Body> {
     let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-    let mut resp = Problem::new(StatusCode::TOO_MANY_REQUESTS, detail).into_response();
+    let mut resp = ApiError::http(StatusCode::TOO_MANY_REQUESTS, detail).into_response();
     resp.headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
     resp

@@ -67,16 +67,17 @@ pub enum StoreError {
 }
 
 impl From<StoreError> for strongroom_core::Error {
+    /// The caller hears a fixed message; the store's own words (paths, driver
+    /// messages) stay in the error's `source()`, for the server to log with
+    /// the request id.
     fn from(e: StoreError) -> Self {
-        use strongroom_core::Error;
+        use strongroom_core::{Dependency, Error};
         match e {
             StoreError::Conflict(m) => Error::Conflict(m),
-            StoreError::Unavailable(m) => {
-                tracing::error!(error = %m, "database unavailable");
-                Error::Unavailable("the database is unavailable".into())
-            }
-            StoreError::Corrupt(m) => Error::Internal(format!("corrupt row: {m}")),
+            e @ StoreError::Unavailable(_) => Error::unavailable(Dependency::Database, e),
+            e @ StoreError::Corrupt(_) => Error::internal(e),
             StoreError::Constraint(m) => {
+                // A 409 carries no cause; the refusal is worth a line of its own.
                 tracing::warn!(error = %m, "a change was refused by a database constraint");
                 Error::Conflict(
                     "the change conflicts with the current state of related data".into(),

@@ -159,24 +159,18 @@ pub async fn guard_metrics(
     }
     match access.allows(&req) {
         Ok(()) => next.run(req).await,
-        Err(StatusCode::UNAUTHORIZED) => {
-            let mut r = crate::problem::Problem::new(
-                StatusCode::UNAUTHORIZED,
-                "the metrics token is missing or wrong",
-            )
-            .into_response();
-            r.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                axum::http::HeaderValue::from_static("Bearer"),
-            );
-            r
-        }
-        Err(StatusCode::NOT_FOUND) => crate::problem::Problem::new(
+        // A 401 problem carries `WWW-Authenticate: Bearer`.
+        Err(StatusCode::UNAUTHORIZED) => crate::problem::ApiError::http(
+            StatusCode::UNAUTHORIZED,
+            "the metrics token is missing or wrong",
+        )
+        .into_response(),
+        Err(StatusCode::NOT_FOUND) => crate::problem::ApiError::http(
             StatusCode::NOT_FOUND,
             "metrics are served on their own listen address",
         )
         .into_response(),
-        Err(status) => crate::problem::Problem::new(
+        Err(status) => crate::problem::ApiError::http(
             status,
             "metrics are served to loopback clients only (or configure a metrics token)",
         )
@@ -192,7 +186,7 @@ pub async fn metrics(State(s): State<AppState>) -> Response {
             h.render(),
         )
             .into_response(),
-        None => crate::problem::Problem::new(StatusCode::NOT_FOUND, "metrics are disabled")
+        None => crate::problem::ApiError::http(StatusCode::NOT_FOUND, "metrics are disabled")
             .into_response(),
     }
 }

@@ -15,7 +15,7 @@ use axum::http::StatusCode;
 use axum::routing::{delete, get, patch, post, put};
 
 use crate::AppState;
-use crate::problem::Problem;
+use crate::problem::ApiError;
 
 pub use agents::*;
 pub use api_keys::*;
@@ -107,6 +107,6 @@ pub fn vault_id(raw: &str) -> crate::problem::ApiResult<strongroom_core::VaultId
 }
 
 /// The answer for unknown routes.
-pub async fn not_found() -> Problem {
-    Problem::new(StatusCode::NOT_FOUND, "no such resource")
+pub async fn not_found() -> ApiError {
+    ApiError::http(StatusCode::NOT_FOUND, "no such resource")
 }
