@@ -100,7 +100,7 @@ pub(super) fn get(path: &Path) -> Result<Arc<Module>, KmsError> {
 fn initialize(ctx: &Pkcs11) -> Result<(), String> {
     match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
         Ok(()) | Err(Error::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => Ok(()),
-        Err(e) => Err(super::describe(&e)),
+        Err(e) => Err(super::session::describe(&e)),
     }
 }
 

@@ -11,8 +11,9 @@ mod secrets;
 mod vaults;
 
 use axum::Router;
-use axum::http::StatusCode;
-use axum::routing::{delete, get, patch, post, put};
+use axum::handler::Handler;
+use axum::http::{Method, StatusCode};
+use axum::routing::{MethodFilter, on};
 
 use crate::AppState;
 use crate::problem::ApiError;
@@ -29,69 +30,134 @@ pub use vaults::*;
 
 /// Every route of the API.
 pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/health", get(health))
-        .route("/v1/health/hsm", get(health_hsm))
-        .route("/metrics", get(metrics))
-        .route("/openapi.json", get(crate::openapi::serve))
-        .route("/v1/auth/signup", post(signup))
-        .route("/v1/auth/token", post(login).delete(revoke_token))
-        .route("/v1/auth/agent-token", post(agent_token))
-        .route("/v1/auth/api-key-token", post(api_key_token))
-        .route("/v1/auth/api-keys", post(create_api_key).get(list_api_keys))
-        .route("/v1/auth/api-keys/{key_id}", delete(delete_api_key))
-        .route("/v1/agents", post(create_agent).get(list_agents))
-        .route("/v1/agents/me", get(agent_me))
-        .route(
-            "/v1/agents/{agent_id}",
-            get(get_agent).patch(update_agent).delete(delete_agent),
+    table().router
+}
+
+/// Every `(method, path)` [`routes`] answers, in axum's path syntax
+/// (`{*path}` for the rest of a secret's path). The OpenAPI test holds it
+/// against `/openapi.json`.
+pub fn operations() -> Vec<(Method, &'static str)> {
+    table().operations
+}
+
+/// The route table: one line per operation, so the router and the list of
+/// operations are the same table and can't disagree.
+fn table() -> Table {
+    Table::default()
+        .op(Method::GET, "/v1/health", health)
+        .op(Method::GET, "/v1/health/hsm", health_hsm)
+        .op(Method::GET, "/metrics", metrics)
+        .op(Method::GET, "/openapi.json", crate::openapi::serve)
+        .op(Method::POST, "/v1/auth/signup", signup)
+        .op(Method::POST, "/v1/auth/token", login)
+        .op(Method::DELETE, "/v1/auth/token", revoke_token)
+        .op(Method::POST, "/v1/auth/agent-token", agent_token)
+        .op(Method::POST, "/v1/auth/api-key-token", api_key_token)
+        .op(Method::POST, "/v1/auth/api-keys", create_api_key)
+        .op(Method::GET, "/v1/auth/api-keys", list_api_keys)
+        .op(Method::DELETE, "/v1/auth/api-keys/{key_id}", delete_api_key)
+        .op(Method::POST, "/v1/agents", create_agent)
+        .op(Method::GET, "/v1/agents", list_agents)
+        .op(Method::GET, "/v1/agents/me", agent_me)
+        .op(Method::GET, "/v1/agents/{agent_id}", get_agent)
+        .op(Method::PATCH, "/v1/agents/{agent_id}", update_agent)
+        .op(Method::DELETE, "/v1/agents/{agent_id}", delete_agent)
+        .op(
+            Method::POST,
+            "/v1/agents/{agent_id}/rotate-key",
+            rotate_agent_key,
         )
-        .route("/v1/agents/{agent_id}/rotate-key", post(rotate_agent_key))
-        .route("/v1/org/members", get(list_members))
-        .route(
-            "/v1/org/members/{user_id}",
-            patch(update_member).delete(remove_member),
-        )
-        .route("/v1/org/invite", post(invite))
-        .route("/v1/org/agent-keys-vault", get(agent_keys_vault))
-        .route("/v1/vaults/{vault_id}/kek/rotate", post(rotate_kek))
-        .route("/v1/vaults/{vault_id}/kek/rewrap", post(rewrap_kek))
-        .route(
+        .op(Method::GET, "/v1/org/members", list_members)
+        .op(Method::PATCH, "/v1/org/members/{user_id}", update_member)
+        .op(Method::DELETE, "/v1/org/members/{user_id}", remove_member)
+        .op(Method::POST, "/v1/org/invite", invite)
+        .op(Method::GET, "/v1/org/agent-keys-vault", agent_keys_vault)
+        .op(Method::POST, "/v1/vaults/{vault_id}/kek/rotate", rotate_kek)
+        .op(Method::POST, "/v1/vaults/{vault_id}/kek/rewrap", rewrap_kek)
+        .op(
+            Method::POST,
             "/v1/vaults/{vault_id}/policies",
-            post(create_policy).get(list_policies),
+            create_policy,
         )
-        .route(
+        .op(Method::GET, "/v1/vaults/{vault_id}/policies", list_policies)
+        .op(
+            Method::PUT,
             "/v1/vaults/{vault_id}/policies/{policy_id}",
-            put(update_policy).delete(delete_policy),
+            update_policy,
         )
-        .route("/v1/auth/me", get(me))
-        .route("/v1/auth/jwt-public-key", get(jwt_public_key))
-        .route("/.well-known/jwks.json", get(jwks))
-        .route("/v1/audit/events", get(audit_events))
-        .route("/v1/audit/verify", get(audit_verify))
-        .route("/v1/vaults", post(create_vault).get(list_vaults))
-        .route("/v1/vaults/{vault_id}", get(get_vault).delete(delete_vault))
-        .route("/v1/vaults/{vault_id}/secrets", get(list_secrets))
-        .route(
+        .op(
+            Method::DELETE,
+            "/v1/vaults/{vault_id}/policies/{policy_id}",
+            delete_policy,
+        )
+        .op(Method::GET, "/v1/auth/me", me)
+        .op(Method::GET, "/v1/auth/jwt-public-key", jwt_public_key)
+        .op(Method::GET, "/.well-known/jwks.json", jwks)
+        .op(Method::GET, "/v1/audit/events", audit_events)
+        .op(Method::GET, "/v1/audit/verify", audit_verify)
+        .op(Method::POST, "/v1/vaults", create_vault)
+        .op(Method::GET, "/v1/vaults", list_vaults)
+        .op(Method::GET, "/v1/vaults/{vault_id}", get_vault)
+        .op(Method::DELETE, "/v1/vaults/{vault_id}", delete_vault)
+        .op(Method::GET, "/v1/vaults/{vault_id}/secrets", list_secrets)
+        .op(
+            Method::GET,
             "/v1/vaults/{vault_id}/secrets/{*path}",
-            get(get_secret).put(put_secret).delete(delete_secret),
+            get_secret,
         )
-        .route(
+        .op(
+            Method::PUT,
+            "/v1/vaults/{vault_id}/secrets/{*path}",
+            put_secret,
+        )
+        .op(
+            Method::DELETE,
+            "/v1/vaults/{vault_id}/secrets/{*path}",
+            delete_secret,
+        )
+        .op(
+            Method::GET,
             "/v1/vaults/{vault_id}/secret-versions/{*path}",
-            get(list_versions),
+            list_versions,
         )
-        .route(
+        .op(
+            Method::GET,
             "/v1/vaults/{vault_id}/secret-version/{*path}",
-            get(get_version),
+            get_version,
         )
-        .route(
+        .op(
+            Method::POST,
             "/v1/vaults/{vault_id}/secret-version-disable/{*path}",
-            post(disable_version),
+            disable_version,
         )
-        .route(
+        .op(
+            Method::POST,
             "/v1/vaults/{vault_id}/secret-rotate/{*path}",
-            post(rotate_secret),
+            rotate_secret,
         )
+}
+
+/// A router being built, and what it has been given.
+#[derive(Default)]
+struct Table {
+    router: Router<AppState>,
+    operations: Vec<(Method, &'static str)>,
+}
+
+impl Table {
+    /// Routes `method` on `path` to `handler` (axum merges the methods of one
+    /// path into one method router, which answers the others with `405`).
+    fn op<H, T>(mut self, method: Method, path: &'static str, handler: H) -> Self
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        let filter = MethodFilter::try_from(method.clone())
+            .unwrap_or_else(|_| panic!("{method} is not a method axum routes"));
+        self.router = self.router.route(path, on(filter, handler));
+        self.operations.push((method, path));
+        self
+    }
 }
 
 /// Parses an id from a URL segment: a UUID of the id type `T`, else 400
