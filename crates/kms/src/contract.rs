@@ -56,6 +56,17 @@ pub async fn run(p: &dyn KeyProvider) -> Vec<(&'static str, CheckResult)> {
     out
 }
 
+/// The checks a provider is known to fail, by its [`KeyProvider::name`], with
+/// the reason documented in `docs/operations/`: Cloud KMS reads the key
+/// version from its own ciphertext, so a wrong recorded KEK version still
+/// unwraps (under the right key and AAD: nothing leaks).
+pub fn known_deviations(provider: &str) -> &'static [&'static str] {
+    match provider {
+        "gcp" => &["wrong_version_fails_closed"],
+        _ => &[],
+    }
+}
+
 /// Runs every check and panics listing the ones that failed (for tests).
 pub async fn assert_all_pass(p: &dyn KeyProvider) {
     assert_all_pass_except(p, &[]).await;

@@ -562,6 +562,14 @@ async fn an_unreachable_endpoint_is_unavailable() {
 /// mismatch of version", kept visible here.
 const GCP_KNOWN_DEVIATIONS: &[&str] = &["wrong_version_fails_closed"];
 
+#[test]
+fn the_deviation_is_declared_where_kms_check_finds_it() {
+    assert_eq!(
+        strongroom_kms::contract::known_deviations("gcp"),
+        GCP_KNOWN_DEVIATIONS
+    );
+}
+
 #[tokio::test]
 async fn keeps_the_key_provider_contract() {
     let (_fake, p) = setup().await;
