@@ -29,7 +29,7 @@ pub async fn policies(s: &dyn Store) {
     )
     .unwrap();
     assert_eq!(
-        s.policy(PolicyId(p1.policy.id)).await.unwrap(),
+        s.policy(p1.policy.id).await.unwrap(),
         Some(p1.clone())
     );
     // Every field set.
@@ -50,7 +50,7 @@ pub async fn policies(s: &dyn Store) {
             .unwrap();
     }
     assert_eq!(
-        s.policy(PolicyId(p2.policy.id)).await.unwrap(),
+        s.policy(p2.policy.id).await.unwrap(),
         Some(p2.clone())
     );
     assert!(s.policy(PolicyId::new()).await.unwrap().is_none());
@@ -104,11 +104,11 @@ pub async fn policies(s: &dyn Store) {
             .unwrap()
     ));
     assert_eq!(
-        s.policy(PolicyId(p1.policy.id)).await.unwrap(),
+        s.policy(p1.policy.id).await.unwrap(),
         Some(u.clone())
     );
     assert_eq!(
-        s.policy(PolicyId(p1.policy.id))
+        s.policy(p1.policy.id)
             .await
             .unwrap()
             .unwrap()
@@ -134,7 +134,7 @@ pub async fn policies(s: &dyn Store) {
             .unwrap()
     );
     assert_eq!(
-        s.policy(PolicyId(p1.policy.id)).await.unwrap(),
+        s.policy(p1.policy.id).await.unwrap(),
         Some(back.clone())
     );
     // Pattern, principal, creator and creation time are not mutable.
@@ -149,7 +149,7 @@ pub async fn policies(s: &dyn Store) {
             .unwrap()
     );
     assert_eq!(
-        s.policy(PolicyId(p1.policy.id)).await.unwrap(),
+        s.policy(p1.policy.id).await.unwrap(),
         Some(back.clone())
     );
 
@@ -171,7 +171,7 @@ pub async fn policies(s: &dyn Store) {
             .unwrap()
     );
     assert_eq!(
-        s.policy(PolicyId(p4.policy.id)).await.unwrap(),
+        s.policy(p4.policy.id).await.unwrap(),
         Some(p4.clone())
     );
 
@@ -180,17 +180,17 @@ pub async fn policies(s: &dyn Store) {
         s,
         org.id,
         1,
-        s.delete_policy(PolicyId(p1.policy.id), &audit(org.id, "policy.delete"))
+        s.delete_policy(p1.policy.id, &audit(org.id, "policy.delete"))
             .await
             .unwrap()
     ));
-    assert!(s.policy(PolicyId(p1.policy.id)).await.unwrap().is_none());
+    assert!(s.policy(p1.policy.id).await.unwrap().is_none());
     assert!(s.policies_for(v.id, &mu).await.unwrap().is_empty());
     assert!(!audited!(
         s,
         org.id,
         0,
-        s.delete_policy(PolicyId(p1.policy.id), &audit(org.id, "policy.delete"))
+        s.delete_policy(p1.policy.id, &audit(org.id, "policy.delete"))
             .await
             .unwrap()
     ));
