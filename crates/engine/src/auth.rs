@@ -521,16 +521,8 @@ impl Engine {
     /// Revokes one of the calling user's keys.
     pub async fn revoke_api_key(&self, who: &Principal, id: ApiKeyId) -> Result<()> {
         let user = Self::require_user(who)?;
-        let audit = AuditRecord::by(
-            who,
-            AuditAction::ApiKeyRevoke,
-            AuditResource::ApiKey(id),
-        );
-        if self
-            .store
-            .revoke_api_key(user, id, &audit)
-            .await?
-        {
+        let audit = AuditRecord::by(who, AuditAction::ApiKeyRevoke, AuditResource::ApiKey(id));
+        if self.store.revoke_api_key(user, id, &audit).await? {
             Ok(())
         } else {
             Err(Error::not_found("API key not found"))

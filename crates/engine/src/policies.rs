@@ -268,12 +268,8 @@ impl Engine {
             m.extend(u.extra);
         }
         row.updated_at = now();
-        let audit = AuditRecord::by(
-            who,
-            AuditAction::PolicyUpdate,
-            AuditResource::Policy(id),
-        )
-        .with_details(audit_details(&row.policy));
+        let audit = AuditRecord::by(who, AuditAction::PolicyUpdate, AuditResource::Policy(id))
+            .with_details(audit_details(&row.policy));
         if !self.store.update_policy(&row, &audit).await? {
             return Err(Error::not_found("policy not found"));
         }
@@ -281,7 +277,12 @@ impl Engine {
     }
 
     /// Deletes a policy.
-    pub async fn delete_policy(&self, who: &Principal, vault_id: VaultId, id: PolicyId) -> Result<()> {
+    pub async fn delete_policy(
+        &self,
+        who: &Principal,
+        vault_id: VaultId,
+        id: PolicyId,
+    ) -> Result<()> {
         let (vault, _) = self
             .vault_for(who, vault_id, Action::ManagePolicies, None)
             .await?;
@@ -293,12 +294,8 @@ impl Engine {
             AuditAction::PolicyDelete,
         )
         .await?;
-        let audit = AuditRecord::by(
-            who,
-            AuditAction::PolicyDelete,
-            AuditResource::Policy(id),
-        )
-        .with_details(audit_details(&row.policy));
+        let audit = AuditRecord::by(who, AuditAction::PolicyDelete, AuditResource::Policy(id))
+            .with_details(audit_details(&row.policy));
         if self.store.delete_policy(id, &audit).await? {
             Ok(())
         } else {

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 use strongroom_core::time_util::now;
-use strongroom_core::{AgentId, ApiKeyId, OrgId, PolicyId, Role, Subject, UserId};
+use strongroom_core::{AgentId, ApiKeyId, OrgId, Role, Subject, UserId};
 use time::Duration;
 
 use super::fixtures::*;
