@@ -30,10 +30,9 @@
 use std::net::IpAddr;
 
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 use crate::policy::{self, Permission, Policy, PolicyOutcome};
-use crate::{Error, OrgId, Principal, Role, SecretPath, Subject, VaultId};
+use crate::{Error, OrgId, PolicyId, Principal, Role, SecretPath, Subject, VaultId};
 
 /// What the caller wants to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,7 +135,7 @@ pub enum PolicyDecision {
     /// reading the agent-keys vault).
     OrgAdmin,
     /// A vault policy granted it.
-    Policy(Uuid),
+    Policy(PolicyId),
     /// The server itself (e.g. storing an agent's identity keys).
     System,
 }
@@ -154,7 +153,7 @@ impl PolicyDecision {
     }
 
     /// The granting policy, if any.
-    pub fn policy_id(&self) -> Option<Uuid> {
+    pub fn policy_id(&self) -> Option<PolicyId> {
         match self {
             PolicyDecision::Policy(id) => Some(*id),
             _ => None,
@@ -170,10 +169,10 @@ pub struct Refusal {
     /// Which rule refused: `org`, `vault_binding`, `scope`, `deny_policy`, `no_grant`.
     pub rule: &'static str,
     /// The deny policy, when one refused.
-    pub policy_id: Option<Uuid>,
+    pub policy_id: Option<PolicyId>,
 }
 
-fn refuse(rule: &'static str, msg: &str, policy_id: Option<Uuid>) -> Refusal {
+fn refuse(rule: &'static str, msg: &str, policy_id: Option<PolicyId>) -> Refusal {
     Refusal {
         error: Error::forbidden(msg),
         rule,
@@ -421,7 +420,7 @@ mod tests {
         priority: i32,
     ) -> Policy {
         Policy {
-            id: Uuid::new_v4(),
+            id: PolicyId(uuid::Uuid::new_v4()),
             vault_id: vault,
             pattern: PathPattern::parse(pattern).unwrap(),
             principal: who,

@@ -85,6 +85,15 @@ impl KekRef {
     }
 }
 
+/// Reads as the stored string (so an `Option<KekRef>` compares with
+/// `as_deref()` like the `Option<String>` it replaced).
+impl std::ops::Deref for KekRef {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
 impl fmt::Debug for KekRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "KekRef({})", self.0)

@@ -256,7 +256,7 @@ impl Engine {
         &self,
         user: &UserRow,
         scopes: Vec<String>,
-        api_key: Option<uuid::Uuid>,
+        api_key: Option<ApiKeyId>,
         ttl: Duration,
     ) -> Result<crate::tokens::IssuedToken> {
         self.tokens
@@ -401,7 +401,7 @@ impl Engine {
                     Subject::User(user.id),
                     ip,
                     AuditAction::AuthSuccess,
-                    AuditResource::ApiKey(ApiKeyId(key.id)),
+                    AuditResource::ApiKey(key.id),
                 )
                 .with_details(AuthDetails {
                     method: "api_key",
@@ -480,7 +480,7 @@ impl Engine {
         for attempt in 0..3 {
             let issued = credentials::issue(PERSONAL_KEY_PREFIX, &self.pepper);
             let row = ApiKeyRow {
-                id: uuid::Uuid::now_v7(),
+                id: ApiKeyId::new(),
                 user_id: user,
                 org_id: who.org_id,
                 name: name.clone(),
@@ -494,7 +494,7 @@ impl Engine {
             let audit = AuditRecord::by(
                 who,
                 AuditAction::ApiKeyCreate,
-                AuditResource::ApiKey(ApiKeyId(row.id)),
+                AuditResource::ApiKey(row.id),
             )
             .with_details(json!({"name": row.name, "key_prefix": row.key_prefix}));
             match self.store.create_api_key(&row, &audit).await {
@@ -519,18 +519,10 @@ impl Engine {
     }
 
     /// Revokes one of the calling user's keys.
-    pub async fn revoke_api_key(&self, who: &Principal, id: uuid::Uuid) -> Result<()> {
+    pub async fn revoke_api_key(&self, who: &Principal, id: ApiKeyId) -> Result<()> {
         let user = Self::require_user(who)?;
-        let audit = AuditRecord::by(
-            who,
-            AuditAction::ApiKeyRevoke,
-            AuditResource::ApiKey(ApiKeyId(id)),
-        );
-        if self
-            .store
-            .revoke_api_key(user, ApiKeyId(id), &audit)
-            .await?
-        {
+        let audit = AuditRecord::by(who, AuditAction::ApiKeyRevoke, AuditResource::ApiKey(id));
+        if self.store.revoke_api_key(user, id, &audit).await? {
             Ok(())
         } else {
             Err(Error::not_found("API key not found"))

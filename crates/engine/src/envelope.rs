@@ -23,13 +23,7 @@ use strongroom_core::{Error, Result};
 use strongroom_crypto::envelope::{self, ENVELOPE_VERSION};
 use strongroom_crypto::{Dek, KekRef, SecretBytes, SecretContext, StoredEnvelope};
 use strongroom_kms::{KeyProvider, KmsError, WrappedDek};
-use strongroom_store::{VaultRow, WrapRow};
-
-/// The KEK new writes to `vault` use. (Vault rows keep the reference as the
-/// stored string; this is the one place it becomes a [`KekRef`].)
-pub(crate) fn vault_kek(vault: &VaultRow) -> KekRef {
-    KekRef::from(vault.kek_ref.as_str())
-}
+use strongroom_store::WrapRow;
 
 /// A DEK as it is stored: wrapped under one version of one KEK. The part of a
 /// [`StoredEnvelope`] that rotation and migration replace (their work lists

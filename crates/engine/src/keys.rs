@@ -17,7 +17,7 @@ use strongroom_kms::{KekRef, KeyProvider};
 use strongroom_store::{Store, VaultRow, WrapChange, WrapRow};
 
 use crate::Engine;
-use crate::envelope::{StoredWrap, rewrap_between, vault_kek};
+use crate::envelope::{StoredWrap, rewrap_between};
 
 /// DEKs rewrapped by one step when the caller names no batch size.
 pub const REWRAP_BATCH_DEFAULT: u32 = 200;
@@ -83,13 +83,13 @@ impl Engine {
         let (mut vault, _) = self
             .vault_for(who, vault_id, Action::ManageKeys, None)
             .await?;
-        let version = self.kms.rotate_kek(&vault_kek(&vault)).await?;
+        let version = self.kms.rotate_kek(&vault.kek_ref).await?;
         vault.kek_version = version;
         let audit = rotation_record(who, &vault, false);
         self.store.set_vault_kek(&vault, Some(&audit)).await?;
         let remaining = self
             .store
-            .count_stale_wraps(vault.id, &vault.kek_ref, version)
+            .count_stale_wraps(vault.id, vault.kek_ref.as_str(), version)
             .await?;
         Ok(RewrapProgress {
             rewrapped: 0,
@@ -112,11 +112,11 @@ impl Engine {
         let batch = batch
             .unwrap_or(REWRAP_BATCH_DEFAULT)
             .clamp(1, REWRAP_BATCH_MAX);
-        let kek = vault_kek(&vault);
+        let kek = vault.kek_ref.clone();
         let mut changes: Vec<WrapChange> = Vec::new();
         for w in self
             .store
-            .stale_wraps(vault.id, &vault.kek_ref, vault.kek_version, batch)
+            .stale_wraps(vault.id, vault.kek_ref.as_str(), vault.kek_version, batch)
             .await?
         {
             changes.push(rewrapped(&*self.kms, &*self.kms, &kek, w).await?);
@@ -144,7 +144,7 @@ impl Engine {
         }
         let remaining = self
             .store
-            .count_stale_wraps(vault.id, &vault.kek_ref, vault.kek_version)
+            .count_stale_wraps(vault.id, vault.kek_ref.as_str(), vault.kek_version)
             .await?;
         Ok(RewrapProgress {
             rewrapped: done,
@@ -183,8 +183,8 @@ impl Migration<'_> {
         let mut n = 0;
         for v in self.store.all_vaults().await? {
             if v.kek_provider != self.target.name() || v.pending_kek_ref.is_some() {
-                let target_ref = v.pending_kek_ref.clone().unwrap_or_default();
-                n += self.store.count_stale_wraps(v.id, &target_ref, 1).await?;
+                let target_ref = v.pending_kek_ref.as_ref().map_or("", KekRef::as_str);
+                n += self.store.count_stale_wraps(v.id, target_ref, 1).await?;
             }
         }
         Ok(n)
@@ -217,10 +217,10 @@ impl Migration<'_> {
     ) -> Result<u64> {
         // Record the target KEK before using it, so an interruption resumes with it.
         let target_ref = match &vault.pending_kek_ref {
-            Some(r) => KekRef::from(r.as_str()),
+            Some(r) => r.clone(),
             None => {
                 let r = self.target.create_kek(&vault.id).await?;
-                vault.pending_kek_ref = Some(r.0.clone());
+                vault.pending_kek_ref = Some(r.clone());
                 self.store.set_vault_kek(&vault, None).await?;
                 r
             }
@@ -230,7 +230,7 @@ impl Migration<'_> {
             // Rows not yet under the target KEK (a new KEK has only version 1).
             let page: Vec<WrapRow> = self
                 .store
-                .stale_wraps(vault.id, &target_ref.0, 1, 500)
+                .stale_wraps(vault.id, target_ref.as_str(), 1, 500)
                 .await?;
             if page.is_empty() {
                 break;
@@ -246,8 +246,7 @@ impl Migration<'_> {
             moved += n;
             progress(n);
         }
-        let old = vault_kek(&vault);
-        vault.kek_ref = target_ref.0.clone();
+        let old = std::mem::replace(&mut vault.kek_ref, target_ref);
         vault.kek_version = 1;
         vault.kek_provider = self.target.name().to_owned();
         vault.pending_kek_ref = None;

@@ -20,7 +20,6 @@ use strongroom_core::time_util::now;
 use strongroom_core::{Error, PolicyId, Principal, Result, Role, Subject, VaultId};
 use strongroom_store::PolicyRow;
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 use crate::{Engine, views};
 
@@ -93,7 +92,7 @@ impl Engine {
         if who.is_org_owner() {
             return Ok(());
         }
-        let resource = || AuditResource::Policy(PolicyId(policy.id));
+        let resource = || AuditResource::Policy(policy.id);
         if policy.principal == who.subject {
             let refused = Err(Error::forbidden(
                 "only an owner may create, change or delete a policy that names yourself",
@@ -158,7 +157,7 @@ impl Engine {
             .check_principal(who, &input.principal_type, &input.principal_id)
             .await?;
         let policy = Policy {
-            id: Uuid::now_v7(),
+            id: PolicyId::new(),
             vault_id: vault.id,
             pattern: PathPattern::parse(&input.secret_path_pattern)?,
             principal,
@@ -190,7 +189,7 @@ impl Engine {
         let audit = AuditRecord::by(
             who,
             AuditAction::PolicyCreate,
-            AuditResource::Policy(PolicyId(row.policy.id)),
+            AuditResource::Policy(row.policy.id),
         )
         .with_details(details);
         self.store.create_policy(&row, &audit).await?;
@@ -210,9 +209,9 @@ impl Engine {
         Ok(rows.into_iter().map(views::Policy::from).collect())
     }
 
-    async fn policy_in(&self, vault_id: VaultId, id: Uuid) -> Result<PolicyRow> {
+    async fn policy_in(&self, vault_id: VaultId, id: PolicyId) -> Result<PolicyRow> {
         self.store
-            .policy(PolicyId(id))
+            .policy(id)
             .await?
             .filter(|p| p.policy.vault_id == vault_id)
             .ok_or_else(|| Error::not_found("policy not found"))
@@ -225,7 +224,7 @@ impl Engine {
         &self,
         who: &Principal,
         vault_id: VaultId,
-        id: Uuid,
+        id: PolicyId,
         u: PolicyUpdate,
     ) -> Result<views::Policy> {
         for immutable in IMMUTABLE_FIELDS {
@@ -269,12 +268,8 @@ impl Engine {
             m.extend(u.extra);
         }
         row.updated_at = now();
-        let audit = AuditRecord::by(
-            who,
-            AuditAction::PolicyUpdate,
-            AuditResource::Policy(PolicyId(id)),
-        )
-        .with_details(audit_details(&row.policy));
+        let audit = AuditRecord::by(who, AuditAction::PolicyUpdate, AuditResource::Policy(id))
+            .with_details(audit_details(&row.policy));
         if !self.store.update_policy(&row, &audit).await? {
             return Err(Error::not_found("policy not found"));
         }
@@ -282,7 +277,12 @@ impl Engine {
     }
 
     /// Deletes a policy.
-    pub async fn delete_policy(&self, who: &Principal, vault_id: VaultId, id: Uuid) -> Result<()> {
+    pub async fn delete_policy(
+        &self,
+        who: &Principal,
+        vault_id: VaultId,
+        id: PolicyId,
+    ) -> Result<()> {
         let (vault, _) = self
             .vault_for(who, vault_id, Action::ManagePolicies, None)
             .await?;
@@ -294,13 +294,9 @@ impl Engine {
             AuditAction::PolicyDelete,
         )
         .await?;
-        let audit = AuditRecord::by(
-            who,
-            AuditAction::PolicyDelete,
-            AuditResource::Policy(PolicyId(id)),
-        )
-        .with_details(audit_details(&row.policy));
-        if self.store.delete_policy(PolicyId(id), &audit).await? {
+        let audit = AuditRecord::by(who, AuditAction::PolicyDelete, AuditResource::Policy(id))
+            .with_details(audit_details(&row.policy));
+        if self.store.delete_policy(id, &audit).await? {
             Ok(())
         } else {
             Err(Error::not_found("policy not found"))

@@ -108,7 +108,6 @@ impl Engine {
         action: AuditAction,
         decision: &PolicyDecision,
     ) -> Result<SecretMeta> {
-        let kek = crate::envelope::vault_kek(vault);
         for _ in 0..WRITE_ATTEMPTS {
             let head = self.store.secret_head(vault.id, path).await?;
             let (secret_id, expected) = head
@@ -122,7 +121,7 @@ impl Engine {
                 path,
                 version,
             };
-            let envelope = self.envelopes.seal(&ctx, &kek, value).await?;
+            let envelope = self.envelopes.seal(&ctx, &vault.kek_ref, value).await?;
             let created_at = now();
             let row = NewSecretVersion {
                 secret_id,

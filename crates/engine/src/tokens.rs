@@ -10,7 +10,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
 use serde::{Deserialize, Serialize};
-use strongroom_core::{Error, OrgId, Principal, Result, Role, Subject, VaultId};
+use strongroom_core::{ApiKeyId, Error, OrgId, Principal, Result, Role, Subject, VaultId};
 use strongroom_kms::{KeyProvider, SigningPublicKey};
 
 const ISSUER: &str = "strongroom";
@@ -60,7 +60,7 @@ pub struct VerifiedToken {
     /// against the store by the engine).
     pub principal: Principal,
     /// The personal API key it was exchanged for.
-    pub api_key: Option<uuid::Uuid>,
+    pub api_key: Option<ApiKeyId>,
     /// The agent token generation it was issued under.
     pub generation: u32,
 }
@@ -79,7 +79,7 @@ pub struct TokenGrant {
     /// Vault binding.
     pub vault_ids: Vec<VaultId>,
     /// The personal API key it was exchanged for.
-    pub api_key_id: Option<uuid::Uuid>,
+    pub api_key_id: Option<ApiKeyId>,
     /// An agent's token generation.
     pub generation: u32,
     /// Lifetime.

@@ -5,7 +5,6 @@ use strongroom_core::audit::{AuditAction, AuditRecord, AuditResource};
 use strongroom_core::authz::{self, Action, VaultKind};
 use strongroom_core::time_util::now;
 use strongroom_core::{Error, Principal, Result, VaultId};
-use strongroom_kms::KekRef;
 use strongroom_store::VaultRow;
 
 use crate::views::Vault;
@@ -51,7 +50,7 @@ impl Engine {
             org_id: who.org_id,
             name,
             description,
-            kek_ref: kek.0.clone(),
+            kek_ref: kek.clone(),
             kek_version: 1,
             kek_provider: self.kms.name().to_owned(),
             pending_kek_ref: None,
@@ -111,7 +110,7 @@ impl Engine {
             return Err(Error::not_found("vault not found"));
         }
         // The rows are gone; destroying the KEK makes any copy of them useless.
-        if let Err(e) = self.kms.destroy_kek(&KekRef(vault.kek_ref)).await {
+        if let Err(e) = self.kms.destroy_kek(&vault.kek_ref).await {
             tracing::error!(error = %e, vault_id = %id, "vault deleted but its KEK could not be destroyed");
         }
         Ok(())

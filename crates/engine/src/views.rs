@@ -16,7 +16,9 @@ use serde_json::Value;
 use strongroom_core::audit::ChainedEvent;
 use strongroom_core::authz::VaultKind;
 use strongroom_core::time_util::from_micros;
-use strongroom_core::{AgentId, OrgId, Role, SecretId, SecretPath, Subject, UserId, VaultId};
+use strongroom_core::{
+    AgentId, ApiKeyId, OrgId, Role, SecretId, SecretPath, Subject, UserId, VaultId,
+};
 use strongroom_store::{AgentRow, ApiKeyRow, InvitationRow, PolicyRow, UserRow, VaultRow};
 use time::OffsetDateTime;
 
@@ -156,7 +158,7 @@ impl From<AgentRow> for Agent {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiKeyInfo {
     /// Id.
-    pub id: uuid::Uuid,
+    pub id: ApiKeyId,
     /// Owner.
     pub user_id: UserId,
     /// Organisation.

@@ -19,7 +19,7 @@ use strongroom_core::{OrgId, PolicyId, Role, SecretPath, Subject, UserId, VaultI
 use strongroom_crypto::SecretContext;
 use strongroom_crypto::password::PasswordParams;
 use strongroom_engine::Admin;
-use strongroom_kms::{KekRef, WrappedDek};
+use strongroom_kms::WrappedDek;
 use strongroom_store::{OrgRow, SignupGate, UserRow};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -562,7 +562,7 @@ async fn deleting_a_vault_with_policies_removes_them_and_shreds_its_key() {
     // What a copy of the database would hold: the KEK reference and a wrapped DEK.
     let id: VaultId = vault.parse().unwrap();
     let store = h.engine.store();
-    let kek = KekRef(store.vault(id).await.unwrap().unwrap().kek_ref);
+    let kek = store.vault(id).await.unwrap().unwrap().kek_ref;
     let path = SecretPath::parse("db/password").unwrap();
     let row = store.version(id, &path, None).await.unwrap().unwrap();
     let wrapped = WrappedDek {

@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 pub use strongroom_core::authz::VaultKind;
-use strongroom_core::{OrgId, Role, SecretId, SecretPath, Subject, UserId, VaultId};
+use strongroom_core::{ApiKeyId, OrgId, Role, SecretId, SecretPath, Subject, UserId, VaultId};
 use time::OffsetDateTime;
 
 /// An organisation.
@@ -57,13 +57,13 @@ pub struct VaultRow {
     /// Description (may be empty).
     pub description: String,
     /// The key provider's handle on the vault's KEK (new versions are wrapped under it).
-    pub kek_ref: String,
+    pub kek_ref: KekRef,
     /// The KEK's newest version.
     pub kek_version: u32,
     /// The key provider holding the KEK (`file`, `pkcs11`, …).
     pub kek_provider: String,
     /// During a key migration, the target KEK (in the target provider).
-    pub pending_kek_ref: Option<String>,
+    pub pending_kek_ref: Option<KekRef>,
     /// Creator; `None` for a vault the server made for itself (stored as `system`).
     pub created_by: Option<Subject>,
     /// What the vault is for; at most one [`VaultKind::AgentKeys`] per organisation.
@@ -257,7 +257,7 @@ impl std::fmt::Debug for AgentRow {
 #[derive(Clone, PartialEq)]
 pub struct ApiKeyRow {
     /// Id.
-    pub id: uuid::Uuid,
+    pub id: ApiKeyId,
     /// Owner.
     pub user_id: UserId,
     /// Organisation.

@@ -4,11 +4,10 @@
 //! names, presence and `null`s are not.
 
 use serde::Serialize;
-use uuid::Uuid;
 
 use super::Attempt;
 use crate::authz::{Action, PolicyDecision};
-use crate::{SecretPath, VaultId};
+use crate::{PolicyId, SecretPath, VaultId};
 
 impl Serialize for Action {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -22,7 +21,7 @@ pub struct Grant {
     /// `vault_creator`, `org_owner`, `org_admin`, `policy` or `system`.
     pub decision: &'static str,
     /// The granting policy.
-    pub policy_id: Option<Uuid>,
+    pub policy_id: Option<PolicyId>,
 }
 
 impl From<&PolicyDecision> for Grant {
@@ -74,7 +73,7 @@ pub struct VaultRefusal<'a> {
     /// The rule that refused.
     pub rule: &'a str,
     /// The deny policy that refused, if one did.
-    pub policy_id: Option<Uuid>,
+    pub policy_id: Option<PolicyId>,
 }
 
 /// An `access.denied` of a read the policy allowed but the secret's state
@@ -136,7 +135,7 @@ mod tests {
     fn typed_details_match_the_json_they_replace() {
         let v = VaultId::new();
         let p = SecretPath::parse("db/password").unwrap();
-        let pol = Uuid::now_v7();
+        let pol = PolicyId::new();
         for d in [PolicyDecision::Policy(pol), PolicyDecision::OrgOwner] {
             let pid = d.policy_id().map(|i| i.to_string());
             same(

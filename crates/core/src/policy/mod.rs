@@ -126,9 +126,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use uuid::Uuid;
 
-use crate::{Error, SecretPath, Subject, VaultId};
+use crate::{Error, PolicyId, SecretPath, Subject, VaultId};
 
 pub use conditions::{Cidr, Conditions, MAX_IP_ALLOWLIST, TimeWindow};
 pub use pattern::PathPattern;
@@ -250,7 +249,7 @@ impl fmt::Display for Effect {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Policy {
     /// Policy id.
-    pub id: Uuid,
+    pub id: PolicyId,
     /// The vault it belongs to (the caller passes one vault's policies).
     pub vault_id: VaultId,
     /// `secret_path_pattern`.
@@ -315,12 +314,12 @@ pub enum PolicyOutcome {
     /// The deciding policy allows.
     Allow {
         /// The deciding policy.
-        policy_id: Uuid,
+        policy_id: PolicyId,
     },
     /// The deciding policy denies.
     Deny {
         /// The deciding policy.
-        policy_id: Uuid,
+        policy_id: PolicyId,
     },
     /// No policy applies.
     NoMatch,

@@ -3,7 +3,9 @@ use serde_json::json;
 use time::macros::datetime;
 
 use super::*;
-use crate::{AgentId, UserId};
+use uuid::Uuid;
+
+use crate::{AgentId, PolicyId, UserId};
 
 const NOW: OffsetDateTime = datetime!(2024-06-12 12:00 UTC);
 
@@ -17,7 +19,7 @@ fn path(s: &str) -> SecretPath {
 /// An unconditional, non-expiring allow at priority 0.
 fn policy(who: Subject, pattern: &str, perms: &[Permission]) -> Policy {
     Policy {
-        id: Uuid::now_v7(),
+        id: PolicyId::new(),
         vault_id: VaultId::new(),
         pattern: PathPattern::parse(pattern).unwrap(),
         principal: who,

@@ -4,6 +4,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
+use strongroom_core::ApiKeyId;
 use strongroom_engine::ApiKeyInfo;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
@@ -115,7 +116,7 @@ pub async fn delete_api_key(
     Auth(p): Auth,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let id = parse_id(&id, "key id")?;
+    let id = parse_id::<ApiKeyId>(&id, "key id")?;
     s.engine.revoke_api_key(&p, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -4,6 +4,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
+use strongroom_core::UserId;
 use strongroom_engine::User;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
@@ -130,7 +131,7 @@ pub async fn update_member(
 ) -> ApiResult<Json<MemberResponse>> {
     Ok(Json(
         s.engine
-            .set_member_role(&p, parse_id(&id, "user id")?, &req.role)
+            .set_member_role(&p, parse_id::<UserId>(&id, "user id")?, &req.role)
             .await?
             .into(),
     ))
@@ -145,7 +146,7 @@ pub async fn remove_member(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     s.engine
-        .remove_member(&p, parse_id(&id, "user id")?)
+        .remove_member(&p, parse_id::<UserId>(&id, "user id")?)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -5,6 +5,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use strongroom_core::PolicyId;
 use strongroom_engine::{NewPolicy, Policy, PolicyUpdate};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
@@ -201,7 +202,12 @@ pub async fn update_policy(
     };
     Ok(Json(
         s.engine
-            .update_policy(&p, vault_id(&vid)?, parse_id(&pid, "policy id")?, u)
+            .update_policy(
+                &p,
+                vault_id(&vid)?,
+                parse_id::<PolicyId>(&pid, "policy id")?,
+                u,
+            )
             .await?
             .into(),
     ))
@@ -216,7 +222,11 @@ pub async fn delete_policy(
     Path((vid, pid)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     s.engine
-        .delete_policy(&p, vault_id(&vid)?, parse_id(&pid, "policy id")?)
+        .delete_policy(
+            &p,
+            vault_id(&vid)?,
+            parse_id::<PolicyId>(&pid, "policy id")?,
+        )
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

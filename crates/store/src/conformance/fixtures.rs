@@ -4,7 +4,9 @@ use serde_json::json;
 use strongroom_core::audit::{Actor, AuditRecord};
 use strongroom_core::policy::{Conditions, Effect, PathPattern, Permission, Policy};
 use strongroom_core::time_util::now;
-use strongroom_core::{AgentId, OrgId, Role, SecretId, SecretPath, Subject, UserId, VaultId};
+use strongroom_core::{
+    AgentId, ApiKeyId, OrgId, PolicyId, Role, SecretId, SecretPath, Subject, UserId, VaultId,
+};
 use time::Duration;
 use uuid::Uuid;
 
@@ -179,7 +181,7 @@ pub(super) fn agent_row(org: &OrgRow, by: &UserRow, prefix: &str) -> AgentRow {
 
 pub(super) fn api_key_row(user: &UserRow, prefix: &str) -> ApiKeyRow {
     ApiKeyRow {
-        id: Uuid::now_v7(),
+        id: ApiKeyId::new(),
         user_id: user.id,
         org_id: user.org_id,
         name: format!("key-{prefix}"),
@@ -195,7 +197,7 @@ pub(super) fn api_key_row(user: &UserRow, prefix: &str) -> ApiKeyRow {
 pub(super) fn policy_row(v: &VaultRow, who: Subject, pattern: &str) -> PolicyRow {
     PolicyRow {
         policy: Policy {
-            id: Uuid::now_v7(),
+            id: PolicyId::new(),
             vault_id: v.id,
             pattern: PathPattern::parse(pattern).unwrap(),
             principal: who,

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 use strongroom_core::time_util::now;
-use strongroom_core::{AgentId, ApiKeyId, OrgId, PolicyId, Role, Subject, UserId};
+use strongroom_core::{AgentId, ApiKeyId, OrgId, Role, Subject, UserId};
 use time::Duration;
 
 use super::fixtures::*;
@@ -398,7 +398,7 @@ pub async fn delete_user_cascade(s: &dyn Store) {
                 .is_none()
         );
     }
-    assert!(s.policy(PolicyId(p_m.policy.id)).await.unwrap().is_none());
+    assert!(s.policy(p_m.policy.id).await.unwrap().is_none());
     assert!(
         s.policies_for(v.id, &Subject::User(m.id))
             .await
@@ -859,12 +859,12 @@ pub async fn api_keys(s: &dyn Store) {
         s,
         org.id,
         0,
-        s.revoke_api_key(m.id, ApiKeyId(k1.id), &audit(org.id, "key.revoke"))
+        s.revoke_api_key(m.id, k1.id, &audit(org.id, "key.revoke"))
             .await
             .unwrap()
     ));
     assert!(
-        !s.revoke_api_key(owner2.id, ApiKeyId(k1.id), &audit(org2.id, "key.revoke"))
+        !s.revoke_api_key(owner2.id, k1.id, &audit(org2.id, "key.revoke"))
             .await
             .unwrap()
     );
@@ -884,7 +884,7 @@ pub async fn api_keys(s: &dyn Store) {
         s,
         org.id,
         1,
-        s.revoke_api_key(owner.id, ApiKeyId(k1.id), &audit(org.id, "key.revoke"))
+        s.revoke_api_key(owner.id, k1.id, &audit(org.id, "key.revoke"))
             .await
             .unwrap()
     ));

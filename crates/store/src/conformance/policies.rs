@@ -28,10 +28,7 @@ pub async fn policies(s: &dyn Store) {
         s.create_policy(&p1, &audit(org.id, "policy.create")).await
     )
     .unwrap();
-    assert_eq!(
-        s.policy(PolicyId(p1.policy.id)).await.unwrap(),
-        Some(p1.clone())
-    );
+    assert_eq!(s.policy(p1.policy.id).await.unwrap(), Some(p1.clone()));
     // Every field set.
     let mut p2 = policy_row(&v, ag, "**/password");
     p2.policy.permissions = vec![Permission::Read, Permission::Write, Permission::Delete];
@@ -49,10 +46,7 @@ pub async fn policies(s: &dyn Store) {
             .await
             .unwrap();
     }
-    assert_eq!(
-        s.policy(PolicyId(p2.policy.id)).await.unwrap(),
-        Some(p2.clone())
-    );
+    assert_eq!(s.policy(p2.policy.id).await.unwrap(), Some(p2.clone()));
     assert!(s.policy(PolicyId::new()).await.unwrap().is_none());
     assert!(is_conflict(
         s.create_policy(&p1, &audit(org.id, "policy.create")).await
@@ -103,12 +97,9 @@ pub async fn policies(s: &dyn Store) {
             .await
             .unwrap()
     ));
+    assert_eq!(s.policy(p1.policy.id).await.unwrap(), Some(u.clone()));
     assert_eq!(
-        s.policy(PolicyId(p1.policy.id)).await.unwrap(),
-        Some(u.clone())
-    );
-    assert_eq!(
-        s.policy(PolicyId(p1.policy.id))
+        s.policy(p1.policy.id)
             .await
             .unwrap()
             .unwrap()
@@ -133,10 +124,7 @@ pub async fn policies(s: &dyn Store) {
             .await
             .unwrap()
     );
-    assert_eq!(
-        s.policy(PolicyId(p1.policy.id)).await.unwrap(),
-        Some(back.clone())
-    );
+    assert_eq!(s.policy(p1.policy.id).await.unwrap(), Some(back.clone()));
     // Pattern, principal, creator and creation time are not mutable.
     let mut fixed = back.clone();
     fixed.policy.pattern = PathPattern::parse("**").unwrap();
@@ -148,10 +136,7 @@ pub async fn policies(s: &dyn Store) {
             .await
             .unwrap()
     );
-    assert_eq!(
-        s.policy(PolicyId(p1.policy.id)).await.unwrap(),
-        Some(back.clone())
-    );
+    assert_eq!(s.policy(p1.policy.id).await.unwrap(), Some(back.clone()));
 
     // Unknown policy, or a policy named under the wrong vault: false.
     assert!(!audited!(
@@ -170,27 +155,24 @@ pub async fn policies(s: &dyn Store) {
             .await
             .unwrap()
     );
-    assert_eq!(
-        s.policy(PolicyId(p4.policy.id)).await.unwrap(),
-        Some(p4.clone())
-    );
+    assert_eq!(s.policy(p4.policy.id).await.unwrap(), Some(p4.clone()));
 
     // Delete: true once, then false.
     assert!(audited!(
         s,
         org.id,
         1,
-        s.delete_policy(PolicyId(p1.policy.id), &audit(org.id, "policy.delete"))
+        s.delete_policy(p1.policy.id, &audit(org.id, "policy.delete"))
             .await
             .unwrap()
     ));
-    assert!(s.policy(PolicyId(p1.policy.id)).await.unwrap().is_none());
+    assert!(s.policy(p1.policy.id).await.unwrap().is_none());
     assert!(s.policies_for(v.id, &mu).await.unwrap().is_empty());
     assert!(!audited!(
         s,
         org.id,
         0,
-        s.delete_policy(PolicyId(p1.policy.id), &audit(org.id, "policy.delete"))
+        s.delete_policy(p1.policy.id, &audit(org.id, "policy.delete"))
             .await
             .unwrap()
     ));

@@ -1,6 +1,6 @@
 //! Cases of [`VaultKeyStore`]: vaults, system vaults, KEK references and rewraps.
 
-use strongroom_core::{PolicyId, SecretId, SecretPath, Subject, VaultId};
+use strongroom_core::{SecretId, SecretPath, Subject, VaultId};
 
 use super::fixtures::*;
 use crate::*;
@@ -156,7 +156,7 @@ pub async fn vaults(s: &dyn Store) {
         .unwrap()
     );
     assert!(s.vault(v1.id).await.unwrap().is_none());
-    assert!(s.policy(PolicyId(p1.policy.id)).await.unwrap().is_none());
+    assert!(s.policy(p1.policy.id).await.unwrap().is_none());
     assert!(s.list_policies(v1.id).await.unwrap().is_empty());
     assert!(
         s.policies_for(v1.id, &Subject::User(owner.id))

@@ -145,10 +145,10 @@ impl FromRow for VaultRow {
             org_id: parse(r, "org_id")?,
             name: get(r, "name")?,
             description: get(r, "description")?,
-            kek_ref: get(r, "kek_ref")?,
+            kek_ref: KekRef(get(r, "kek_ref")?),
             kek_version: u32_col(r, "kek_version")?,
             kek_provider: get(r, "kek_provider")?,
-            pending_kek_ref: get(r, "pending_kek_ref")?,
+            pending_kek_ref: get::<Option<String>>(r, "pending_kek_ref")?.map(KekRef),
             created_by,
             kind: VaultKind::parse(&kind)
                 .ok_or_else(|| StoreError::Corrupt("vaults.kind".into()))?,

@@ -28,10 +28,10 @@ impl VaultKeyStore for SqliteStore {
                         v.org_id.to_string(),
                         v.name,
                         v.description,
-                        v.kek_ref,
+                        v.kek_ref.as_str(),
                         v.kek_version as i64,
                         v.kek_provider,
-                        v.pending_kek_ref,
+                        v.pending_kek_ref.as_ref().map(KekRef::as_str),
                         vault_creator(v.created_by),
                         v.kind.as_str(),
                         to_micros(v.created_at)
@@ -119,10 +119,10 @@ impl VaultKeyStore for SqliteStore {
                     tx,
                     "UPDATE vaults SET kek_ref = ?, kek_version = ?, kek_provider = ?, pending_kek_ref = ? WHERE id = ?",
                     params![
-                        v.kek_ref,
+                        v.kek_ref.as_str(),
                         v.kek_version as i64,
                         v.kek_provider,
-                        v.pending_kek_ref,
+                        v.pending_kek_ref.as_ref().map(KekRef::as_str),
                         v.id.to_string()
                     ],
                 )?;
