@@ -133,6 +133,83 @@ impl PartialEq for Cause {
 
 impl Eq for Cause {}
 
+/// What a store's or a key provider's error says: a message naming what was
+/// being done (a context, never a secret value), and the error underneath when
+/// there is one (a driver, device or I/O error), kept whole.
+///
+/// Its `Display` is the message alone; the error underneath is reached through
+/// the owning error's [`std::error::Error::source`] (see [`Reason::cause`]), so
+/// a [`Chain`] shows it once and a log line keeps the driver's own type.
+#[derive(Clone, Debug)]
+pub struct Reason {
+    context: std::borrow::Cow<'static, str>,
+    cause: Option<Cause>,
+}
+
+impl Reason {
+    /// Only a message: nothing underneath.
+    pub fn new(context: impl Into<std::borrow::Cow<'static, str>>) -> Self {
+        Reason {
+            context: context.into(),
+            cause: None,
+        }
+    }
+
+    /// A message and the error underneath it.
+    pub fn because(
+        context: impl Into<std::borrow::Cow<'static, str>>,
+        cause: impl Into<Box<dyn StdError + Send + Sync + 'static>>,
+    ) -> Self {
+        Reason {
+            context: context.into(),
+            cause: Some(Cause::new(cause)),
+        }
+    }
+
+    /// Only the error underneath: it says everything there is to say.
+    pub fn of(cause: impl Into<Box<dyn StdError + Send + Sync + 'static>>) -> Self {
+        Reason::because("", cause)
+    }
+
+    /// The message (empty for [`Reason::of`]).
+    pub fn context(&self) -> &str {
+        &self.context
+    }
+
+    /// The error underneath, for the owning error's `source()`.
+    pub fn cause(&self) -> Option<&(dyn StdError + 'static)> {
+        self.cause.as_ref().map(|c| c.get() as &(dyn StdError + 'static))
+    }
+
+    /// Writes `prefix`, then `": "` and the message when there is one: the
+    /// `Display` of an error that holds this reason.
+    pub fn fmt_after(&self, prefix: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(prefix)?;
+        if !self.context.is_empty() {
+            write!(f, ": {}", self.context)?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.context)
+    }
+}
+
+impl From<String> for Reason {
+    fn from(m: String) -> Self {
+        Reason::new(m)
+    }
+}
+
+impl From<&'static str> for Reason {
+    fn from(m: &'static str) -> Self {
+        Reason::new(m)
+    }
+}
+
 /// A `503`: which [`Dependency`] failed, and (when something underneath
 /// said why) the cause, for the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
