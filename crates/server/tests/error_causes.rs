@@ -75,7 +75,7 @@ impl Flaky {
         if self.down.load(Ordering::SeqCst) {
             return Err(KmsError::Unavailable(format!(
                 "{RESOURCE}: deadline exceeded"
-            )));
+            ).into()));
         }
         Ok(())
     }
@@ -339,7 +339,7 @@ fn a_store_error_stays_the_source_of_the_engine_error() {
         .expect("the StoreError itself");
     assert!(store.to_string().contains("/var/lib/strongroom"));
 
-    let e = strongroom_core::Error::from(KmsError::Internal(format!("{RESOURCE}: denied")));
+    let e = strongroom_core::Error::from(KmsError::Internal(format!("{RESOURCE}: denied").into()));
     assert_eq!(e.to_string(), "internal error");
     let source = std::error::Error::source(&e).expect("a cause");
     assert!(source.downcast_ref::<KmsError>().is_some());

@@ -36,8 +36,8 @@ impl Flaky {
         match self.mode.load(Ordering::SeqCst) {
             UNAVAILABLE => Err(KmsError::Unavailable(format!(
                 "{RESOURCE}: deadline exceeded"
-            ))),
-            BROKEN => Err(KmsError::Internal(format!("{RESOURCE}: permission denied"))),
+            ).into())),
+            BROKEN => Err(KmsError::Internal(format!("{RESOURCE}: permission denied").into())),
             _ => Ok(()),
         }
     }

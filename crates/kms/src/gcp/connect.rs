@@ -58,7 +58,7 @@ impl GcpKmsProvider {
         let client = builder
             .build()
             .await
-            .map_err(|e| KmsError::Internal(format!("building the Cloud KMS client: {e}")))?;
+            .map_err(|e| KmsError::Internal(format!("building the Cloud KMS client: {e}").into()))?;
         let ring = cfg.key_ring_name();
         let ed25519 = fetch_public_key(&client, &cfg, cfg.max_retries).await?;
         let public = SigningPublicKey {
@@ -84,9 +84,9 @@ impl GcpKmsProvider {
 /// users can read it.
 fn service_account_credentials(path: &std::path::Path) -> Result<Credentials, KmsError> {
     let text = zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
-        KmsError::Internal(format!(
-            "[kms.gcp] credentials_file {}: {e}",
-            path.display()
+        KmsError::Internal(crate::Reason::because(
+            format!("[kms.gcp] credentials_file {}", path.display()),
+            e,
         ))
     })?);
     crate::root_key::warn_if_loose(path);
@@ -94,7 +94,7 @@ fn service_account_credentials(path: &std::path::Path) -> Result<Credentials, Km
         KmsError::Internal(format!(
             "[kms.gcp] credentials_file {} is not JSON",
             path.display()
-        ))
+        ).into())
     })?;
     if json.get("type").and_then(|t| t.as_str()) != Some("service_account") {
         return Err(KmsError::Internal(format!(
@@ -102,7 +102,7 @@ fn service_account_credentials(path: &std::path::Path) -> Result<Credentials, Km
              (\"type\": \"service_account\"); for other credential types use \
              GOOGLE_APPLICATION_CREDENTIALS",
             path.display()
-        )));
+        ).into()));
     }
     google_cloud_auth::credentials::service_account::Builder::new(json)
         .build()
@@ -110,6 +110,6 @@ fn service_account_credentials(path: &std::path::Path) -> Result<Credentials, Km
             KmsError::Internal(format!(
                 "[kms.gcp] credentials_file {}: {e}",
                 path.display()
-            ))
+            ).into())
         })
 }

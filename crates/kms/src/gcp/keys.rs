@@ -77,7 +77,7 @@ impl GcpKmsProvider {
                 return Err(KmsError::Unavailable(format!(
                     "Cloud KMS is still generating {}",
                     version.name
-                )));
+                ).into()));
             }
             tokio::time::sleep(std::time::Duration::from_millis(250)).await;
             let name = version.name.clone();
@@ -96,7 +96,7 @@ impl GcpKmsProvider {
             return Err(KmsError::Internal(format!(
                 "Cloud KMS created {} in state {:?}, not ENABLED",
                 version.name, version.state
-            )));
+            ).into()));
         }
         Ok(version)
     }
@@ -130,7 +130,7 @@ impl GcpKmsProvider {
                         "the key ring {} does not exist (or the service account can't see it); \
                          create it first, see docs/operations/gcp-kms.md",
                         self.ring
-                    )),
+                    ).into()),
                     ..Mapping::default()
                 },
                 || {
@@ -174,7 +174,7 @@ impl GcpKmsProvider {
             return Err(KmsError::Internal(format!(
                 "Cloud KMS created {:?} with purpose {:?}, expected {name} for ENCRYPT_DECRYPT",
                 created.name, created.purpose
-            )));
+            ).into()));
         }
         tracing::info!(kek = %name, vault = %vault_id, "created a KEK in Cloud KMS");
         Ok(KekRef(name))
@@ -189,7 +189,7 @@ impl GcpKmsProvider {
                 return Err(KmsError::Internal(format!(
                     "Cloud KMS created {:?}, not a version of {}",
                     version.name, kek.0
-                )));
+                ).into()));
             }
         };
         let updated = self
@@ -207,7 +207,7 @@ impl GcpKmsProvider {
             return Err(KmsError::Internal(format!(
                 "Cloud KMS did not make {} the primary version of {}",
                 version.name, kek.0
-            )));
+            ).into()));
         }
         tracing::info!(kek = %kek.0, version = number, "rotated a KEK in Cloud KMS");
         Ok(number)
@@ -223,7 +223,7 @@ impl GcpKmsProvider {
                     "{} has more than {} versions; destroy them with gcloud",
                     kek.0,
                     MAX_LIST_PAGES * LIST_PAGE_SIZE as usize
-                )));
+                ).into()));
             }
             let token = page_token.clone();
             let resp = self

@@ -39,7 +39,7 @@ pub(super) async fn fetch_public_key(
             Mapping {
                 not_found: KmsError::Internal(format!(
                     "[kms.gcp] signing_key_version {name} does not exist"
-                )),
+                ).into()),
                 ..Mapping::default()
             },
         )
@@ -48,10 +48,10 @@ pub(super) async fn fetch_public_key(
         return Err(KmsError::Internal(format!(
             "[kms.gcp] signing_key_version {name} is {:?}, not EC_SIGN_ED25519",
             key.algorithm
-        )));
+        ).into()));
     }
     integrity::ed25519_from_spki_pem(&key.pem)
-        .map_err(|m| KmsError::Internal(format!("[kms.gcp] signing_key_version {name}: {m}")))
+        .map_err(|m| KmsError::Internal(format!("[kms.gcp] signing_key_version {name}: {m}").into()))
 }
 
 impl GcpKmsProvider {
@@ -65,7 +65,7 @@ impl GcpKmsProvider {
             call::SIGN,
             name,
             Mapping {
-                not_found: KmsError::Internal(format!("the signing key {name} no longer exists")),
+                not_found: KmsError::Internal(format!("the signing key {name} no longer exists").into()),
                 ..Mapping::default()
             },
             || async {

@@ -74,7 +74,7 @@ impl Pkcs11Config {
     }
 
     pub(super) fn validate(&self) -> Result<(), KmsError> {
-        let bad = |m: &str| Err(KmsError::Internal(format!("pkcs11 configuration: {m}")));
+        let bad = |m: &str| Err(KmsError::Internal(format!("pkcs11 configuration: {m}").into()));
         if self.token_label.is_empty() || self.token_label.len() > 32 {
             return bad("token_label must be 1 to 32 bytes (the PKCS#11 label field)");
         }
@@ -101,9 +101,9 @@ impl Pkcs11Config {
         }
         if let Some(path) = &self.pin_file {
             let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
-                KmsError::Internal(format!(
-                    "reading the PKCS#11 pin_file {}: {e}",
-                    path.display()
+                KmsError::Internal(crate::Reason::because(
+                    format!("reading the PKCS#11 pin_file {}", path.display()),
+                    e,
                 ))
             })?);
             crate::root_key::warn_if_loose(path);
@@ -112,7 +112,7 @@ impl Pkcs11Config {
                 return Err(KmsError::Internal(format!(
                     "the PKCS#11 pin_file {} is empty",
                     path.display()
-                )));
+                ).into()));
             }
             return Ok(AuthPin::new(pin.into()));
         }
@@ -123,7 +123,7 @@ impl Pkcs11Config {
             }
             _ => Err(KmsError::Internal(format!(
                 "no PKCS#11 user PIN: set pin_file, or the {PIN_ENV} environment variable"
-            ))),
+            ).into())),
         }
     }
 }

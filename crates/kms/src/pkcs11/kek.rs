@@ -121,7 +121,7 @@ impl Inner {
                 return Err(KmsError::Internal(format!(
                     "the token returned {} bytes of AES-GCM output for a 32-byte DEK",
                     ct.len()
-                )));
+                ).into()));
             }
             let mut blob = Vec::with_capacity(BLOB_LEN);
             blob.extend_from_slice(&iv);
@@ -150,7 +150,9 @@ impl Inner {
                     c.decrypt(h, iv, data, aad)
                 })?
                 .map_err(|e| match &e {
-                    _ if is_lost_err(&e) => KmsError::Unavailable(describe(&e)),
+                    _ if is_lost_err(&e) => {
+                        KmsError::Unavailable(crate::Reason::because("unwrapping a DEK", e))
+                    }
                     // A failed tag or AAD check (SoftHSM: CKR_GENERAL_ERROR), or any
                     // other complaint about the data: never retried.
                     CkError::Pkcs11(_, Function::Decrypt) => KmsError::Integrity,
@@ -201,7 +203,7 @@ impl Inner {
                 return Err(KmsError::Internal(format!(
                     "{} objects of the KEK are still on the token after destroying it",
                     left.len()
-                )));
+                ).into()));
             }
             Ok(())
         })

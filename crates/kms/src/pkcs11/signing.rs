@@ -53,13 +53,13 @@ impl Ctx<'_> {
             [] => Err(match self.token_check() {
                 Ok(()) => KmsError::Internal(format!(
                     "the signing key '{label}' is missing from the token"
-                )),
+                ).into()),
                 Err(m) => KmsError::Unavailable(m),
             }),
             many => Err(KmsError::Internal(format!(
                 "{} private keys on the token are labelled '{label}'",
                 many.len()
-            ))),
+            ).into())),
         }
     }
 
@@ -79,7 +79,7 @@ impl Ctx<'_> {
             return Err(KmsError::Internal(format!(
                 "the token returned a {}-byte Ed25519 signature",
                 sig.len()
-            )));
+            ).into()));
         }
         Ok(sig)
     }
@@ -138,7 +138,7 @@ impl Ctx<'_> {
                     return Err(KmsError::Internal(format!(
                         "the key labelled '{}' on the token is not an Ed25519 key",
                         self.inner.signing_key_label
-                    )));
+                    ).into()));
                 }
                 self.conn().signing = Some(*private);
                 *public
@@ -150,7 +150,7 @@ impl Ctx<'_> {
                     p.len(),
                     q.len(),
                     self.inner.signing_key_label
-                )));
+                ).into()));
             }
         };
         let attrs = self
