@@ -255,6 +255,64 @@ impl fmt::Display for Unavailable {
     }
 }
 
+/// A `409`: the message the caller sees and, when the refusal came from
+/// underneath (a rule of the database's schema), the cause, for the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conflict {
+    message: String,
+    cause: Option<Cause>,
+}
+
+impl Conflict {
+    /// A conflict the engine found; nothing underneath.
+    pub fn new(message: impl Into<String>) -> Self {
+        Conflict {
+            message: message.into(),
+            cause: None,
+        }
+    }
+
+    /// A conflict with `message` for the caller, because of `cause` (logged,
+    /// never shown).
+    pub fn because(
+        message: impl Into<String>,
+        cause: impl Into<Box<dyn StdError + Send + Sync + 'static>>,
+    ) -> Self {
+        Conflict {
+            message: message.into(),
+            cause: Some(Cause::new(cause)),
+        }
+    }
+
+    /// What the caller is told.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Why, when something underneath said.
+    pub fn cause(&self) -> Option<&Cause> {
+        self.cause.as_ref()
+    }
+}
+
+impl fmt::Display for Conflict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl From<String> for Conflict {
+    fn from(m: String) -> Self {
+        Conflict::new(m)
+    }
+}
+
+impl From<&str> for Conflict {
+    fn from(m: &str) -> Self {
+        Conflict::new(m)
+    }
+}
+
 /// A Strongroom error. Each variant corresponds to one class of HTTP status.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -267,8 +325,9 @@ pub enum Error {
     Forbidden(String),
     /// The object does not exist, or the caller may not know it exists (404).
     NotFound(String),
-    /// The request conflicts with the current state (409).
-    Conflict(String),
+    /// The request conflicts with the current state (409). A refusal by the
+    /// database's schema keeps the store's error as the cause, for the log.
+    Conflict(Conflict),
     /// The object existed but can no longer be served (410).
     Gone(GoneReason),
     /// Stored ciphertext or a wrapped key failed authentication (500).
@@ -288,8 +347,8 @@ impl fmt::Display for Error {
             Error::Invalid(m)
             | Error::Unauthenticated(m)
             | Error::Forbidden(m)
-            | Error::NotFound(m)
-            | Error::Conflict(m) => f.write_str(m),
+            | Error::NotFound(m) => f.write_str(m),
+            Error::Conflict(c) => fmt::Display::fmt(c, f),
             Error::Gone(reason) => fmt::Display::fmt(reason, f),
             Error::Integrity => f.write_str("stored data failed its integrity check"),
             Error::Unavailable(u) => fmt::Display::fmt(u, f),
@@ -303,6 +362,7 @@ impl StdError for Error {
         match self {
             Error::Unavailable(u) => u.cause().map(|c| c.get() as &(dyn StdError + 'static)),
             Error::Internal(c) => Some(c.get()),
+            Error::Conflict(c) => c.cause().map(|c| c.get() as &(dyn StdError + 'static)),
             _ => None,
         }
     }

@@ -96,21 +96,17 @@ impl From<StoreError> for strongroom_core::Error {
     /// messages) stay in the error's `source()`, for the server to log with
     /// the request id.
     fn from(e: StoreError) -> Self {
-        use strongroom_core::{Dependency, Error};
+        use strongroom_core::{Conflict, Dependency, Error};
         match e {
-            StoreError::Conflict(m) => Error::Conflict(m),
+            StoreError::Conflict(m) => Error::Conflict(m.into()),
             e @ StoreError::Unavailable(_) => Error::unavailable(Dependency::Database, e),
             e @ StoreError::Corrupt(_) => Error::internal(e),
-            e @ StoreError::Constraint(_) => {
-                // A 409 carries no cause; the refusal is worth a line of its own.
-                tracing::warn!(
-                    error = %strongroom_core::Chain(&e),
-                    "a change was refused by a database constraint"
-                );
-                Error::Conflict(
-                    "the change conflicts with the current state of related data".into(),
-                )
-            }
+            // The caller hears that the change conflicts; which rule refused
+            // it (SQLite's words) is the cause, logged with the request id.
+            e @ StoreError::Constraint(_) => Error::Conflict(Conflict::because(
+                "the change conflicts with the current state of related data",
+                e,
+            )),
         }
     }
 }
