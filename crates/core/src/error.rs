@@ -181,6 +181,25 @@ impl Reason {
         self.cause.as_ref().map(|c| c.get() as &(dyn StdError + 'static))
     }
 
+    /// The message and the errors under it, joined by `": "` — for a log
+    /// line, never for a client.
+    pub fn chain(&self) -> impl fmt::Display + '_ {
+        struct Full<'a>(&'a Reason);
+        impl fmt::Display for Full<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0.context)?;
+                if let Some(c) = self.0.cause() {
+                    if !self.0.context.is_empty() {
+                        f.write_str(": ")?;
+                    }
+                    fmt::Display::fmt(&Chain(c), f)?;
+                }
+                Ok(())
+            }
+        }
+        Full(self)
+    }
+
     /// Writes `prefix`, then `": "` and the message when there is one: the
     /// `Display` of an error that holds this reason.
     pub fn fmt_after(&self, prefix: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {

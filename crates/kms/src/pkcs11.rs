@@ -228,8 +228,8 @@ impl KeyProvider for Pkcs11Provider {
             .await;
         match r {
             Ok(()) => ProviderHealth::Healthy,
-            Err(KmsError::Unavailable(m)) => ProviderHealth::Unavailable(m),
-            Err(e) => ProviderHealth::Unavailable(e.to_string()),
+            Err(KmsError::Unavailable(m)) => ProviderHealth::Unavailable(m.chain().to_string()),
+            Err(e) => ProviderHealth::Unavailable(strongroom_core::Chain(&e).to_string()),
         }
     }
 }

@@ -34,7 +34,7 @@ use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHan
 use strongroom_crypto::Dek;
 use zeroize::Zeroizing;
 
-use super::session::{Ctx, Inner, describe, is_lost_err, is_stale};
+use super::session::{Ctx, Inner, is_lost_err, is_stale};
 use crate::{KmsError, WrappedDek};
 
 const IV_LEN: usize = 12;
