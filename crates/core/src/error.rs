@@ -552,6 +552,46 @@ mod tests {
     }
 
     #[test]
+    fn a_conflict_keeps_its_cause_out_of_its_message() {
+        let e = Error::Conflict(Conflict::because(
+            "the change conflicts with the current state of related data",
+            Outer(Inner),
+        ));
+        assert_eq!(
+            e.to_string(),
+            "the change conflicts with the current state of related data"
+        );
+        assert_eq!(e.kind(), "conflict");
+        assert_eq!(chain(&e).len(), 2);
+        assert!(
+            e.source()
+                .is_some_and(|s| s.downcast_ref::<Outer>().is_some())
+        );
+        let plain = Error::Conflict("signup is closed".into());
+        assert_eq!(plain.to_string(), "signup is closed");
+        assert!(plain.source().is_none());
+        assert_eq!(plain, Error::Conflict(Conflict::new("signup is closed")));
+    }
+
+    #[test]
+    fn a_reason_shows_its_message_and_leaves_its_cause_to_source() {
+        let r = Reason::because("migrating the database", Outer(Inner));
+        assert_eq!(r.to_string(), "migrating the database");
+        assert!(r.cause().is_some_and(|c| c.downcast_ref::<Outer>().is_some()));
+        assert_eq!(
+            r.chain().to_string(),
+            "migrating the database: database unavailable: /var/lib/strongroom/db is read-only: \
+             attempt to write a readonly database"
+        );
+        let r = Reason::of(Inner);
+        assert_eq!(r.context(), "");
+        assert_eq!(r.chain().to_string(), "attempt to write a readonly database");
+        let r = Reason::from("the store is closed");
+        assert!(r.cause().is_none());
+        assert_eq!(r.chain().to_string(), "the store is closed");
+    }
+
+    #[test]
     fn clones_keep_their_cause_and_compare_equal() {
         let e = Error::internal("x");
         assert_eq!(e.clone(), e);

@@ -416,3 +416,24 @@ async fn json_rejections_are_the_one_problem_type_and_log_nothing() {
     assert!(!text.contains("hunter2"), "{text}");
     assert!(!text.contains("ERROR"), "{text}");
 }
+
+/// A change the database's schema refuses is a `409` with a fixed message;
+/// SQLite's words ride in the report for the log, never in the body.
+#[test]
+fn a_constraint_refusal_is_a_conflict_with_its_cause_in_the_report() {
+    let e = strongroom_core::Error::from(StoreError::Constraint(
+        "FOREIGN KEY constraint failed at /var/lib/strongroom/db.sqlite".into(),
+    ));
+    assert_eq!(
+        e.to_string(),
+        "the change conflicts with the current state of related data"
+    );
+    let resp = ApiError::from(e).into_response();
+    assert_eq!(resp.status(), StatusCode::CONFLICT);
+    let report = resp.extensions().get::<ErrorReport>().expect("a report");
+    assert!(
+        report.causes().to_string().contains("FOREIGN KEY"),
+        "{}",
+        report.causes()
+    );
+}
