@@ -437,3 +437,67 @@ fn a_constraint_refusal_is_a_conflict_with_its_cause_in_the_report() {
         report.causes()
     );
 }
+
+/// A change the database's schema refuses answers `409` with the fixed
+/// message; SQLite's words are logged once, at `warn`, with the request id
+/// (by the log middleware, not by the store).
+#[tokio::test]
+async fn a_constraint_refusal_is_logged_with_the_request_id_and_never_rendered() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.sqlite");
+    let store = Arc::new(SqliteStore::open(&path).await.unwrap());
+    let admin = Admin::new(
+        store.clone(),
+        Arc::new(SoftProvider::memory().unwrap()),
+        EngineConfig {
+            password_params: PasswordParams {
+                m_cost: 256,
+                t_cost: 1,
+            },
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let app = router(AppState {
+        engine: admin.engine().clone(),
+        metrics: None,
+    });
+    let (token, secret) = owner_with_vault(&app).await;
+    // From now on every audit append breaks a CHECK rule of the schema.
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE guard (x INTEGER NOT NULL CHECK (x > 0)); \
+             CREATE TRIGGER refuse BEFORE INSERT ON audit_events \
+             BEGIN INSERT INTO guard VALUES (0); END",
+        )
+        .unwrap();
+
+    let logs = Logs::default();
+    let _guard = logs.capture();
+    let r = send(
+        &app,
+        Method::PUT,
+        &secret,
+        Some(&token),
+        Some(r#"{"value": "s3cret"}"#),
+    )
+    .await;
+    let detail = problem_detail(&r, StatusCode::CONFLICT);
+    assert_eq!(
+        detail,
+        "the change conflicts with the current state of related data"
+    );
+    assert!(!r.body.contains("CHECK"), "{}", r.body);
+
+    let logs = logs.text();
+    let lines: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("CHECK constraint failed"))
+        .collect();
+    assert_eq!(lines.len(), 1, "logged once:\n{logs}");
+    assert!(lines[0].contains(&r.request_id), "{}", lines[0]);
+    assert!(lines[0].contains("WARN"), "{}", lines[0]);
+    assert!(!logs.contains("s3cret"), "{logs}");
+}
