@@ -178,7 +178,9 @@ impl Reason {
 
     /// The error underneath, for the owning error's `source()`.
     pub fn cause(&self) -> Option<&(dyn StdError + 'static)> {
-        self.cause.as_ref().map(|c| c.get() as &(dyn StdError + 'static))
+        self.cause
+            .as_ref()
+            .map(|c| c.get() as &(dyn StdError + 'static))
     }
 
     /// The message and the errors under it, joined by `": "` — for a log
@@ -577,7 +579,10 @@ mod tests {
     fn a_reason_shows_its_message_and_leaves_its_cause_to_source() {
         let r = Reason::because("migrating the database", Outer(Inner));
         assert_eq!(r.to_string(), "migrating the database");
-        assert!(r.cause().is_some_and(|c| c.downcast_ref::<Outer>().is_some()));
+        assert!(
+            r.cause()
+                .is_some_and(|c| c.downcast_ref::<Outer>().is_some())
+        );
         assert_eq!(
             r.chain().to_string(),
             "migrating the database: database unavailable: /var/lib/strongroom/db is read-only: \
@@ -585,7 +590,10 @@ mod tests {
         );
         let r = Reason::of(Inner);
         assert_eq!(r.context(), "");
-        assert_eq!(r.chain().to_string(), "attempt to write a readonly database");
+        assert_eq!(
+            r.chain().to_string(),
+            "attempt to write a readonly database"
+        );
         let r = Reason::from("the store is closed");
         assert!(r.cause().is_none());
         assert_eq!(r.chain().to_string(), "the store is closed");

@@ -30,10 +30,10 @@ use strongroom_crypto::Dek;
 
 pub use metered::Metered;
 
+pub use strongroom_core::Reason;
 /// A provider's handle on one vault's KEK (all its versions). Defined beside
 /// the stored envelope that records it; re-exported here, where it is issued.
 pub use strongroom_crypto::KekRef;
-pub use strongroom_core::Reason;
 
 /// A DEK wrapped under one version of a KEK.
 #[derive(Clone, PartialEq, Eq)]

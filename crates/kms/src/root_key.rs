@@ -79,7 +79,9 @@ impl RootKey {
                 f.write_all(text.as_bytes())
                     .and_then(|_| f.write_all(b"\n"))
                     .and_then(|_| f.sync_all())
-                    .map_err(|e| KmsError::Internal(crate::Reason::because("writing root key file", e)))?;
+                    .map_err(|e| {
+                        KmsError::Internal(crate::Reason::because("writing root key file", e))
+                    })?;
                 crate::soft::sync_parent(path);
                 Ok((key, true))
             }

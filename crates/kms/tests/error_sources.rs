@@ -10,7 +10,9 @@ use strongroom_kms::root_key::RootKey;
 use strongroom_kms::soft::SoftProvider;
 
 /// The errors under `e`, outermost first.
-fn causes<'a>(e: &'a (dyn std::error::Error + 'static)) -> Vec<&'a (dyn std::error::Error + 'static)> {
+fn causes<'a>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> Vec<&'a (dyn std::error::Error + 'static)> {
     let mut out = Vec::new();
     let mut next = e.source();
     while let Some(c) = next {
@@ -47,22 +49,32 @@ fn an_unreadable_keyring_keeps_the_io_error_as_its_source() {
     let chain = causes(&e);
     assert!(chain[0].downcast_ref::<KmsError>().is_some(), "{chain:?}");
     assert!(
-        chain.iter().any(|c| c.downcast_ref::<std::io::Error>().is_some()),
+        chain
+            .iter()
+            .any(|c| c.downcast_ref::<std::io::Error>().is_some()),
         "{chain:?}"
     );
     // The log line: the fixed message, the provider's context, the OS's words.
     let line = e.chain().to_string();
     assert!(
-        line.starts_with("the key provider is unavailable: key provider unavailable: reading keyring: "),
+        line.starts_with(
+            "the key provider is unavailable: key provider unavailable: reading keyring: "
+        ),
         "{line}"
     );
-    assert!(line.len() > "the key provider is unavailable: key provider unavailable: reading keyring: ".len());
+    assert!(
+        line.len()
+            > "the key provider is unavailable: key provider unavailable: reading keyring: ".len()
+    );
 }
 
 #[test]
 fn a_message_only_reason_has_no_source() {
     let e = KmsError::Internal("the keyring file is corrupt".into());
-    assert_eq!(e.to_string(), "key provider error: the keyring file is corrupt");
+    assert_eq!(
+        e.to_string(),
+        "key provider error: the keyring file is corrupt"
+    );
     assert!(e.source().is_none());
     let e = Error::from(e);
     assert_eq!(e.to_string(), "internal error");

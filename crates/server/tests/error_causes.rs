@@ -73,9 +73,9 @@ struct Flaky {
 impl Flaky {
     fn fail(&self) -> Result<(), KmsError> {
         if self.down.load(Ordering::SeqCst) {
-            return Err(KmsError::Unavailable(format!(
-                "{RESOURCE}: deadline exceeded"
-            ).into()));
+            return Err(KmsError::Unavailable(
+                format!("{RESOURCE}: deadline exceeded").into(),
+            ));
         }
         Ok(())
     }

@@ -278,29 +278,41 @@ pub(crate) fn to_kms_error(
     };
     let text = rpc_text(&e);
     if classify_rpc(&e) != Retry::Never {
-        return KmsError::Unavailable(format!("Cloud KMS {} on {resource}{after}: {text}", op.name).into());
+        return KmsError::Unavailable(
+            format!("Cloud KMS {} on {resource}{after}: {text}", op.name).into(),
+        );
     }
     if e.is_authentication() {
-        return KmsError::Internal(format!(
-            "Cloud KMS {}: could not obtain credentials (credentials_file, \
+        return KmsError::Internal(
+            format!(
+                "Cloud KMS {}: could not obtain credentials (credentials_file, \
              GOOGLE_APPLICATION_CREDENTIALS or the metadata server): {text}",
-            op.name
-        ).into());
+                op.name
+            )
+            .into(),
+        );
     }
-    let generic = || KmsError::Internal(format!("Cloud KMS {} on {resource}: {text}", op.name).into());
+    let generic =
+        || KmsError::Internal(format!("Cloud KMS {} on {resource}: {text}", op.name).into());
     let Some(status) = e.status() else {
         return generic();
     };
     match status.code {
-        Code::PermissionDenied => KmsError::Internal(format!(
-            "Cloud KMS denied {} on {resource}: the service account needs {} \
+        Code::PermissionDenied => KmsError::Internal(
+            format!(
+                "Cloud KMS denied {} on {resource}: the service account needs {} \
              (for example through {}); Cloud KMS said: {}",
-            op.name, op.permission, op.role, status.message
-        ).into()),
-        Code::Unauthenticated => KmsError::Internal(format!(
-            "Cloud KMS rejected the credentials for {} on {resource}: {}",
-            op.name, status.message
-        ).into()),
+                op.name, op.permission, op.role, status.message
+            )
+            .into(),
+        ),
+        Code::Unauthenticated => KmsError::Internal(
+            format!(
+                "Cloud KMS rejected the credentials for {} on {resource}: {}",
+                op.name, status.message
+            )
+            .into(),
+        ),
         Code::NotFound => map.not_found,
         Code::InvalidArgument => map.invalid_argument.unwrap_or_else(generic),
         Code::FailedPrecondition => map.failed_precondition.unwrap_or_else(generic),

@@ -118,10 +118,13 @@ impl Inner {
                 })?
                 .map_err(|e| c.fail("wrapping a DEK", e))?;
             if ct.len() != DEK_LEN + TAG_LEN {
-                return Err(KmsError::Internal(format!(
-                    "the token returned {} bytes of AES-GCM output for a 32-byte DEK",
-                    ct.len()
-                ).into()));
+                return Err(KmsError::Internal(
+                    format!(
+                        "the token returned {} bytes of AES-GCM output for a 32-byte DEK",
+                        ct.len()
+                    )
+                    .into(),
+                ));
             }
             let mut blob = Vec::with_capacity(BLOB_LEN);
             blob.extend_from_slice(&iv);
@@ -200,10 +203,13 @@ impl Inner {
                 Attribute::Id(kek_object_id(id)),
             ])?;
             if !left.is_empty() {
-                return Err(KmsError::Internal(format!(
-                    "{} objects of the KEK are still on the token after destroying it",
-                    left.len()
-                ).into()));
+                return Err(KmsError::Internal(
+                    format!(
+                        "{} objects of the KEK are still on the token after destroying it",
+                        left.len()
+                    )
+                    .into(),
+                ));
             }
             Ok(())
         })

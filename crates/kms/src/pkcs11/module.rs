@@ -67,13 +67,12 @@ static MODULES: OnceLock<Mutex<HashMap<PathBuf, Arc<Module>>>> = OnceLock::new()
 
 /// The shared module for `path` (loaded and initialised on first use).
 pub(super) fn get(path: &Path) -> Result<Arc<Module>, KmsError> {
-    let canon = std::fs::canonicalize(path)
-        .map_err(|e| {
-            KmsError::Internal(crate::Reason::because(
-                format!("PKCS#11 module {}", path.display()),
-                e,
-            ))
-        })?;
+    let canon = std::fs::canonicalize(path).map_err(|e| {
+        KmsError::Internal(crate::Reason::because(
+            format!("PKCS#11 module {}", path.display()),
+            e,
+        ))
+    })?;
     let mut map = MODULES
         .get_or_init(Default::default)
         .lock()

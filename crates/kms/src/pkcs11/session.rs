@@ -336,7 +336,10 @@ impl Ctx<'_> {
                 i.label()
             )
             .into()),
-            Err(e) => Err(Reason::because(format!("token '{label}' is not readable"), e)),
+            Err(e) => Err(Reason::because(
+                format!("token '{label}' is not readable"),
+                e,
+            )),
         }
     }
 
@@ -388,9 +391,12 @@ fn find_slot(st: &ModState, label: &str) -> Result<Slot, Checkout> {
         [] => Err(Checkout::Missing(format!(
             "no token labelled '{label}' is present"
         ))),
-        many => Err(Checkout::Failed(KmsError::Internal(format!(
-            "{} tokens are labelled '{label}'; token labels must be unique",
-            many.len()
-        ).into()))),
+        many => Err(Checkout::Failed(KmsError::Internal(
+            format!(
+                "{} tokens are labelled '{label}'; token labels must be unique",
+                many.len()
+            )
+            .into(),
+        ))),
     }
 }

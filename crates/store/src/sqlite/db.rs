@@ -419,7 +419,10 @@ fn apply_migrations(c: &Connection, migrations: &[(&str, &str)]) -> StoreResult<
             tx.commit()
         };
         apply().map_err(|e| {
-            StoreError::Unavailable(Reason::because(format!("migrating the database ({name})"), e))
+            StoreError::Unavailable(Reason::because(
+                format!("migrating the database ({name})"),
+                e,
+            ))
         })?;
         tracing::info!(migration = name, "database schema migrated");
     }
@@ -451,7 +454,9 @@ impl Db {
         let writer = std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || writer_loop(writer, rx, &wal, wal_limit, &counter))
-            .map_err(|e| StoreError::Unavailable(Reason::because("starting the writer thread", e)))?;
+            .map_err(|e| {
+                StoreError::Unavailable(Reason::because("starting the writer thread", e))
+            })?;
         let (stop, stopped) = mpsc::channel::<()>();
         let checkpointer = std::thread::Builder::new()
             .name("sqlite-checkpoint".into())
