@@ -133,6 +133,104 @@ impl PartialEq for Cause {
 
 impl Eq for Cause {}
 
+/// What a store's or a key provider's error says: a message naming what was
+/// being done (a context, never a secret value), and the error underneath when
+/// there is one (a driver, device or I/O error), kept whole.
+///
+/// Its `Display` is the message alone; the error underneath is reached through
+/// the owning error's [`std::error::Error::source`] (see [`Reason::cause`]), so
+/// a [`Chain`] shows it once and a log line keeps the driver's own type.
+#[derive(Clone, Debug)]
+pub struct Reason {
+    context: std::borrow::Cow<'static, str>,
+    cause: Option<Cause>,
+}
+
+impl Reason {
+    /// Only a message: nothing underneath.
+    pub fn new(context: impl Into<std::borrow::Cow<'static, str>>) -> Self {
+        Reason {
+            context: context.into(),
+            cause: None,
+        }
+    }
+
+    /// A message and the error underneath it.
+    pub fn because(
+        context: impl Into<std::borrow::Cow<'static, str>>,
+        cause: impl Into<Box<dyn StdError + Send + Sync + 'static>>,
+    ) -> Self {
+        Reason {
+            context: context.into(),
+            cause: Some(Cause::new(cause)),
+        }
+    }
+
+    /// Only the error underneath: it says everything there is to say.
+    pub fn of(cause: impl Into<Box<dyn StdError + Send + Sync + 'static>>) -> Self {
+        Reason::because("", cause)
+    }
+
+    /// The message (empty for [`Reason::of`]).
+    pub fn context(&self) -> &str {
+        &self.context
+    }
+
+    /// The error underneath, for the owning error's `source()`.
+    pub fn cause(&self) -> Option<&(dyn StdError + 'static)> {
+        self.cause
+            .as_ref()
+            .map(|c| c.get() as &(dyn StdError + 'static))
+    }
+
+    /// The message and the errors under it, joined by `": "` — for a log
+    /// line, never for a client.
+    pub fn chain(&self) -> impl fmt::Display + '_ {
+        struct Full<'a>(&'a Reason);
+        impl fmt::Display for Full<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0.context)?;
+                if let Some(c) = self.0.cause() {
+                    if !self.0.context.is_empty() {
+                        f.write_str(": ")?;
+                    }
+                    fmt::Display::fmt(&Chain(c), f)?;
+                }
+                Ok(())
+            }
+        }
+        Full(self)
+    }
+
+    /// Writes `prefix`, then `": "` and the message when there is one: the
+    /// `Display` of an error that holds this reason.
+    pub fn fmt_after(&self, prefix: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(prefix)?;
+        if !self.context.is_empty() {
+            write!(f, ": {}", self.context)?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.context)
+    }
+}
+
+impl From<String> for Reason {
+    fn from(m: String) -> Self {
+        Reason::new(m)
+    }
+}
+
+impl From<&'static str> for Reason {
+    fn from(m: &'static str) -> Self {
+        Reason::new(m)
+    }
+}
+
 /// A `503`: which [`Dependency`] failed, and (when something underneath
 /// said why) the cause, for the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -178,6 +276,64 @@ impl fmt::Display for Unavailable {
     }
 }
 
+/// A `409`: the message the caller sees and, when the refusal came from
+/// underneath (a rule of the database's schema), the cause, for the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conflict {
+    message: String,
+    cause: Option<Cause>,
+}
+
+impl Conflict {
+    /// A conflict the engine found; nothing underneath.
+    pub fn new(message: impl Into<String>) -> Self {
+        Conflict {
+            message: message.into(),
+            cause: None,
+        }
+    }
+
+    /// A conflict with `message` for the caller, because of `cause` (logged,
+    /// never shown).
+    pub fn because(
+        message: impl Into<String>,
+        cause: impl Into<Box<dyn StdError + Send + Sync + 'static>>,
+    ) -> Self {
+        Conflict {
+            message: message.into(),
+            cause: Some(Cause::new(cause)),
+        }
+    }
+
+    /// What the caller is told.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Why, when something underneath said.
+    pub fn cause(&self) -> Option<&Cause> {
+        self.cause.as_ref()
+    }
+}
+
+impl fmt::Display for Conflict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl From<String> for Conflict {
+    fn from(m: String) -> Self {
+        Conflict::new(m)
+    }
+}
+
+impl From<&str> for Conflict {
+    fn from(m: &str) -> Self {
+        Conflict::new(m)
+    }
+}
+
 /// A Strongroom error. Each variant corresponds to one class of HTTP status.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -190,8 +346,9 @@ pub enum Error {
     Forbidden(String),
     /// The object does not exist, or the caller may not know it exists (404).
     NotFound(String),
-    /// The request conflicts with the current state (409).
-    Conflict(String),
+    /// The request conflicts with the current state (409). A refusal by the
+    /// database's schema keeps the store's error as the cause, for the log.
+    Conflict(Conflict),
     /// The object existed but can no longer be served (410).
     Gone(GoneReason),
     /// Stored ciphertext or a wrapped key failed authentication (500).
@@ -211,8 +368,8 @@ impl fmt::Display for Error {
             Error::Invalid(m)
             | Error::Unauthenticated(m)
             | Error::Forbidden(m)
-            | Error::NotFound(m)
-            | Error::Conflict(m) => f.write_str(m),
+            | Error::NotFound(m) => f.write_str(m),
+            Error::Conflict(c) => fmt::Display::fmt(c, f),
             Error::Gone(reason) => fmt::Display::fmt(reason, f),
             Error::Integrity => f.write_str("stored data failed its integrity check"),
             Error::Unavailable(u) => fmt::Display::fmt(u, f),
@@ -226,6 +383,7 @@ impl StdError for Error {
         match self {
             Error::Unavailable(u) => u.cause().map(|c| c.get() as &(dyn StdError + 'static)),
             Error::Internal(c) => Some(c.get()),
+            Error::Conflict(c) => c.cause().map(|c| c.get() as &(dyn StdError + 'static)),
             _ => None,
         }
     }
@@ -393,6 +551,52 @@ mod tests {
             "stored data failed its integrity check"
         );
         assert_eq!(Error::invalid("bad path").to_string(), "bad path");
+    }
+
+    #[test]
+    fn a_conflict_keeps_its_cause_out_of_its_message() {
+        let e = Error::Conflict(Conflict::because(
+            "the change conflicts with the current state of related data",
+            Outer(Inner),
+        ));
+        assert_eq!(
+            e.to_string(),
+            "the change conflicts with the current state of related data"
+        );
+        assert_eq!(e.kind(), "conflict");
+        assert_eq!(chain(&e).len(), 2);
+        assert!(
+            e.source()
+                .is_some_and(|s| s.downcast_ref::<Outer>().is_some())
+        );
+        let plain = Error::Conflict("signup is closed".into());
+        assert_eq!(plain.to_string(), "signup is closed");
+        assert!(plain.source().is_none());
+        assert_eq!(plain, Error::Conflict(Conflict::new("signup is closed")));
+    }
+
+    #[test]
+    fn a_reason_shows_its_message_and_leaves_its_cause_to_source() {
+        let r = Reason::because("migrating the database", Outer(Inner));
+        assert_eq!(r.to_string(), "migrating the database");
+        assert!(
+            r.cause()
+                .is_some_and(|c| c.downcast_ref::<Outer>().is_some())
+        );
+        assert_eq!(
+            r.chain().to_string(),
+            "migrating the database: database unavailable: /var/lib/strongroom/db is read-only: \
+             attempt to write a readonly database"
+        );
+        let r = Reason::of(Inner);
+        assert_eq!(r.context(), "");
+        assert_eq!(
+            r.chain().to_string(),
+            "attempt to write a readonly database"
+        );
+        let r = Reason::from("the store is closed");
+        assert!(r.cause().is_none());
+        assert_eq!(r.chain().to_string(), "the store is closed");
     }
 
     #[test]

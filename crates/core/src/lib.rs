@@ -18,7 +18,9 @@ pub mod principal;
 pub mod secret;
 pub mod time_util;
 
-pub use error::{Cause, Chain, Dependency, Error, GoneReason, Result, Unavailable};
+pub use error::{
+    Cause, Chain, Conflict, Dependency, Error, GoneReason, Reason, Result, Unavailable,
+};
 pub use ids::{AgentId, ApiKeyId, OrgId, PolicyId, SecretId, UserId, VaultId};
 pub use path::SecretPath;
 pub use principal::{Principal, Role, Subject};

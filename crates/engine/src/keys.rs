@@ -262,7 +262,7 @@ impl Migration<'_> {
         self.store.set_vault_kek(&vault, Some(&audit)).await?;
         // Only now is the old KEK unused; a failure here leaves a harmless orphan.
         if let Err(e) = self.source.destroy_kek(&old).await {
-            tracing::warn!(error = %e, vault_id = %vault.id, "the old KEK could not be destroyed after migration");
+            tracing::warn!(error = %strongroom_core::Chain(&e), vault_id = %vault.id, "the old KEK could not be destroyed after migration");
         }
         Ok(moved)
     }

@@ -292,7 +292,7 @@ impl Engine {
     /// already a refusal).
     async fn audit_best_effort(&self, rec: AuditRecord) {
         if let Err(e) = self.store.append_audit(&rec).await {
-            tracing::error!(error = %e, action = %rec.action, "could not write audit record");
+            tracing::error!(error = %strongroom_core::Chain(&e), action = %rec.action, "could not write audit record");
         }
     }
 }

@@ -162,7 +162,7 @@ impl Engine {
                 Ok(target.into())
             }
             Ok(false) => Err(Error::not_found("member not found")),
-            Err(StoreError::Conflict(m)) => Err(Error::Conflict(m)),
+            Err(StoreError::Conflict(m)) => Err(Error::Conflict(m.into())),
             Err(e) => Err(e.into()),
         }
     }
@@ -189,7 +189,7 @@ impl Engine {
         match self.store.delete_user(id, &audit).await {
             Ok(true) => Ok(()),
             Ok(false) => Err(Error::not_found("member not found")),
-            Err(StoreError::Conflict(m)) => Err(Error::Conflict(m)),
+            Err(StoreError::Conflict(m)) => Err(Error::Conflict(m.into())),
             Err(e) => Err(e.into()),
         }
     }

@@ -111,7 +111,7 @@ impl Engine {
         }
         // The rows are gone; destroying the KEK makes any copy of them useless.
         if let Err(e) = self.kms.destroy_kek(&vault.kek_ref).await {
-            tracing::error!(error = %e, vault_id = %id, "vault deleted but its KEK could not be destroyed");
+            tracing::error!(error = %strongroom_core::Chain(&e), vault_id = %id, "vault deleted but its KEK could not be destroyed");
         }
         Ok(())
     }

@@ -73,7 +73,7 @@ fn seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error>
 impl DekCacheConfig {
     /// Checks the limits.
     pub fn validate(&self) -> Result<(), KmsError> {
-        let bad = |m: &str| Err(KmsError::Internal(format!("[kms.dek_cache] {m}")));
+        let bad = |m: &str| Err(KmsError::Internal(format!("[kms.dek_cache] {m}").into()));
         if self.ttl.is_zero() || self.ttl > Duration::from_secs(3600) {
             return bad("ttl_secs must be between 1 and 3600");
         }

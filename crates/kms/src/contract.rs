@@ -109,7 +109,7 @@ macro_rules! ensure {
 const AAD: &[u8] = b"strongroom/contract: vault v, path p, version 1";
 
 fn e(what: &str, err: KmsError) -> String {
-    format!("{what}: {err}")
+    format!("{what}: {}", strongroom_core::Chain(&err))
 }
 
 /// A throwaway KEK, destroyed when the check is done with it.

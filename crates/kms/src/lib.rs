@@ -30,6 +30,7 @@ use strongroom_crypto::Dek;
 
 pub use metered::Metered;
 
+pub use strongroom_core::Reason;
 /// A provider's handle on one vault's KEK (all its versions). Defined beside
 /// the stored envelope that records it; re-exported here, where it is issued.
 pub use strongroom_crypto::KekRef;
@@ -75,21 +76,44 @@ pub enum ProviderHealth {
 }
 
 /// Errors from a key provider.
-#[derive(Debug, thiserror::Error)]
+///
+/// An `Unavailable` or `Internal` holds a [`Reason`]: what the provider was
+/// doing, and the error underneath (an I/O error, the PKCS#11 library's
+/// `cryptoki::error::Error`), which is this error's `source()`, kept whole on
+/// its way to the log. Nothing underneath ever carries key material or a PIN;
+/// where an error could quote what was sent or received (a Cloud KMS
+/// request or response that failed to (de)serialize), only a message is kept.
+#[derive(Debug)]
 #[non_exhaustive]
 pub enum KmsError {
     /// The KEK (or version) does not exist, or was destroyed.
-    #[error("key not found")]
     KeyNotFound,
     /// Unwrapping failed authentication: wrong key, wrong context or tampering.
-    #[error("unwrap failed")]
     Integrity,
     /// The provider can't be reached right now.
-    #[error("key provider unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(Reason),
     /// Anything else.
-    #[error("key provider error: {0}")]
-    Internal(String),
+    Internal(Reason),
+}
+
+impl std::fmt::Display for KmsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KmsError::KeyNotFound => f.write_str("key not found"),
+            KmsError::Integrity => f.write_str("unwrap failed"),
+            KmsError::Unavailable(r) => r.fmt_after("key provider unavailable", f),
+            KmsError::Internal(r) => r.fmt_after("key provider error", f),
+        }
+    }
+}
+
+impl std::error::Error for KmsError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            KmsError::Unavailable(r) | KmsError::Internal(r) => r.cause(),
+            KmsError::KeyNotFound | KmsError::Integrity => None,
+        }
+    }
 }
 
 impl From<KmsError> for strongroom_core::Error {

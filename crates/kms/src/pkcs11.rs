@@ -74,7 +74,9 @@ use async_trait::async_trait;
 use strongroom_core::VaultId;
 use strongroom_crypto::Dek;
 
-use crate::{KekRef, KeyProvider, KmsError, ProviderHealth, SigningPublicKey, WrappedDek, kid_for};
+use crate::{
+    KekRef, KeyProvider, KmsError, ProviderHealth, Reason, SigningPublicKey, WrappedDek, kid_for,
+};
 use session::{Conn, Inner};
 
 /// A `pkcs11` key provider. See the [module documentation](self).
@@ -140,7 +142,7 @@ impl Pkcs11Provider {
             f(&inner)
         })
         .await
-        .map_err(|e| KmsError::Internal(format!("PKCS#11 call failed: {e}")))?
+        .map_err(|e| KmsError::Internal(Reason::because("PKCS#11 call failed", e)))?
     }
 }
 
@@ -226,8 +228,8 @@ impl KeyProvider for Pkcs11Provider {
             .await;
         match r {
             Ok(()) => ProviderHealth::Healthy,
-            Err(KmsError::Unavailable(m)) => ProviderHealth::Unavailable(m),
-            Err(e) => ProviderHealth::Unavailable(e.to_string()),
+            Err(KmsError::Unavailable(m)) => ProviderHealth::Unavailable(m.chain().to_string()),
+            Err(e) => ProviderHealth::Unavailable(strongroom_core::Chain(&e).to_string()),
         }
     }
 }

@@ -71,21 +71,23 @@ impl RootKey {
                     .mode(0o600)
                     .open(path)
                     .map_err(|e| {
-                        KmsError::Internal(format!(
-                            "creating root key file {}: {e}",
-                            path.display()
+                        KmsError::Internal(crate::Reason::because(
+                            format!("creating root key file {}", path.display()),
+                            e,
                         ))
                     })?;
                 f.write_all(text.as_bytes())
                     .and_then(|_| f.write_all(b"\n"))
                     .and_then(|_| f.sync_all())
-                    .map_err(|e| KmsError::Internal(format!("writing root key file: {e}")))?;
+                    .map_err(|e| {
+                        KmsError::Internal(crate::Reason::because("writing root key file", e))
+                    })?;
                 crate::soft::sync_parent(path);
                 Ok((key, true))
             }
-            Err(e) => Err(KmsError::Internal(format!(
-                "reading root key file {}: {e}",
-                path.display()
+            Err(e) => Err(KmsError::Internal(crate::Reason::because(
+                format!("reading root key file {}", path.display()),
+                e,
             ))),
         }
     }

@@ -94,10 +94,9 @@ impl Keyring {
         let corrupt = || KmsError::Internal("the keyring file is corrupt".into());
         let file: KeyringFile = serde_json::from_slice(bytes).map_err(|_| corrupt())?;
         if file.format != 1 {
-            return Err(KmsError::Internal(format!(
-                "unsupported keyring format {}",
-                file.format
-            )));
+            return Err(KmsError::Internal(
+                format!("unsupported keyring format {}", file.format).into(),
+            ));
         }
         let signing_pkcs8 = Zeroizing::new(B64.decode(&file.signing_pkcs8).map_err(|_| corrupt())?);
         let mut keks = BTreeMap::new();
@@ -132,7 +131,12 @@ impl FileStore {
         let data = match fs::read(&self.path) {
             Ok(d) => d,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(KmsError::Unavailable(format!("reading keyring: {e}"))),
+            Err(e) => {
+                return Err(KmsError::Unavailable(crate::Reason::because(
+                    "reading keyring",
+                    e,
+                )));
+            }
         };
         crate::root_key::warn_if_loose(&self.path);
         if data.len() < FILE_MAGIC.len() || &data[..FILE_MAGIC.len()] != FILE_MAGIC {
@@ -158,7 +162,8 @@ impl FileStore {
         let mut out = FILE_MAGIC.to_vec();
         out.extend_from_slice(&sealed.to_blob());
         let tmp = self.path.with_extension("tmp");
-        let io = |e: std::io::Error| KmsError::Unavailable(format!("writing keyring: {e}"));
+        let io =
+            |e: std::io::Error| KmsError::Unavailable(crate::Reason::because("writing keyring", e));
         let _ = fs::remove_file(&tmp);
         let mut f = fs::OpenOptions::new()
             .write(true)
@@ -254,7 +259,7 @@ impl SoftProvider {
             let snapshot = next.clone();
             tokio::task::spawn_blocking(move || file.save(&snapshot))
                 .await
-                .map_err(|e| KmsError::Internal(format!("keyring writer: {e}")))??;
+                .map_err(|e| KmsError::Internal(crate::Reason::because("keyring writer", e)))??;
         }
         *self.ring.write().expect("keyring lock") = next;
         Ok(out)

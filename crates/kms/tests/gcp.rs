@@ -60,7 +60,7 @@ async fn setup() -> (Arc<Fake>, GcpKmsProvider) {
 
 fn internal_message(r: Result<impl std::fmt::Debug, KmsError>) -> String {
     match r {
-        Err(KmsError::Internal(m)) => m,
+        Err(KmsError::Internal(m)) => m.to_string(),
         other => panic!("expected Internal, got {other:?}"),
     }
 }

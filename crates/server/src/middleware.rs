@@ -104,14 +104,28 @@ pub async fn log_error_causes(req: Request, next: Next) -> Response<Body> {
             strongroom_core::Error::Unavailable(u) => u.dependency().as_str(),
             _ => "-",
         };
-        tracing::error!(
-            request_id = %request_id,
-            status = resp.status().as_u16(),
-            kind = e.kind(),
-            dependency,
-            cause = %report.causes(),
-            "{e}"
-        );
+        let status = resp.status().as_u16();
+        if resp.status().is_server_error() {
+            tracing::error!(
+                request_id = %request_id,
+                status,
+                kind = e.kind(),
+                dependency,
+                cause = %report.causes(),
+                "{e}"
+            );
+        } else {
+            // A refusal with a cause (a rule of the database's schema): the
+            // caller's answer, not an outage.
+            tracing::warn!(
+                request_id = %request_id,
+                status,
+                kind = e.kind(),
+                dependency,
+                cause = %report.causes(),
+                "{e}"
+            );
+        }
     }
     resp
 }

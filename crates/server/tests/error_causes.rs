@@ -73,9 +73,9 @@ struct Flaky {
 impl Flaky {
     fn fail(&self) -> Result<(), KmsError> {
         if self.down.load(Ordering::SeqCst) {
-            return Err(KmsError::Unavailable(format!(
-                "{RESOURCE}: deadline exceeded"
-            )));
+            return Err(KmsError::Unavailable(
+                format!("{RESOURCE}: deadline exceeded").into(),
+            ));
         }
         Ok(())
     }
@@ -339,7 +339,7 @@ fn a_store_error_stays_the_source_of_the_engine_error() {
         .expect("the StoreError itself");
     assert!(store.to_string().contains("/var/lib/strongroom"));
 
-    let e = strongroom_core::Error::from(KmsError::Internal(format!("{RESOURCE}: denied")));
+    let e = strongroom_core::Error::from(KmsError::Internal(format!("{RESOURCE}: denied").into()));
     assert_eq!(e.to_string(), "internal error");
     let source = std::error::Error::source(&e).expect("a cause");
     assert!(source.downcast_ref::<KmsError>().is_some());
@@ -415,4 +415,89 @@ async fn json_rejections_are_the_one_problem_type_and_log_nothing() {
     let text = logs.text();
     assert!(!text.contains("hunter2"), "{text}");
     assert!(!text.contains("ERROR"), "{text}");
+}
+
+/// A change the database's schema refuses is a `409` with a fixed message;
+/// SQLite's words ride in the report for the log, never in the body.
+#[test]
+fn a_constraint_refusal_is_a_conflict_with_its_cause_in_the_report() {
+    let e = strongroom_core::Error::from(StoreError::Constraint(
+        "FOREIGN KEY constraint failed at /var/lib/strongroom/db.sqlite".into(),
+    ));
+    assert_eq!(
+        e.to_string(),
+        "the change conflicts with the current state of related data"
+    );
+    let resp = ApiError::from(e).into_response();
+    assert_eq!(resp.status(), StatusCode::CONFLICT);
+    let report = resp.extensions().get::<ErrorReport>().expect("a report");
+    assert!(
+        report.causes().to_string().contains("FOREIGN KEY"),
+        "{}",
+        report.causes()
+    );
+}
+
+/// A change the database's schema refuses answers `409` with the fixed
+/// message; SQLite's words are logged once, at `warn`, with the request id
+/// (by the log middleware, not by the store).
+#[tokio::test]
+async fn a_constraint_refusal_is_logged_with_the_request_id_and_never_rendered() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.sqlite");
+    let store = Arc::new(SqliteStore::open(&path).await.unwrap());
+    let admin = Admin::new(
+        store.clone(),
+        Arc::new(SoftProvider::memory().unwrap()),
+        EngineConfig {
+            password_params: PasswordParams {
+                m_cost: 256,
+                t_cost: 1,
+            },
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let app = router(AppState {
+        engine: admin.engine().clone(),
+        metrics: None,
+    });
+    let (token, secret) = owner_with_vault(&app).await;
+    // From now on every audit append breaks a CHECK rule of the schema.
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE guard (x INTEGER NOT NULL CHECK (x > 0)); \
+             CREATE TRIGGER refuse BEFORE INSERT ON audit_events \
+             BEGIN INSERT INTO guard VALUES (0); END",
+        )
+        .unwrap();
+
+    let logs = Logs::default();
+    let _guard = logs.capture();
+    let r = send(
+        &app,
+        Method::PUT,
+        &secret,
+        Some(&token),
+        Some(r#"{"value": "s3cret"}"#),
+    )
+    .await;
+    let detail = problem_detail(&r, StatusCode::CONFLICT);
+    assert_eq!(
+        detail,
+        "the change conflicts with the current state of related data"
+    );
+    assert!(!r.body.contains("CHECK"), "{}", r.body);
+
+    let logs = logs.text();
+    let lines: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("CHECK constraint failed"))
+        .collect();
+    assert_eq!(lines.len(), 1, "logged once:\n{logs}");
+    assert!(lines[0].contains(&r.request_id), "{}", lines[0]);
+    assert!(lines[0].contains("WARN"), "{}", lines[0]);
+    assert!(!logs.contains("s3cret"), "{logs}");
 }

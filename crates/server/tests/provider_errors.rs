@@ -34,10 +34,12 @@ struct Flaky {
 impl Flaky {
     fn fail(&self) -> Result<(), KmsError> {
         match self.mode.load(Ordering::SeqCst) {
-            UNAVAILABLE => Err(KmsError::Unavailable(format!(
-                "{RESOURCE}: deadline exceeded"
-            ))),
-            BROKEN => Err(KmsError::Internal(format!("{RESOURCE}: permission denied"))),
+            UNAVAILABLE => Err(KmsError::Unavailable(
+                format!("{RESOURCE}: deadline exceeded").into(),
+            )),
+            BROKEN => Err(KmsError::Internal(
+                format!("{RESOURCE}: permission denied").into(),
+            )),
             _ => Ok(()),
         }
     }

@@ -30,6 +30,7 @@ pub mod sqlite;
 pub mod traits;
 
 pub use model::*;
+pub use strongroom_core::Reason;
 pub use traits::{
     AuditAppendSignal, AuditStore, IdentityStore, PolicyStore, SecretStore, SettingsStore,
     SignupGate, VaultKeyStore,
@@ -47,23 +48,47 @@ pub fn bench_unaudited() -> bool {
 }
 
 /// Errors from a store.
-#[derive(Debug, Clone, thiserror::Error)]
+///
+/// A [`Reason`] is what the store was doing and the error underneath (the
+/// driver's own, a `rusqlite::Error` for SQLite), which is this error's
+/// `source()`: it is kept whole on its way to the log, not formatted into the
+/// message. SQLite's errors never quote the values bound to a statement.
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum StoreError {
-    /// A uniqueness rule or a compare-and-set failed.
-    #[error("conflict: {0}")]
+    /// A uniqueness rule or a compare-and-set failed. The message is one a
+    /// caller may see.
     Conflict(String),
     /// The database can't be reached, is locked, read-only or full.
-    #[error("database unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(Reason),
     /// Stored data is malformed.
-    #[error("corrupt row: {0}")]
-    Corrupt(String),
+    Corrupt(Reason),
     /// A rule of the schema (a foreign key, `NOT NULL`, `CHECK`) refused the
     /// change: the data it refers to changed meanwhile, or a bug. Never an
     /// outage.
-    #[error("constraint violated: {0}")]
-    Constraint(String),
+    Constraint(Reason),
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreError::Conflict(m) => write!(f, "conflict: {m}"),
+            StoreError::Unavailable(r) => r.fmt_after("database unavailable", f),
+            StoreError::Corrupt(r) => r.fmt_after("corrupt row", f),
+            StoreError::Constraint(r) => r.fmt_after("constraint violated", f),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StoreError::Conflict(_) => None,
+            StoreError::Unavailable(r) | StoreError::Corrupt(r) | StoreError::Constraint(r) => {
+                r.cause()
+            }
+        }
+    }
 }
 
 impl From<StoreError> for strongroom_core::Error {
@@ -71,18 +96,17 @@ impl From<StoreError> for strongroom_core::Error {
     /// messages) stay in the error's `source()`, for the server to log with
     /// the request id.
     fn from(e: StoreError) -> Self {
-        use strongroom_core::{Dependency, Error};
+        use strongroom_core::{Conflict, Dependency, Error};
         match e {
-            StoreError::Conflict(m) => Error::Conflict(m),
+            StoreError::Conflict(m) => Error::Conflict(m.into()),
             e @ StoreError::Unavailable(_) => Error::unavailable(Dependency::Database, e),
             e @ StoreError::Corrupt(_) => Error::internal(e),
-            StoreError::Constraint(m) => {
-                // A 409 carries no cause; the refusal is worth a line of its own.
-                tracing::warn!(error = %m, "a change was refused by a database constraint");
-                Error::Conflict(
-                    "the change conflicts with the current state of related data".into(),
-                )
-            }
+            // The caller hears that the change conflicts; which rule refused
+            // it (SQLite's words) is the cause, logged with the request id.
+            e @ StoreError::Constraint(_) => Error::Conflict(Conflict::because(
+                "the change conflicts with the current state of related data",
+                e,
+            )),
         }
     }
 }

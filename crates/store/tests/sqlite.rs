@@ -186,3 +186,96 @@ async fn a_database_from_a_newer_build_is_refused() {
         .unwrap();
     assert_eq!(email, "a@example.com");
 }
+
+/// The errors under `e`, outermost first.
+fn causes<'a>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> Vec<&'a (dyn std::error::Error + 'static)> {
+    let mut out = Vec::new();
+    let mut next = e.source();
+    while let Some(c) = next {
+        out.push(c);
+        next = c.source();
+    }
+    out
+}
+
+/// A store failure keeps SQLite's own error as its `source()`, on its way to
+/// the log: the engine error's chain reaches the `rusqlite::Error`, and the
+/// caller's message stays fixed.
+#[tokio::test]
+async fn a_store_failure_keeps_the_driver_error_as_its_source() {
+    use strongroom_store::StoreError;
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("db.sqlite");
+    let s = SqliteStore::open(&p).await.unwrap();
+    // The database refuses storage (how an operator's guard, or the
+    // fail-closed tests, make it fail): a trigger's RAISE.
+    rusqlite::Connection::open(&p)
+        .unwrap()
+        .execute_batch(
+            "CREATE TRIGGER refuse BEFORE INSERT ON audit_events \
+             BEGIN SELECT RAISE(ABORT, 'storage refused'); END",
+        )
+        .unwrap();
+    let e = conformance::org_and_owner(&s, "a@example.com", strongroom_store::SignupGate::Open)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, StoreError::Unavailable(_)), "{e:?}");
+    let driver = std::error::Error::source(&e)
+        .and_then(|c| c.downcast_ref::<rusqlite::Error>())
+        .expect("the rusqlite::Error itself");
+    assert!(driver.to_string().contains("storage refused"), "{driver}");
+
+    let e = strongroom_core::Error::from(e);
+    assert_eq!(e.to_string(), "the database is unavailable");
+    let chain = causes(&e);
+    assert!(chain[0].downcast_ref::<StoreError>().is_some(), "{chain:?}");
+    assert!(
+        chain
+            .iter()
+            .any(|c| c.downcast_ref::<rusqlite::Error>().is_some()),
+        "{chain:?}"
+    );
+    // The log line has the store's words and SQLite's; the message, neither.
+    let line = e.chain().to_string();
+    assert!(
+        line.starts_with("the database is unavailable: database unavailable: "),
+        "{line}"
+    );
+    assert!(line.contains("storage refused"), "{line}");
+    s.close().await;
+}
+
+/// A change the schema refuses is a `409` with a fixed message; SQLite's
+/// error stays the store error's `source()`.
+#[tokio::test]
+async fn a_constraint_refusal_keeps_the_driver_error_as_its_source() {
+    use strongroom_store::StoreError;
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("db.sqlite");
+    let s = SqliteStore::open(&p).await.unwrap();
+    rusqlite::Connection::open(&p)
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE guard (x INTEGER NOT NULL CHECK (x > 0)); \
+             CREATE TRIGGER refuse BEFORE INSERT ON audit_events \
+             BEGIN INSERT INTO guard VALUES (0); END",
+        )
+        .unwrap();
+    let e = conformance::org_and_owner(&s, "a@example.com", strongroom_store::SignupGate::Open)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, StoreError::Constraint(_)), "{e:?}");
+    let driver = std::error::Error::source(&e)
+        .and_then(|c| c.downcast_ref::<rusqlite::Error>())
+        .expect("the rusqlite::Error itself");
+    assert!(driver.to_string().contains("CHECK"), "{driver}");
+    let e = strongroom_core::Error::from(e);
+    assert_eq!(
+        e.to_string(),
+        "the change conflicts with the current state of related data"
+    );
+    assert_eq!(e.kind(), "conflict");
+    s.close().await;
+}

@@ -213,8 +213,23 @@ where
 
 fn describe(f: &Failure) -> String {
     match f {
-        Failure::Rpc(e) => e.to_string(),
+        Failure::Rpc(e) => rpc_text(e),
         Failure::Corrupt(m) => m.clone(),
+    }
+}
+
+/// What a client error says, for a log line. A request or response that
+/// failed to (de)serialize is named but not quoted: serde's text can quote
+/// what was sent or received (a DEK on its way to be wrapped, or back from an
+/// unwrap). Every other error stays a message here rather than a `source()`
+/// for the same caution: the client's error types hold payloads.
+fn rpc_text(e: &GaxError) -> String {
+    if e.is_serialization() {
+        "the request could not be serialized".to_owned()
+    } else if e.is_deserialization() {
+        "the response could not be deserialized".to_owned()
+    } else {
+        e.to_string()
     }
 }
 
@@ -236,7 +251,7 @@ impl Default for Mapping {
             invalid_argument: None,
             failed_precondition: None,
             not_found: KmsError::KeyNotFound,
-            corrupt: KmsError::Internal,
+            corrupt: |m| KmsError::Internal(m.into()),
         }
     }
 }
@@ -261,30 +276,43 @@ pub(crate) fn to_kms_error(
         }
         Failure::Rpc(e) => e,
     };
+    let text = rpc_text(&e);
     if classify_rpc(&e) != Retry::Never {
-        return KmsError::Unavailable(format!("Cloud KMS {} on {resource}{after}: {e}", op.name));
+        return KmsError::Unavailable(
+            format!("Cloud KMS {} on {resource}{after}: {text}", op.name).into(),
+        );
     }
     if e.is_authentication() {
-        return KmsError::Internal(format!(
-            "Cloud KMS {}: could not obtain credentials (credentials_file, \
-             GOOGLE_APPLICATION_CREDENTIALS or the metadata server): {e}",
-            op.name
-        ));
+        return KmsError::Internal(
+            format!(
+                "Cloud KMS {}: could not obtain credentials (credentials_file, \
+             GOOGLE_APPLICATION_CREDENTIALS or the metadata server): {text}",
+                op.name
+            )
+            .into(),
+        );
     }
-    let generic = || KmsError::Internal(format!("Cloud KMS {} on {resource}: {e}", op.name));
+    let generic =
+        || KmsError::Internal(format!("Cloud KMS {} on {resource}: {text}", op.name).into());
     let Some(status) = e.status() else {
         return generic();
     };
     match status.code {
-        Code::PermissionDenied => KmsError::Internal(format!(
-            "Cloud KMS denied {} on {resource}: the service account needs {} \
+        Code::PermissionDenied => KmsError::Internal(
+            format!(
+                "Cloud KMS denied {} on {resource}: the service account needs {} \
              (for example through {}); Cloud KMS said: {}",
-            op.name, op.permission, op.role, status.message
-        )),
-        Code::Unauthenticated => KmsError::Internal(format!(
-            "Cloud KMS rejected the credentials for {} on {resource}: {}",
-            op.name, status.message
-        )),
+                op.name, op.permission, op.role, status.message
+            )
+            .into(),
+        ),
+        Code::Unauthenticated => KmsError::Internal(
+            format!(
+                "Cloud KMS rejected the credentials for {} on {resource}: {}",
+                op.name, status.message
+            )
+            .into(),
+        ),
         Code::NotFound => map.not_found,
         Code::InvalidArgument => map.invalid_argument.unwrap_or_else(generic),
         Code::FailedPrecondition => map.failed_precondition.unwrap_or_else(generic),

@@ -101,7 +101,7 @@ impl GcpConfig {
 
     /// Checks every field before anything is sent anywhere.
     pub fn validate(&self) -> Result<(), KmsError> {
-        let bad = |m: String| Err(KmsError::Internal(format!("[kms.gcp] {m}")));
+        let bad = |m: String| Err(KmsError::Internal(format!("[kms.gcp] {m}").into()));
         for (field, value) in [
             ("project", &self.project),
             ("location", &self.location),

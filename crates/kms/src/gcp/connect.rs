@@ -55,10 +55,9 @@ impl GcpKmsProvider {
         if let Some(c) = credentials {
             builder = builder.with_credentials(c);
         }
-        let client = builder
-            .build()
-            .await
-            .map_err(|e| KmsError::Internal(format!("building the Cloud KMS client: {e}")))?;
+        let client = builder.build().await.map_err(|e| {
+            KmsError::Internal(format!("building the Cloud KMS client: {e}").into())
+        })?;
         let ring = cfg.key_ring_name();
         let ed25519 = fetch_public_key(&client, &cfg, cfg.max_retries).await?;
         let public = SigningPublicKey {
@@ -84,32 +83,31 @@ impl GcpKmsProvider {
 /// users can read it.
 fn service_account_credentials(path: &std::path::Path) -> Result<Credentials, KmsError> {
     let text = zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
-        KmsError::Internal(format!(
-            "[kms.gcp] credentials_file {}: {e}",
-            path.display()
+        KmsError::Internal(crate::Reason::because(
+            format!("[kms.gcp] credentials_file {}", path.display()),
+            e,
         ))
     })?);
     crate::root_key::warn_if_loose(path);
     let json: serde_json::Value = serde_json::from_str(&text).map_err(|_| {
-        KmsError::Internal(format!(
-            "[kms.gcp] credentials_file {} is not JSON",
-            path.display()
-        ))
+        KmsError::Internal(
+            format!("[kms.gcp] credentials_file {} is not JSON", path.display()).into(),
+        )
     })?;
     if json.get("type").and_then(|t| t.as_str()) != Some("service_account") {
-        return Err(KmsError::Internal(format!(
-            "[kms.gcp] credentials_file {} is not a service-account key \
+        return Err(KmsError::Internal(
+            format!(
+                "[kms.gcp] credentials_file {} is not a service-account key \
              (\"type\": \"service_account\"); for other credential types use \
              GOOGLE_APPLICATION_CREDENTIALS",
-            path.display()
-        )));
+                path.display()
+            )
+            .into(),
+        ));
     }
     google_cloud_auth::credentials::service_account::Builder::new(json)
         .build()
         .map_err(|e| {
-            KmsError::Internal(format!(
-                "[kms.gcp] credentials_file {}: {e}",
-                path.display()
-            ))
+            KmsError::Internal(format!("[kms.gcp] credentials_file {}: {e}", path.display()).into())
         })
 }

@@ -74,10 +74,9 @@ impl GcpKmsProvider {
         while version.state == CryptoKeyVersionState::PendingGeneration {
             polls += 1;
             if polls > GENERATION_POLLS {
-                return Err(KmsError::Unavailable(format!(
-                    "Cloud KMS is still generating {}",
-                    version.name
-                )));
+                return Err(KmsError::Unavailable(
+                    format!("Cloud KMS is still generating {}", version.name).into(),
+                ));
             }
             tokio::time::sleep(std::time::Duration::from_millis(250)).await;
             let name = version.name.clone();
@@ -93,10 +92,13 @@ impl GcpKmsProvider {
                 .await?;
         }
         if version.state != CryptoKeyVersionState::Enabled {
-            return Err(KmsError::Internal(format!(
-                "Cloud KMS created {} in state {:?}, not ENABLED",
-                version.name, version.state
-            )));
+            return Err(KmsError::Internal(
+                format!(
+                    "Cloud KMS created {} in state {:?}, not ENABLED",
+                    version.name, version.state
+                )
+                .into(),
+            ));
         }
         Ok(version)
     }
@@ -126,11 +128,14 @@ impl GcpKmsProvider {
                 call::CREATE_KEY,
                 &name,
                 Mapping {
-                    not_found: KmsError::Internal(format!(
-                        "the key ring {} does not exist (or the service account can't see it); \
+                    not_found: KmsError::Internal(
+                        format!(
+                            "the key ring {} does not exist (or the service account can't see it); \
                          create it first, see docs/operations/gcp-kms.md",
-                        self.ring
-                    )),
+                            self.ring
+                        )
+                        .into(),
+                    ),
                     ..Mapping::default()
                 },
                 || {
@@ -171,10 +176,13 @@ impl GcpKmsProvider {
             )
             .await?;
         if created.name != name || created.purpose != CryptoKeyPurpose::EncryptDecrypt {
-            return Err(KmsError::Internal(format!(
-                "Cloud KMS created {:?} with purpose {:?}, expected {name} for ENCRYPT_DECRYPT",
-                created.name, created.purpose
-            )));
+            return Err(KmsError::Internal(
+                format!(
+                    "Cloud KMS created {:?} with purpose {:?}, expected {name} for ENCRYPT_DECRYPT",
+                    created.name, created.purpose
+                )
+                .into(),
+            ));
         }
         tracing::info!(kek = %name, vault = %vault_id, "created a KEK in Cloud KMS");
         Ok(KekRef(name))
@@ -186,10 +194,13 @@ impl GcpKmsProvider {
         let number = match config::parse_version_name(&version.name) {
             Some((key, n)) if key == kek.0 => n,
             _ => {
-                return Err(KmsError::Internal(format!(
-                    "Cloud KMS created {:?}, not a version of {}",
-                    version.name, kek.0
-                )));
+                return Err(KmsError::Internal(
+                    format!(
+                        "Cloud KMS created {:?}, not a version of {}",
+                        version.name, kek.0
+                    )
+                    .into(),
+                ));
             }
         };
         let updated = self
@@ -204,10 +215,13 @@ impl GcpKmsProvider {
             })
             .await?;
         if updated.primary.as_ref().map(|p| p.name.as_str()) != Some(version.name.as_str()) {
-            return Err(KmsError::Internal(format!(
-                "Cloud KMS did not make {} the primary version of {}",
-                version.name, kek.0
-            )));
+            return Err(KmsError::Internal(
+                format!(
+                    "Cloud KMS did not make {} the primary version of {}",
+                    version.name, kek.0
+                )
+                .into(),
+            ));
         }
         tracing::info!(kek = %kek.0, version = number, "rotated a KEK in Cloud KMS");
         Ok(number)
@@ -219,11 +233,14 @@ impl GcpKmsProvider {
         let mut page_token = String::new();
         for page in 0.. {
             if page == MAX_LIST_PAGES {
-                return Err(KmsError::Internal(format!(
-                    "{} has more than {} versions; destroy them with gcloud",
-                    kek.0,
-                    MAX_LIST_PAGES * LIST_PAGE_SIZE as usize
-                )));
+                return Err(KmsError::Internal(
+                    format!(
+                        "{} has more than {} versions; destroy them with gcloud",
+                        kek.0,
+                        MAX_LIST_PAGES * LIST_PAGE_SIZE as usize
+                    )
+                    .into(),
+                ));
             }
             let token = page_token.clone();
             let resp = self

@@ -151,7 +151,7 @@ impl KeyProvider for GcpKmsProvider {
                 "the public key of {} changed since start-up",
                 self.cfg.signing_key_version
             )),
-            Err(e) => ProviderHealth::Unavailable(e.to_string()),
+            Err(e) => ProviderHealth::Unavailable(strongroom_core::Chain(&e).to_string()),
         }
     }
 }

@@ -37,21 +37,25 @@ pub(super) async fn fetch_public_key(
             name,
             f,
             Mapping {
-                not_found: KmsError::Internal(format!(
-                    "[kms.gcp] signing_key_version {name} does not exist"
-                )),
+                not_found: KmsError::Internal(
+                    format!("[kms.gcp] signing_key_version {name} does not exist").into(),
+                ),
                 ..Mapping::default()
             },
         )
     })?;
     if key.algorithm != CryptoKeyVersionAlgorithm::EcSignEd25519 {
-        return Err(KmsError::Internal(format!(
-            "[kms.gcp] signing_key_version {name} is {:?}, not EC_SIGN_ED25519",
-            key.algorithm
-        )));
+        return Err(KmsError::Internal(
+            format!(
+                "[kms.gcp] signing_key_version {name} is {:?}, not EC_SIGN_ED25519",
+                key.algorithm
+            )
+            .into(),
+        ));
     }
-    integrity::ed25519_from_spki_pem(&key.pem)
-        .map_err(|m| KmsError::Internal(format!("[kms.gcp] signing_key_version {name}: {m}")))
+    integrity::ed25519_from_spki_pem(&key.pem).map_err(|m| {
+        KmsError::Internal(format!("[kms.gcp] signing_key_version {name}: {m}").into())
+    })
 }
 
 impl GcpKmsProvider {
@@ -65,7 +69,9 @@ impl GcpKmsProvider {
             call::SIGN,
             name,
             Mapping {
-                not_found: KmsError::Internal(format!("the signing key {name} no longer exists")),
+                not_found: KmsError::Internal(
+                    format!("the signing key {name} no longer exists").into(),
+                ),
                 ..Mapping::default()
             },
             || async {

@@ -74,7 +74,11 @@ impl Pkcs11Config {
     }
 
     pub(super) fn validate(&self) -> Result<(), KmsError> {
-        let bad = |m: &str| Err(KmsError::Internal(format!("pkcs11 configuration: {m}")));
+        let bad = |m: &str| {
+            Err(KmsError::Internal(
+                format!("pkcs11 configuration: {m}").into(),
+            ))
+        };
         if self.token_label.is_empty() || self.token_label.len() > 32 {
             return bad("token_label must be 1 to 32 bytes (the PKCS#11 label field)");
         }
@@ -101,18 +105,17 @@ impl Pkcs11Config {
         }
         if let Some(path) = &self.pin_file {
             let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
-                KmsError::Internal(format!(
-                    "reading the PKCS#11 pin_file {}: {e}",
-                    path.display()
+                KmsError::Internal(crate::Reason::because(
+                    format!("reading the PKCS#11 pin_file {}", path.display()),
+                    e,
                 ))
             })?);
             crate::root_key::warn_if_loose(path);
             let pin = text.trim_end_matches(['\r', '\n']);
             if pin.is_empty() {
-                return Err(KmsError::Internal(format!(
-                    "the PKCS#11 pin_file {} is empty",
-                    path.display()
-                )));
+                return Err(KmsError::Internal(
+                    format!("the PKCS#11 pin_file {} is empty", path.display()).into(),
+                ));
             }
             return Ok(AuthPin::new(pin.into()));
         }
@@ -121,9 +124,10 @@ impl Pkcs11Config {
                 let v = Zeroizing::new(v);
                 Ok(AuthPin::new(v.as_str().into()))
             }
-            _ => Err(KmsError::Internal(format!(
-                "no PKCS#11 user PIN: set pin_file, or the {PIN_ENV} environment variable"
-            ))),
+            _ => Err(KmsError::Internal(
+                format!("no PKCS#11 user PIN: set pin_file, or the {PIN_ENV} environment variable")
+                    .into(),
+            )),
         }
     }
 }

@@ -34,7 +34,7 @@ use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHan
 use strongroom_crypto::Dek;
 use zeroize::Zeroizing;
 
-use super::session::{Ctx, Inner, describe, is_lost_err, is_stale};
+use super::session::{Ctx, Inner, is_lost_err, is_stale};
 use crate::{KmsError, WrappedDek};
 
 const IV_LEN: usize = 12;
@@ -118,10 +118,13 @@ impl Inner {
                 })?
                 .map_err(|e| c.fail("wrapping a DEK", e))?;
             if ct.len() != DEK_LEN + TAG_LEN {
-                return Err(KmsError::Internal(format!(
-                    "the token returned {} bytes of AES-GCM output for a 32-byte DEK",
-                    ct.len()
-                )));
+                return Err(KmsError::Internal(
+                    format!(
+                        "the token returned {} bytes of AES-GCM output for a 32-byte DEK",
+                        ct.len()
+                    )
+                    .into(),
+                ));
             }
             let mut blob = Vec::with_capacity(BLOB_LEN);
             blob.extend_from_slice(&iv);
@@ -150,7 +153,9 @@ impl Inner {
                     c.decrypt(h, iv, data, aad)
                 })?
                 .map_err(|e| match &e {
-                    _ if is_lost_err(&e) => KmsError::Unavailable(describe(&e)),
+                    _ if is_lost_err(&e) => {
+                        KmsError::Unavailable(crate::Reason::because("unwrapping a DEK", e))
+                    }
                     // A failed tag or AAD check (SoftHSM: CKR_GENERAL_ERROR), or any
                     // other complaint about the data: never retried.
                     CkError::Pkcs11(_, Function::Decrypt) => KmsError::Integrity,
@@ -198,10 +203,13 @@ impl Inner {
                 Attribute::Id(kek_object_id(id)),
             ])?;
             if !left.is_empty() {
-                return Err(KmsError::Internal(format!(
-                    "{} objects of the KEK are still on the token after destroying it",
-                    left.len()
-                )));
+                return Err(KmsError::Internal(
+                    format!(
+                        "{} objects of the KEK are still on the token after destroying it",
+                        left.len()
+                    )
+                    .into(),
+                ));
             }
             Ok(())
         })

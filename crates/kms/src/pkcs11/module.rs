@@ -67,8 +67,12 @@ static MODULES: OnceLock<Mutex<HashMap<PathBuf, Arc<Module>>>> = OnceLock::new()
 
 /// The shared module for `path` (loaded and initialised on first use).
 pub(super) fn get(path: &Path) -> Result<Arc<Module>, KmsError> {
-    let canon = std::fs::canonicalize(path)
-        .map_err(|e| KmsError::Internal(format!("PKCS#11 module {}: {e}", path.display())))?;
+    let canon = std::fs::canonicalize(path).map_err(|e| {
+        KmsError::Internal(crate::Reason::because(
+            format!("PKCS#11 module {}", path.display()),
+            e,
+        ))
+    })?;
     let mut map = MODULES
         .get_or_init(Default::default)
         .lock()
@@ -77,7 +81,10 @@ pub(super) fn get(path: &Path) -> Result<Arc<Module>, KmsError> {
         return Ok(m.clone());
     }
     let ctx = Pkcs11::new(&canon).map_err(|e| {
-        KmsError::Internal(format!("loading PKCS#11 module {}: {e}", canon.display()))
+        KmsError::Internal(crate::Reason::because(
+            format!("loading PKCS#11 module {}", canon.display()),
+            e,
+        ))
     })?;
     let init = initialize(&ctx);
     let module = Arc::new(Module {

@@ -50,7 +50,7 @@ use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
 
 use super::module::{ModState, Module, Objects};
-use crate::KmsError;
+use crate::{KmsError, Reason};
 
 /// A short description of a cryptoki error, e.g. `C_Decrypt: GeneralError`.
 pub(super) fn describe(e: &CkError) -> String {
@@ -173,9 +173,13 @@ impl Inner {
     ) -> Result<T, KmsError> {
         let r = self.with_session_inner(access, op);
         match &r {
-            Err(KmsError::Unavailable(m)) => {
+            Err(e @ KmsError::Unavailable(_)) => {
                 if !self.down.swap(true, Ordering::Relaxed) {
-                    tracing::warn!(token = %self.token_label, reason = %m, "PKCS#11 token unavailable");
+                    tracing::warn!(
+                        token = %self.token_label,
+                        reason = %strongroom_core::Chain(e),
+                        "PKCS#11 token unavailable"
+                    );
                 }
             }
             Ok(_) => {
@@ -227,7 +231,7 @@ impl Inner {
                 rescanned = true;
                 continue;
             }
-            return Err(KmsError::Unavailable(missing));
+            return Err(KmsError::Unavailable(missing.into()));
         }
     }
 
@@ -263,7 +267,7 @@ impl Inner {
                     conn.drop_connection(true);
                     return Err(Checkout::Missing(msg));
                 }
-                return Err(Checkout::Failed(KmsError::Unavailable(msg)));
+                return Err(Checkout::Failed(KmsError::Unavailable(msg.into())));
             }
         };
         match session.login(UserType::User, Some(&self.pin)) {
@@ -279,7 +283,7 @@ impl Inner {
                     conn.drop_connection(true);
                     return Err(Checkout::Missing(msg));
                 }
-                return Err(Checkout::Failed(KmsError::Internal(msg)));
+                return Err(Checkout::Failed(KmsError::Internal(msg.into())));
             }
         }
         Ok((slot, session, conn.epoch))
@@ -323,15 +327,19 @@ impl Ctx<'_> {
     }
 
     /// Whether the slot still holds our token.
-    pub(super) fn token_check(&self) -> Result<(), String> {
+    pub(super) fn token_check(&self) -> Result<(), Reason> {
         let label = &self.inner.token_label;
         match self.st.ctx.get_token_info(self.slot) {
             Ok(i) if i.label() == label.as_str() => Ok(()),
             Ok(i) => Err(format!(
                 "the slot of token '{label}' now holds token '{}'",
                 i.label()
+            )
+            .into()),
+            Err(e) => Err(Reason::because(
+                format!("token '{label}' is not readable"),
+                e,
             )),
-            Err(e) => Err(format!("token '{label}' is not readable: {}", describe(&e))),
         }
     }
 
@@ -347,10 +355,10 @@ impl Ctx<'_> {
     /// and so is anything at all while the token can't be read.
     pub(super) fn fail(&self, what: &str, e: CkError) -> KmsError {
         if is_lost_err(&e) {
-            return KmsError::Unavailable(format!("{what}: {}", describe(&e)));
+            return KmsError::Unavailable(Reason::because(what.to_owned(), e));
         }
         match self.token_check() {
-            Ok(()) => KmsError::Internal(format!("{what}: {}", describe(&e))),
+            Ok(()) => KmsError::Internal(Reason::because(what.to_owned(), e)),
             Err(m) => KmsError::Unavailable(m),
         }
     }
@@ -383,9 +391,12 @@ fn find_slot(st: &ModState, label: &str) -> Result<Slot, Checkout> {
         [] => Err(Checkout::Missing(format!(
             "no token labelled '{label}' is present"
         ))),
-        many => Err(Checkout::Failed(KmsError::Internal(format!(
-            "{} tokens are labelled '{label}'; token labels must be unique",
-            many.len()
-        )))),
+        many => Err(Checkout::Failed(KmsError::Internal(
+            format!(
+                "{} tokens are labelled '{label}'; token labels must be unique",
+                many.len()
+            )
+            .into(),
+        ))),
     }
 }

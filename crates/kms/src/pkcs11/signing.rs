@@ -51,15 +51,18 @@ impl Ctx<'_> {
                 Ok(*h)
             }
             [] => Err(match self.token_check() {
-                Ok(()) => KmsError::Internal(format!(
-                    "the signing key '{label}' is missing from the token"
-                )),
+                Ok(()) => KmsError::Internal(
+                    format!("the signing key '{label}' is missing from the token").into(),
+                ),
                 Err(m) => KmsError::Unavailable(m),
             }),
-            many => Err(KmsError::Internal(format!(
-                "{} private keys on the token are labelled '{label}'",
-                many.len()
-            ))),
+            many => Err(KmsError::Internal(
+                format!(
+                    "{} private keys on the token are labelled '{label}'",
+                    many.len()
+                )
+                .into(),
+            )),
         }
     }
 
@@ -76,10 +79,9 @@ impl Ctx<'_> {
         };
         let sig = r.map_err(|e| self.fail("signing", e))?;
         if sig.len() != 64 {
-            return Err(KmsError::Internal(format!(
-                "the token returned a {}-byte Ed25519 signature",
-                sig.len()
-            )));
+            return Err(KmsError::Internal(
+                format!("the token returned a {}-byte Ed25519 signature", sig.len()).into(),
+            ));
         }
         Ok(sig)
     }
@@ -135,22 +137,28 @@ impl Ctx<'_> {
                     .get_attributes(*private, &[AttributeType::KeyType])
                     .map_err(|e| self.fail("reading the signing key", e))?;
                 if !kt.contains(&Attribute::KeyType(KeyType::EC_EDWARDS)) {
-                    return Err(KmsError::Internal(format!(
-                        "the key labelled '{}' on the token is not an Ed25519 key",
-                        self.inner.signing_key_label
-                    )));
+                    return Err(KmsError::Internal(
+                        format!(
+                            "the key labelled '{}' on the token is not an Ed25519 key",
+                            self.inner.signing_key_label
+                        )
+                        .into(),
+                    ));
                 }
                 self.conn().signing = Some(*private);
                 *public
             }
             (p, q) => {
-                return Err(KmsError::Internal(format!(
-                    "the token holds {} private and {} public objects labelled '{}'; \
+                return Err(KmsError::Internal(
+                    format!(
+                        "the token holds {} private and {} public objects labelled '{}'; \
                      expected one Ed25519 key pair",
-                    p.len(),
-                    q.len(),
-                    self.inner.signing_key_label
-                )));
+                        p.len(),
+                        q.len(),
+                        self.inner.signing_key_label
+                    )
+                    .into(),
+                ));
             }
         };
         let attrs = self

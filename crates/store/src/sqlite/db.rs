@@ -40,7 +40,7 @@ use strongroom_core::audit::{
 };
 use strongroom_core::time_util::to_micros;
 
-use crate::{AuditAppendSignal, StoreError, StoreResult};
+use crate::{AuditAppendSignal, Reason, StoreError, StoreResult};
 
 /// At most this many writes share one transaction (and one fsync).
 const MAX_BATCH: usize = 256;
@@ -89,17 +89,17 @@ pub(super) fn map_err(e: rusqlite::Error) -> StoreError {
         {
             StoreError::Conflict(msg.clone().unwrap_or_else(|| f.to_string()))
         }
-        rusqlite::Error::SqliteFailure(f, msg)
+        rusqlite::Error::SqliteFailure(f, _)
             if f.code == ffi::ErrorCode::ConstraintViolation
                 && f.extended_code != ffi::SQLITE_CONSTRAINT_TRIGGER =>
         {
-            StoreError::Constraint(msg.clone().unwrap_or_else(|| f.to_string()))
+            StoreError::Constraint(Reason::of(e))
         }
         rusqlite::Error::FromSqlConversionFailure(..)
         | rusqlite::Error::InvalidColumnType(..)
         | rusqlite::Error::InvalidColumnName(_)
-        | rusqlite::Error::IntegralValueOutOfRange(..) => StoreError::Corrupt(e.to_string()),
-        _ => StoreError::Unavailable(e.to_string()),
+        | rusqlite::Error::IntegralValueOutOfRange(..) => StoreError::Corrupt(Reason::of(e)),
+        _ => StoreError::Unavailable(Reason::of(e)),
     }
 }
 
@@ -384,16 +384,19 @@ fn migrate(c: &Connection) -> StoreResult<()> {
 fn apply_migrations(c: &Connection, migrations: &[(&str, &str)]) -> StoreResult<()> {
     let known = migrations.len() as i64;
     let failed =
-        |e: rusqlite::Error| StoreError::Unavailable(format!("migrating the database: {e}"));
+        |e: rusqlite::Error| StoreError::Unavailable(Reason::because("migrating the database", e));
     let mut version: i64 = c
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .map_err(failed)?;
     if version > known {
-        return Err(StoreError::Unavailable(format!(
-            "the database has schema version {version}, newer than this build knows \
-             ({known}): it was written by a newer Strongroom; run that version \
-             (or restore a backup made for this one)"
-        )));
+        return Err(StoreError::Unavailable(
+            format!(
+                "the database has schema version {version}, newer than this build knows \
+                 ({known}): it was written by a newer Strongroom; run that version \
+                 (or restore a backup made for this one)"
+            )
+            .into(),
+        ));
     }
     if version == 0 {
         let earlier: bool = c
@@ -416,7 +419,10 @@ fn apply_migrations(c: &Connection, migrations: &[(&str, &str)]) -> StoreResult<
             tx.commit()
         };
         apply().map_err(|e| {
-            StoreError::Unavailable(format!("migrating the database ({name}): {e}"))
+            StoreError::Unavailable(Reason::because(
+                format!("migrating the database ({name})"),
+                e,
+            ))
         })?;
         tracing::info!(migration = name, "database schema migrated");
     }
@@ -448,12 +454,16 @@ impl Db {
         let writer = std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || writer_loop(writer, rx, &wal, wal_limit, &counter))
-            .map_err(|e| StoreError::Unavailable(format!("starting the writer thread: {e}")))?;
+            .map_err(|e| {
+                StoreError::Unavailable(Reason::because("starting the writer thread", e))
+            })?;
         let (stop, stopped) = mpsc::channel::<()>();
         let checkpointer = std::thread::Builder::new()
             .name("sqlite-checkpoint".into())
             .spawn(move || checkpoint_loop(checkpoint_conn, stopped))
-            .map_err(|e| StoreError::Unavailable(format!("starting the checkpoint thread: {e}")))?;
+            .map_err(|e| {
+                StoreError::Unavailable(Reason::because("starting the checkpoint thread", e))
+            })?;
         Ok(Db {
             path: path.to_owned(),
             readers: Mutex::new(Vec::new()),

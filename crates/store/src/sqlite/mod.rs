@@ -10,7 +10,7 @@
 
 use std::path::Path;
 
-use crate::{AuditAppendSignal, StoreError, StoreResult};
+use crate::{AuditAppendSignal, Reason, StoreError, StoreResult};
 
 mod audit;
 mod db;
@@ -35,7 +35,7 @@ impl SqliteStore {
         let path = path.to_owned();
         let db = tokio::task::spawn_blocking(move || db::Db::open(&path))
             .await
-            .map_err(|e| StoreError::Unavailable(format!("opening the database: {e}")))??;
+            .map_err(|e| StoreError::Unavailable(Reason::because("opening the database", e)))??;
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Ok(SqliteStore {
             db: db.into(),
@@ -65,7 +65,7 @@ impl SqliteStore {
         let db = self.db.clone();
         tokio::task::spawn_blocking(move || db.read(f))
             .await
-            .map_err(|e| StoreError::Unavailable(format!("a database read failed: {e}")))?
+            .map_err(|e| StoreError::Unavailable(Reason::because("a database read failed", e)))?
     }
 
     /// Finishes the queued writes, then a final synced checkpoint empties the

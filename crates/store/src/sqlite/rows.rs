@@ -22,24 +22,24 @@ pub(super) trait FromRow: Sized {
 }
 
 pub(super) fn corrupt(what: &str) -> StoreError {
-    StoreError::Corrupt(what.to_owned())
+    StoreError::Corrupt(what.to_owned().into())
 }
 
 /// A text column parsed with `FromStr` (ids, subjects).
 pub(super) fn parse<T: FromStr>(row: &Row<'_>, col: &str) -> StoreResult<T> {
     let s: String = get(row, col)?;
     s.parse()
-        .map_err(|_| StoreError::Corrupt(format!("column {col}")))
+        .map_err(|_| StoreError::Corrupt(format!("column {col}").into()))
 }
 
 fn json(row: &Row<'_>, col: &str) -> StoreResult<Value> {
     let s: String = get(row, col)?;
-    serde_json::from_str(&s).map_err(|_| StoreError::Corrupt(format!("column {col}")))
+    serde_json::from_str(&s).map_err(|_| StoreError::Corrupt(format!("column {col}").into()))
 }
 
 pub(super) fn u32_col(row: &Row<'_>, col: &str) -> StoreResult<u32> {
     let n: i64 = get(row, col)?;
-    u32::try_from(n).map_err(|_| StoreError::Corrupt(format!("column {col}")))
+    u32::try_from(n).map_err(|_| StoreError::Corrupt(format!("column {col}").into()))
 }
 
 fn opt_time(r: &Row<'_>, col: &str) -> StoreResult<Option<OffsetDateTime>> {
