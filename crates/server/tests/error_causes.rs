@@ -3,35 +3,31 @@
 //! every refusal, JSON-body rejections included, is the API's one error type
 //! with the one problem+json shape.
 
+#[path = "support/flaky.rs"]
+mod flaky;
 mod support;
 
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
-use async_trait::async_trait;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::FromRequest;
 use axum::http::{Method, Request, StatusCode, header};
 use axum::response::IntoResponse;
 use serde_json::{Value, json};
-use strongroom_core::{Dependency, VaultId};
-use strongroom_crypto::Dek;
+use strongroom_core::Dependency;
 use strongroom_crypto::password::PasswordParams;
 use strongroom_engine::{Admin, EngineConfig};
+use strongroom_kms::KmsError;
 use strongroom_kms::soft::SoftProvider;
-use strongroom_kms::{KekRef, KeyProvider, KmsError, ProviderHealth, SigningPublicKey, WrappedDek};
 use strongroom_server::extract::{ApiJson, OptionalJson};
 use strongroom_server::problem::{ApiError, ErrorReport};
 use strongroom_server::{AppState, router};
 use strongroom_store::StoreError;
 use strongroom_store::sqlite::SqliteStore;
 use tower::ServiceExt;
-
-/// What only the provider knows.
-const RESOURCE: &str =
-    "projects/acme-prod/locations/europe-west1/keyRings/strongroom/cryptoKeys/vault-7f3a";
 
 /// Everything logged while the guard lives, on this thread (a `tokio::test`
 /// runs the router on the test's thread).
@@ -61,60 +57,6 @@ impl io::Write for Logs {
     }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
-    }
-}
-
-/// The memory provider, unavailable on demand with a message naming [`RESOURCE`].
-struct Flaky {
-    inner: SoftProvider,
-    down: Arc<AtomicBool>,
-}
-
-impl Flaky {
-    fn fail(&self) -> Result<(), KmsError> {
-        if self.down.load(Ordering::SeqCst) {
-            return Err(KmsError::Unavailable(
-                format!("{RESOURCE}: deadline exceeded").into(),
-            ));
-        }
-        Ok(())
-    }
-}
-
-#[async_trait]
-impl KeyProvider for Flaky {
-    fn name(&self) -> &'static str {
-        "gcp"
-    }
-    async fn create_kek(&self, vault_id: &VaultId) -> Result<KekRef, KmsError> {
-        self.fail()?;
-        self.inner.create_kek(vault_id).await
-    }
-    async fn wrap(&self, kek: &KekRef, dek: &Dek, aad: &[u8]) -> Result<WrappedDek, KmsError> {
-        self.fail()?;
-        self.inner.wrap(kek, dek, aad).await
-    }
-    async fn unwrap(&self, kek: &KekRef, w: &WrappedDek, aad: &[u8]) -> Result<Arc<Dek>, KmsError> {
-        self.fail()?;
-        self.inner.unwrap(kek, w, aad).await
-    }
-    async fn rotate_kek(&self, kek: &KekRef) -> Result<u32, KmsError> {
-        self.fail()?;
-        self.inner.rotate_kek(kek).await
-    }
-    async fn destroy_kek(&self, kek: &KekRef) -> Result<(), KmsError> {
-        self.fail()?;
-        self.inner.destroy_kek(kek).await
-    }
-    async fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, KmsError> {
-        self.fail()?;
-        self.inner.sign(msg).await
-    }
-    fn signing_public_key(&self) -> SigningPublicKey {
-        self.inner.signing_public_key()
-    }
-    async fn health(&self) -> ProviderHealth {
-        ProviderHealth::Healthy
     }
 }
 
@@ -232,17 +174,13 @@ fn lines_with(logs: &str, cause: &str, request_id: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn a_provider_failure_is_logged_with_the_request_id_and_never_rendered() {
-    let down = Arc::new(AtomicBool::new(false));
-    let kms = Arc::new(Flaky {
-        inner: SoftProvider::memory().unwrap(),
-        down: down.clone(),
-    });
+    let (kms, mode) = flaky::flaky();
     let (app, _engine, _dir) = support::app_with_provider(kms).await;
     let (token, secret) = owner_with_vault(&app).await;
 
     let logs = Logs::default();
     let _guard = logs.capture();
-    down.store(true, Ordering::SeqCst);
+    mode.store(flaky::UNAVAILABLE, Ordering::SeqCst);
     let r = send(
         &app,
         Method::PUT,
@@ -260,10 +198,10 @@ async fn a_provider_failure_is_logged_with_the_request_id_and_never_rendered() {
     );
 
     let logs = logs.text();
-    let lines = lines_with(&logs, RESOURCE, &r.request_id);
+    let lines = lines_with(&logs, flaky::RESOURCE, &r.request_id);
     assert_eq!(lines.len(), 1, "logged once with the request id:\n{logs}");
     let line = &lines[0];
-    assert!(line.contains(RESOURCE), "{line}");
+    assert!(line.contains(flaky::RESOURCE), "{line}");
     assert!(line.contains("deadline exceeded"), "{line}");
     assert!(line.contains("key_provider"), "{line}");
     assert!(line.contains("the key provider is unavailable"), "{line}");
@@ -339,12 +277,14 @@ fn a_store_error_stays_the_source_of_the_engine_error() {
         .expect("the StoreError itself");
     assert!(store.to_string().contains("/var/lib/strongroom"));
 
-    let e = strongroom_core::Error::from(KmsError::Internal(format!("{RESOURCE}: denied").into()));
+    let e = strongroom_core::Error::from(KmsError::Internal(
+        format!("{}: denied", flaky::RESOURCE).into(),
+    ));
     assert_eq!(e.to_string(), "internal error");
     let source = std::error::Error::source(&e).expect("a cause");
     assert!(source.downcast_ref::<KmsError>().is_some());
 
-    let e = strongroom_core::Error::from(KmsError::Unavailable(RESOURCE.into()));
+    let e = strongroom_core::Error::from(KmsError::Unavailable(flaky::RESOURCE.into()));
     let strongroom_core::Error::Unavailable(u) = &e else {
         panic!("{e:?}")
     };
@@ -353,7 +293,7 @@ fn a_store_error_stays_the_source_of_the_engine_error() {
     // The report the log middleware reads carries the chain; the body doesn't.
     let resp = ApiError::from(e).into_response();
     let report = resp.extensions().get::<ErrorReport>().expect("a report");
-    assert!(report.causes().to_string().contains(RESOURCE));
+    assert!(report.causes().to_string().contains(flaky::RESOURCE));
 }
 
 /// The JSON extractors reject with the one error type, at compile time.

@@ -2,89 +2,17 @@
 //! reaches the log, never a client: problem bodies and the unauthenticated
 //! `/v1/health/hsm` carry fixed words only.
 
+#[path = "support/flaky.rs"]
+mod flaky;
 mod support;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::Ordering;
 
-use async_trait::async_trait;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
+use flaky::{BROKEN, UNAVAILABLE};
 use serde_json::{Value, json};
-use strongroom_core::VaultId;
-use strongroom_crypto::Dek;
-use strongroom_kms::soft::SoftProvider;
-use strongroom_kms::{KekRef, KeyProvider, KmsError, ProviderHealth, SigningPublicKey, WrappedDek};
 use tower::ServiceExt;
-
-/// What only the provider knows: it must never leave the server.
-const RESOURCE: &str =
-    "projects/acme-prod/locations/europe-west1/keyRings/strongroom/cryptoKeys/vault-7f3a";
-
-const HEALTHY: u8 = 0;
-const UNAVAILABLE: u8 = 1;
-const BROKEN: u8 = 2;
-
-/// The memory provider, failing on demand with a message naming [`RESOURCE`].
-struct Flaky {
-    inner: SoftProvider,
-    mode: Arc<AtomicU8>,
-}
-
-impl Flaky {
-    fn fail(&self) -> Result<(), KmsError> {
-        match self.mode.load(Ordering::SeqCst) {
-            UNAVAILABLE => Err(KmsError::Unavailable(
-                format!("{RESOURCE}: deadline exceeded").into(),
-            )),
-            BROKEN => Err(KmsError::Internal(
-                format!("{RESOURCE}: permission denied").into(),
-            )),
-            _ => Ok(()),
-        }
-    }
-}
-
-#[async_trait]
-impl KeyProvider for Flaky {
-    fn name(&self) -> &'static str {
-        "gcp"
-    }
-    async fn create_kek(&self, vault_id: &VaultId) -> Result<KekRef, KmsError> {
-        self.fail()?;
-        self.inner.create_kek(vault_id).await
-    }
-    async fn wrap(&self, kek: &KekRef, dek: &Dek, aad: &[u8]) -> Result<WrappedDek, KmsError> {
-        self.fail()?;
-        self.inner.wrap(kek, dek, aad).await
-    }
-    async fn unwrap(&self, kek: &KekRef, w: &WrappedDek, aad: &[u8]) -> Result<Arc<Dek>, KmsError> {
-        self.fail()?;
-        self.inner.unwrap(kek, w, aad).await
-    }
-    async fn rotate_kek(&self, kek: &KekRef) -> Result<u32, KmsError> {
-        self.fail()?;
-        self.inner.rotate_kek(kek).await
-    }
-    async fn destroy_kek(&self, kek: &KekRef) -> Result<(), KmsError> {
-        self.fail()?;
-        self.inner.destroy_kek(kek).await
-    }
-    async fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, KmsError> {
-        self.fail()?;
-        self.inner.sign(msg).await
-    }
-    fn signing_public_key(&self) -> SigningPublicKey {
-        self.inner.signing_public_key()
-    }
-    async fn health(&self) -> ProviderHealth {
-        match self.mode.load(Ordering::SeqCst) {
-            HEALTHY => ProviderHealth::Healthy,
-            UNAVAILABLE => ProviderHealth::Unavailable(format!("{RESOURCE}: deadline exceeded")),
-            _ => ProviderHealth::Degraded(format!("{RESOURCE}: permission denied")),
-        }
-    }
-}
 
 async fn send(
     app: &axum::Router,
@@ -114,11 +42,7 @@ async fn send(
 
 #[tokio::test]
 async fn provider_error_text_never_reaches_a_client() {
-    let mode = Arc::new(AtomicU8::new(HEALTHY));
-    let kms = Arc::new(Flaky {
-        inner: SoftProvider::memory().unwrap(),
-        mode: mode.clone(),
-    });
+    let (kms, mode) = flaky::flaky();
     let (app, _engine, _dir) = support::app_with_provider(kms).await;
     let (st, body) = send(
         &app,
