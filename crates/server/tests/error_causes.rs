@@ -18,13 +18,10 @@ use axum::http::{Method, Request, StatusCode, header};
 use axum::response::IntoResponse;
 use serde_json::{Value, json};
 use strongroom_core::Dependency;
-use strongroom_crypto::password::PasswordParams;
-use strongroom_engine::{Admin, EngineConfig};
 use strongroom_kms::KmsError;
 use strongroom_kms::soft::SoftProvider;
 use strongroom_server::extract::{ApiJson, OptionalJson};
 use strongroom_server::problem::{ApiError, ErrorReport};
-use strongroom_server::{AppState, router};
 use strongroom_store::StoreError;
 use strongroom_store::sqlite::SqliteStore;
 use tower::ServiceExt;
@@ -215,23 +212,8 @@ async fn a_database_failure_is_logged_with_the_request_id_and_never_rendered() {
             .await
             .unwrap(),
     );
-    let admin = Admin::new(
-        store.clone(),
-        Arc::new(SoftProvider::memory().unwrap()),
-        EngineConfig {
-            password_params: PasswordParams {
-                m_cost: 256,
-                t_cost: 1,
-            },
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
-    let app = router(AppState {
-        engine: admin.engine().clone(),
-        metrics: None,
-    });
+    let (app, _admin) =
+        support::app_over(store.clone(), Arc::new(SoftProvider::memory().unwrap())).await;
     let (token, secret) = owner_with_vault(&app).await;
 
     let logs = Logs::default();
@@ -386,23 +368,8 @@ async fn a_constraint_refusal_is_logged_with_the_request_id_and_never_rendered()
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db.sqlite");
     let store = Arc::new(SqliteStore::open(&path).await.unwrap());
-    let admin = Admin::new(
-        store.clone(),
-        Arc::new(SoftProvider::memory().unwrap()),
-        EngineConfig {
-            password_params: PasswordParams {
-                m_cost: 256,
-                t_cost: 1,
-            },
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
-    let app = router(AppState {
-        engine: admin.engine().clone(),
-        metrics: None,
-    });
+    let (app, _admin) =
+        support::app_over(store.clone(), Arc::new(SoftProvider::memory().unwrap())).await;
     let (token, secret) = owner_with_vault(&app).await;
     // From now on every audit append breaks a CHECK rule of the schema.
     rusqlite::Connection::open(&path)

@@ -28,7 +28,15 @@ pub async fn app_with_provider(
             .await
             .expect("store opens"),
     );
-    let engine = Arc::new(
+    let (app, admin) = app_over(store, kms).await;
+    (app, admin, dir)
+}
+
+/// The router over a store the test keeps a handle on (to close it, or to
+/// change its database behind the server's back).
+#[allow(dead_code)] // not every suite uses every helper
+pub async fn app_over(store: Arc<SqliteStore>, kms: Arc<dyn KeyProvider>) -> (Router, Arc<Admin>) {
+    let admin = Arc::new(
         Admin::new(
             store,
             kms,
@@ -44,8 +52,8 @@ pub async fn app_with_provider(
         .expect("engine starts"),
     );
     let app = router(AppState {
-        engine: engine.engine().clone(),
+        engine: admin.engine().clone(),
         metrics: None,
     });
-    (app, engine, dir)
+    (app, admin)
 }
