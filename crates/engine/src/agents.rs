@@ -79,12 +79,20 @@ pub struct AgentUpdate {
 }
 
 /// An agent and its key (shown once).
-#[derive(Debug)]
 pub struct AgentWithKey {
     /// The agent.
     pub agent: Agent,
     /// Its `ocv_` key.
     pub api_key: zeroize::Zeroizing<String>,
+}
+
+impl std::fmt::Debug for AgentWithKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The key is shown once, to the caller: never in a log line.
+        f.debug_struct("AgentWithKey")
+            .field("agent", &self.agent)
+            .finish_non_exhaustive()
+    }
 }
 
 /// An agent's token.

@@ -38,12 +38,20 @@ pub struct LoginOutput {
 }
 
 /// A new personal API key: what is stored of it, and the key itself (shown once).
-#[derive(Debug)]
 pub struct NewApiKey {
     /// What is stored (no key).
     pub info: ApiKeyInfo,
     /// The key.
     pub key: zeroize::Zeroizing<String>,
+}
+
+impl std::fmt::Debug for NewApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The key is shown once, to the caller: never in a log line.
+        f.debug_struct("NewApiKey")
+            .field("info", &self.info)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Lifetime of a token exchanged for a personal API key. Clients (the Python

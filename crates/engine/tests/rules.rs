@@ -309,3 +309,40 @@ async fn a_deleted_version_stays_gone_after_a_new_write() {
     assert_eq!(latest.meta.version, 2);
     assert_eq!(latest.value.expose(), b"two");
 }
+
+#[tokio::test]
+async fn keys_shown_once_never_print_through_debug() {
+    let org = Org::new().await;
+    let e = org.engine();
+    let agent = e
+        .create_agent(
+            &org.owner,
+            NewAgent {
+                name: "printed".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("agent registered");
+    let key = e
+        .create_api_key(&org.owner, "k", None, None)
+        .await
+        .expect("key made");
+    let inv = e
+        .invite(&org.owner, "later@example.com", None)
+        .await
+        .expect("invited");
+    for (shown, secret) in [
+        (format!("{agent:?}"), agent.api_key.to_string()),
+        (format!("{key:?}"), key.key.to_string()),
+        (format!("{inv:?}"), inv.token.to_string()),
+    ] {
+        assert!(!shown.contains(&secret), "{shown}");
+        // The random part alone, too (the prefix is public).
+        assert!(!shown.contains(&secret[secret.len() - 16..]), "{shown}");
+    }
+    // What the caller is shown stays usable.
+    e.agent_token(&agent.api_key, None, None)
+        .await
+        .expect("the key still exchanges");
+}
