@@ -66,6 +66,45 @@ enum Workload {
     Login,
     /// Preload: write exactly `--count` secrets `{read-prefix}{start..start+count}`.
     Fill,
+    /// A mix of the four above, weighted by `--mix` (the soak test, bench/soak.sh).
+    Mix,
+}
+
+/// The request kinds a `mix` draws from.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kind {
+    Write,
+    Read,
+    List,
+    Login,
+}
+
+/// `read=70,write=20,list=5,login=5`: cumulative weights, in that order.
+fn parse_mix(spec: &str) -> Result<Vec<(Kind, u64)>> {
+    let mut out = Vec::new();
+    let mut total = 0u64;
+    for part in spec.split(',').filter(|p| !p.is_empty()) {
+        let (name, weight) = part
+            .split_once('=')
+            .with_context(|| format!("--mix: {part:?} is not name=weight"))?;
+        let kind = match name.trim() {
+            "write" => Kind::Write,
+            "read" => Kind::Read,
+            "list" => Kind::List,
+            "login" => Kind::Login,
+            other => bail!("--mix: unknown request kind {other:?}"),
+        };
+        let weight: u64 = weight
+            .trim()
+            .parse()
+            .with_context(|| format!("--mix: weight of {name}"))?;
+        total += weight;
+        out.push((kind, total));
+    }
+    if total == 0 {
+        bail!("--mix needs at least one positive weight");
+    }
+    Ok(out)
 }
 
 #[derive(Parser, Clone)]
@@ -130,6 +169,21 @@ struct RunArgs {
     /// Free-form label copied into the result.
     #[arg(long, default_value = "")]
     label: String,
+    /// `mix`: weights of the request kinds, e.g. `read=70,write=20,list=5,login=5`.
+    #[arg(long, default_value = "read=70,write=20,list=5,login=5")]
+    mix: String,
+    /// Writes go to `{write-prefix}{0..write-keys}` (new versions of a bounded set of
+    /// secrets) instead of a fresh path each time; 0 = a fresh path each time.
+    #[arg(long, default_value_t = 0)]
+    write_keys: u64,
+    /// Open loop: start this many requests per second in total, on schedule, and
+    /// measure each latency from its scheduled start (no coordinated omission).
+    /// 0 = closed loop (each worker sends its next request when the last is answered).
+    #[arg(long, default_value_t = 0.0)]
+    rate: f64,
+    /// Also report every window of this many seconds (latencies, errors), under `windows`.
+    #[arg(long, default_value_t = 0.0)]
+    window: f64,
 }
 
 fn main() -> Result<()> {
@@ -196,8 +250,82 @@ struct Shared {
     auth: Option<(&'static str, String)>,
     next_fill: AtomicU64,
     stop: AtomicBool,
+    /// When the run began (the open loop's schedule starts here).
+    start: Instant,
     measure_from: Instant,
     end: Option<Instant>,
+    mix: Vec<(Kind, u64)>,
+    /// Open loop: the index of the next scheduled request.
+    next_slot: AtomicU64,
+    windows: std::sync::Mutex<Vec<Window>>,
+}
+
+/// One reporting window (`--window`).
+struct Window {
+    hist: Histogram<u64>,
+    ok: u64,
+    errors: u64,
+    statuses: std::collections::BTreeMap<String, u64>,
+    first_error: Option<String>,
+}
+
+impl Shared {
+    /// The window a request started at `t0` belongs to, if windows are on.
+    fn window_of(&self, t0: Instant) -> Option<usize> {
+        (self.args.window > 0.0 && t0 >= self.measure_from).then(|| {
+            (t0.duration_since(self.measure_from).as_secs_f64() / self.args.window) as usize
+        })
+    }
+
+    fn record_window(&self, t0: Instant, latency: Duration, status: &str, error: Option<&str>) {
+        let Some(i) = self.window_of(t0) else { return };
+        let mut ws = self.windows.lock().expect("windows lock");
+        while ws.len() <= i {
+            ws.push(Window {
+                hist: Histogram::new_with_bounds(1, 120_000_000, 3).expect("histogram bounds"),
+                ok: 0,
+                errors: 0,
+                statuses: Default::default(),
+                first_error: None,
+            });
+        }
+        let w = &mut ws[i];
+        *w.statuses.entry(status.to_string()).or_default() += 1;
+        match error {
+            None => {
+                w.ok += 1;
+                let _ = w.hist.record(latency.as_micros().max(1) as u64);
+            }
+            Some(e) => {
+                w.errors += 1;
+                if w.first_error.is_none() {
+                    w.first_error = Some(e.to_string());
+                }
+            }
+        }
+    }
+
+    fn windows_json(&self) -> Vec<serde_json::Value> {
+        let ws = self.windows.lock().expect("windows lock");
+        let ms = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+        ws.iter()
+            .enumerate()
+            .map(|(i, w)| {
+                json!({
+                    "index": i,
+                    "start_s": i as f64 * self.args.window,
+                    "ok": w.ok,
+                    "errors": w.errors,
+                    "rps": w.ok as f64 / self.args.window,
+                    "p50_ms": ms(&w.hist, 0.50),
+                    "p99_ms": ms(&w.hist, 0.99),
+                    "max_ms": w.hist.max() as f64 / 1000.0,
+                    "statuses": w.statuses,
+                    "first_error": w.first_error,
+                })
+            })
+            .collect()
+    }
 }
 
 #[derive(Default)]
@@ -246,6 +374,10 @@ async fn run(args: RunArgs) -> Result<serde_json::Value> {
     if args.workload == Workload::Fill && args.count == 0 {
         bail!("fill needs --count");
     }
+    if args.rate < 0.0 || args.window < 0.0 || !args.rate.is_finite() || !args.window.is_finite() {
+        bail!("--rate and --window must be finite and >= 0");
+    }
+    let mix = parse_mix(&args.mix)?;
     let auth = match (args.api, args.token.is_empty()) {
         (_, true) => None,
         (Api::Openbao, false) => Some(("x-vault-token", args.token.clone())),
@@ -266,8 +398,12 @@ async fn run(args: RunArgs) -> Result<serde_json::Value> {
         auth,
         next_fill: AtomicU64::new(args.start),
         stop: AtomicBool::new(false),
+        start,
         measure_from,
         end,
+        mix,
+        next_slot: AtomicU64::new(0),
+        windows: std::sync::Mutex::new(Vec::new()),
         args: args.clone(),
     });
 
@@ -341,7 +477,10 @@ async fn run(args: RunArgs) -> Result<serde_json::Value> {
         .max(1e-9);
     let ms = |q: f64| hist.value_at_quantile(q) as f64 / 1000.0;
     let cpu = cpu1 - cpu0;
+    let windows = shared.windows_json();
     Ok(json!({
+        "rate": args.rate,
+        "windows": windows,
         "label": args.label,
         "api": format!("{:?}", args.api).to_lowercase(),
         "workload": format!("{:?}", args.workload).to_lowercase(),
@@ -416,20 +555,38 @@ fn request(
     } else {
         Method::PUT
     };
-    Some(match a.workload {
-        Workload::Write => {
-            let p = format!("{}{worker:03}-{seq:08}", a.write_prefix);
-            (write_method, secret_path(&p), Some(write_body(rng)))
-        }
+    let kind = match a.workload {
         Workload::Fill => {
             let i = s.next_fill.fetch_add(1, Ordering::Relaxed);
             if i >= a.start + a.count {
                 return None;
             }
             let p = format!("{}{i:07}", a.read_prefix);
+            return Some((write_method, secret_path(&p), Some(write_body(rng))));
+        }
+        Workload::Write => Kind::Write,
+        Workload::Read => Kind::Read,
+        Workload::List => Kind::List,
+        Workload::Login => Kind::Login,
+        Workload::Mix => {
+            let total = s.mix.last().map_or(1, |&(_, cum)| cum);
+            let r = rng.next() % total;
+            s.mix
+                .iter()
+                .find(|&&(_, cum)| r < cum)
+                .map_or(Kind::Read, |&(k, _)| k)
+        }
+    };
+    Some(match kind {
+        Kind::Write => {
+            let p = if a.write_keys > 0 {
+                format!("{}{:07}", a.write_prefix, rng.next() % a.write_keys)
+            } else {
+                format!("{}{worker:03}-{seq:08}", a.write_prefix)
+            };
             (write_method, secret_path(&p), Some(write_body(rng)))
         }
-        Workload::Read => {
+        Kind::Read => {
             let i = rng.next() % a.keys.max(1);
             (
                 Method::GET,
@@ -437,7 +594,7 @@ fn request(
                 None,
             )
         }
-        Workload::List => match a.api {
+        Kind::List => match a.api {
             Api::Openbao => (
                 Method::GET,
                 format!("/v1/{}/metadata/{}?list=true", a.mount, a.list_prefix),
@@ -449,20 +606,23 @@ fn request(
                 None,
             ),
         },
-        Workload::Login => match a.api {
+        Kind::Login => match a.api {
             Api::Openbao => (
                 Method::POST,
-                "/v1/auth/approle/login".into(),
+                LOGIN_OPENBAO.into(),
                 Some(json!({"role_id": a.role_id, "secret_id": a.secret_id}).to_string()),
             ),
             _ => (
                 Method::POST,
-                "/v1/auth/agent-token".into(),
+                LOGIN_STRONGROOM.into(),
                 Some(json!({"api_key": a.api_key}).to_string()),
             ),
         },
     })
 }
+
+const LOGIN_OPENBAO: &str = "/v1/auth/approle/login";
+const LOGIN_STRONGROOM: &str = "/v1/auth/agent-token";
 
 async fn worker(s: Arc<Shared>, w: usize) -> WorkerOut {
     let mut out = WorkerOut {
@@ -495,7 +655,18 @@ async fn worker(s: Arc<Shared>, w: usize) -> WorkerOut {
                 }
             }
         };
-        let t0 = Instant::now();
+        let t0 = if s.args.rate > 0.0 && attempts == 0 {
+            // Open loop: wait for this request's slot; its latency counts from there.
+            let slot = s.next_slot.fetch_add(1, Ordering::Relaxed);
+            let due = s.start + Duration::from_secs_f64(slot as f64 / s.args.rate);
+            if s.end.is_some_and(|end| due >= end) {
+                break;
+            }
+            tokio::time::sleep_until(due.into()).await;
+            due
+        } else {
+            Instant::now()
+        };
         let result = send(&s, &mut conn, method.clone(), &path, body.clone()).await;
         let t1 = Instant::now();
         let record = t0 >= s.measure_from;
@@ -510,6 +681,7 @@ async fn worker(s: Arc<Shared>, w: usize) -> WorkerOut {
                         .record((t1 - t0).as_micros().max(1) as u64);
                     *out.statuses.entry(status.to_string()).or_default() += 1;
                     out.last_done = Some(t1);
+                    s.record_window(t0, t1 - t0, &status.to_string(), None);
                 }
                 let _ = text;
             }
@@ -530,6 +702,7 @@ async fn worker(s: Arc<Shared>, w: usize) -> WorkerOut {
                 }
                 if record {
                     out.errors += 1;
+                    s.record_window(t0, t1 - t0, &key, Some(&detail));
                     *out.statuses.entry(key).or_default() += 1;
                     out.last_done = Some(t1);
                     if out.first_error.is_none() {
@@ -569,7 +742,11 @@ async fn send(
         .uri(path)
         .header(hyper::header::HOST, &s.host)
         .header(hyper::header::ACCEPT, "application/json");
-    if let Some((name, value)) = &s.auth {
+    // Logins present their own credential, not the run's token.
+    if let Some((name, value)) = &s.auth
+        && path != LOGIN_STRONGROOM
+        && path != LOGIN_OPENBAO
+    {
         req = req.header(*name, value);
     }
     let req = match body {
