@@ -441,3 +441,5 @@ pub async fn assert_token_verifies_with_jwks(api: &Api) {
     f.token = Some(forged);
     f.get("/v1/vaults").await.expect_problem(401);
 }
+
+pub mod load;
