@@ -227,6 +227,7 @@ async fn a_full_disk_refuses_writes_cleanly_and_writes_resume_when_space_returns
     assert!(w201 > 10, "too few writes before the disk filled");
     assert!(w503 > 0, "no write met the full disk");
     assert_clean_failures(&full, 201, DB_DOWN);
+    assert!(errors_of_kind(&api, "unavailable").await >= (w503 + r503) as u64);
     assert_clean_failures(&after, 201, DB_DOWN);
     assert!(
         after.count(201).0 > 0,

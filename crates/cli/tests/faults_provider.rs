@@ -46,6 +46,8 @@ async fn check_after_outage(api: &Api, vault: &str, seen: &Seen, pid_before: u32
     assert!(w503 > 0, "no write met the outage");
     assert!(r503 > 0, "no read met the outage");
     assert_clean_failures(seen, 201, KEY_DOWN);
+    // Counted as what they are: the `unavailable` kind.
+    assert!(errors_of_kind(api, "unavailable").await >= (w503 + r503) as u64);
     assert_eq!(pid, pid_before, "the server restarted");
     let checked = assert_nothing_lost(api, vault, seen).await;
     eprintln!("{checked} versions read back");

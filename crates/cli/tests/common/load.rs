@@ -274,3 +274,23 @@ pub async fn assert_audit_verifies(api: &Api) {
     let v = api.get("/v1/audit/verify").await.expect(200);
     assert_eq!(v["chain_valid"], true, "{v}");
 }
+
+/// The server's count of errors of `kind` (`strongroom_errors_total{kind=…}`
+/// at `/metrics`, open to loopback when no metrics token is set).
+pub async fn errors_of_kind(api: &Api, kind: &str) -> u64 {
+    let text = api
+        .http
+        .get(format!("{}/metrics", api.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|l| {
+            l.starts_with("strongroom_errors_total") && l.contains(&format!("kind=\"{kind}\""))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
