@@ -164,10 +164,11 @@ async fn a_kek_migration_killed_midway_resumes_and_every_value_reads_on_the_toke
     let mut api = server.client();
     api.signup("owner@example.com").await;
     let mut vaults = vec![];
-    for i in 0..4 {
+    // Many vaults: each is a step the kills below can land between.
+    for i in 0..8 {
         vaults.push(api.create_vault(&format!("v{i}")).await);
     }
-    let written = populate(&api, &vaults, 100).await;
+    let written = populate(&api, &vaults, 50).await;
     // The signing key moves with the provider: checkpoints signed before the
     // move verify offline with a JWKS that lists both keys (docs/audit.md).
     let jwks_before = api.get("/.well-known/jwks.json").await.expect(200);
@@ -198,8 +199,9 @@ async fn a_kek_migration_killed_midway_resumes_and_every_value_reads_on_the_toke
     };
     // Where the migration is: vaults moved, vaults mid-move, DEKs already
     // under a migration's target KEK.
+    let watch = raw_db(&data);
     let progress = || {
-        let c = raw_db(&data);
+        let c = &watch;
         let q = |sql: &str| -> i64 { c.query_row(sql, [], |r| r.get(0)).unwrap() };
         (
             q(
