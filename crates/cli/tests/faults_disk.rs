@@ -26,40 +26,100 @@ use common::load::*;
 use common::*;
 
 const DB_DOWN: &str = "the database is unavailable";
+const KEY_DOWN: &str = "the key provider is unavailable";
 
-/// The command that runs the server in a new mount namespace with a `size`
-/// tmpfs on `dir`. Fails the test, saying why, where no such namespace can
-/// be made (never a silent pass).
-fn tmpfs_wrapper(dir: &Path, size: &str) -> Vec<String> {
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false);
-    let mut w: Vec<String> = vec!["unshare".into()];
-    if !root {
-        w.extend(["--user".into(), "--map-root-user".into()]);
+/// A size-limited tmpfs on `dir`, mounted in a mount namespace of its own
+/// that a holder process (`sleep`) keeps alive; servers join it with
+/// `nsenter`, so one can stop and another start on the same filesystem. It
+/// disappears when the holder is killed (on drop), whatever the test did.
+struct Tmpfs {
+    holder: std::process::Child,
+    dir: PathBuf,
+    user_ns: bool,
+}
+
+impl Tmpfs {
+    /// Mounts it, or fails the test saying why (never a silent pass).
+    fn mount(dir: &Path, size: &str) -> Tmpfs {
+        let root = Command::new("id")
+            .arg("-u")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+            .unwrap_or(false);
+        let mut cmd = Command::new("unshare");
+        if !root {
+            cmd.args(["--user", "--map-root-user"]);
+        }
+        cmd.arg("--mount")
+            .args([
+                "sh",
+                "-c",
+                &format!(
+                    "mount -t tmpfs -o size={size},mode=0700 tmpfs \"$0\" && echo mounted && exec sleep 3600"
+                ),
+            ])
+            .arg(dir)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut holder = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("the disk-full test needs `unshare` (util-linux): {e}"));
+        let mut line = String::new();
+        let _ = std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(holder.stdout.take().unwrap()),
+            &mut line,
+        );
+        if line.trim() != "mounted" {
+            let out = holder.wait_with_output().unwrap();
+            panic!(
+                "the disk-full test needs a size-limited tmpfs: run as root, or allow unprivileged \
+                 user namespaces (sysctl kernel.unprivileged_userns_clone=1); `unshare … mount -t tmpfs` said: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Tmpfs {
+            holder,
+            dir: dir.to_owned(),
+            user_ns: !root,
+        }
     }
-    w.push("--mount".into());
-    let script = format!("mount -t tmpfs -o size={size},mode=0700 tmpfs \"$0\" && exec \"$@\"");
-    // A dry run first, for a clear message.
-    let probe = Command::new(&w[0])
-        .args(&w[1..])
-        .args(["sh", "-c", &script])
-        .arg(dir)
-        .arg("true")
-        .output();
-    match probe {
-        Ok(o) if o.status.success() => {}
-        Ok(o) => panic!(
-            "the disk-full test needs a size-limited tmpfs: run as root, or allow unprivileged \
-             user namespaces (sysctl kernel.unprivileged_userns_clone=1); `unshare … mount -t tmpfs` said: {}",
-            String::from_utf8_lossy(&o.stderr)
-        ),
-        Err(e) => panic!("the disk-full test needs `unshare` (util-linux): {e}"),
+
+    /// The command a server runs under to see the tmpfs.
+    fn wrapper(&self) -> Vec<String> {
+        let mut w = vec![
+            "nsenter".into(),
+            format!("--target={}", self.holder.id()),
+            "--mount".into(),
+        ];
+        if self.user_ns {
+            w.extend(["--user".into(), "--preserve-credentials".into()]);
+        }
+        w
     }
-    w.extend(["sh".into(), "-c".into(), script, dir.display().to_string()]);
-    w
+
+    /// The tmpfs as this process can reach it.
+    fn inside(&self) -> PathBuf {
+        PathBuf::from(format!(
+            "/proc/{}/root{}",
+            self.holder.id(),
+            self.dir.display()
+        ))
+    }
+
+    fn launch(&self) -> Server {
+        Launch {
+            wrapper: self.wrapper(),
+            ..Launch::new(&self.dir)
+        }
+        .start()
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = self.holder.kill();
+        let _ = self.holder.wait();
+    }
 }
 
 /// Fills the filesystem holding `file` until it has no space left.
@@ -95,14 +155,11 @@ async fn a_full_disk_refuses_writes_cleanly_and_writes_resume_when_space_returns
     let dir = tempfile::tempdir().unwrap();
     let data: PathBuf = dir.path().join("data");
     std::fs::create_dir(&data).unwrap();
-    let server = Launch {
-        wrapper: tmpfs_wrapper(&data, "160m"),
-        ..Launch::new(&data)
-    }
-    .start();
+    let tmpfs = Tmpfs::mount(&data, "160m");
+    let server = tmpfs.launch();
     let pid = server.pid();
-    // The server's view of its data directory: the tmpfs.
-    let inside = PathBuf::from(format!("/proc/{pid}/root{}", data.display()));
+    // The server's data directory: the tmpfs.
+    let inside = tmpfs.inside();
     assert!(
         inside.join("strongroom.db").exists(),
         "no database on the tmpfs"
@@ -191,6 +248,21 @@ async fn a_full_disk_refuses_writes_cleanly_and_writes_resume_when_space_returns
         .await
         .expect(200);
     assert!(listed.to_string().contains("seed/0"), "{listed}");
+    // A new vault needs a new KEK in the keyring file (the `file` provider
+    // writes it whole to a temporary file, then renames it; that file is on
+    // the full disk too) and rows: made whole, or refused by whichever
+    // could not store its part.
+    let r = api
+        .post("/v1/vaults", serde_json::json!({"name": "while-full"}))
+        .await;
+    let full_vault = match r.status {
+        201 => Some(r.body["id"].as_str().unwrap().to_owned()),
+        _ => {
+            let p = r.expect_problem(503);
+            assert!(p["detail"] == DB_DOWN || p["detail"] == KEY_DOWN, "{p}");
+            None
+        }
+    };
 
     // Space returns: writes succeed again, same process.
     let resumed = Load::start(&api, &vault, "after", 2, 1, seeded, Duration::from_secs(30));
@@ -254,4 +326,30 @@ async fn a_full_disk_refuses_writes_cleanly_and_writes_resume_when_space_returns
             .expect(200);
         assert_eq!(r["value"].as_str().map(str::len), Some(big.len()));
     }
+    if let Some(v) = &full_vault {
+        api.put_secret(v, "k", "in-the-vault-made-while-full").await;
+    }
+
+    // What is on the disk is whole: a clean stop, and a new process on the
+    // same filesystem reads everything back (database and keyring).
+    let (status, logs) = server.stop();
+    assert!(status.success(), "exit {status:?}\n{logs}");
+    let server = tmpfs.launch();
+    let mut api = server.client();
+    api.login("owner@example.com").await;
+    assert_eq!(assert_nothing_lost(&api, &vault, &all).await, checked);
+    for i in 0..refused_big {
+        let r = api
+            .get_secret(&vault, &format!("big/{i}"))
+            .await
+            .expect(200);
+        assert_eq!(r["value"].as_str().map(str::len), Some(big.len()));
+    }
+    if let Some(v) = &full_vault {
+        assert_eq!(
+            api.get_secret(v, "k").await.expect(200)["value"],
+            "in-the-vault-made-while-full"
+        );
+    }
+    assert_audit_verifies(&api).await;
 }
