@@ -17,7 +17,9 @@ use strongroom_store::SignupGate;
 use strongroom_store::sqlite::SqliteStore;
 
 use crate::config::{Config, Provider};
-use crate::transport::{ConnectionLimit, bound_connections, connection_cap};
+use crate::transport::{
+    ConnectionLimit, bound_connections, connection_cap, listener, raise_open_file_limit,
+};
 
 fn init_logging(json: bool) {
     use tracing_subscriber::EnvFilter;
@@ -152,6 +154,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         None => None,
     };
     let limits = cfg.transport;
+    raise_open_file_limit();
     let max_connections = connection_cap(limits.max_connections);
     let acceptor = ConnectionLimit::new(max_connections);
 
@@ -181,16 +184,20 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             let tls = axum_server::tls_rustls::RustlsAcceptor::new(tls)
                 .handshake_timeout(limits.header_timeout)
                 .acceptor(acceptor);
-            let mut server = axum_server::bind(cfg.listen)
-                .acceptor(tls)
-                .first_request_timeout(limits.header_timeout);
+            let mut server = axum_server::from_tcp(
+                listener(cfg.listen).with_context(|| format!("listening on {}", cfg.listen))?,
+            )?
+            .acceptor(tls)
+            .first_request_timeout(limits.header_timeout);
             bound_connections(server.http_builder(), limits);
             server.handle(handle).serve(app).await?;
         }
         None => {
-            let mut server = axum_server::bind(cfg.listen)
-                .acceptor(acceptor)
-                .first_request_timeout(limits.header_timeout);
+            let mut server = axum_server::from_tcp(
+                listener(cfg.listen).with_context(|| format!("listening on {}", cfg.listen))?,
+            )?
+            .acceptor(acceptor)
+            .first_request_timeout(limits.header_timeout);
             bound_connections(server.http_builder(), limits);
             server.handle(handle).serve(app).await?;
         }

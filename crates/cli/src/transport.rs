@@ -40,9 +40,55 @@ pub fn bound_connections(builder: &mut Builder<TokioExecutor>, t: Transport) {
         .keep_alive_timeout(t.header_timeout);
 }
 
+/// Connections the kernel queues for `accept` (capped by
+/// `net.core.somaxconn`). The standard library's 128 dropped the SYNs of a
+/// burst of connects while the accept loop caught up, and each dropped one
+/// cost its client a one-second retransmit.
+const LISTEN_BACKLOG: u32 = 1024;
+
+/// The listening socket, with [`LISTEN_BACKLOG`]. Call inside the runtime.
+pub fn listener(addr: std::net::SocketAddr) -> io::Result<std::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)?.into_std()
+}
+
 /// File descriptors the process keeps for itself (database, keyring, logs,
 /// the listener) beside its connections.
 const RESERVED_FDS: usize = 64;
+
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit, as servers that hold
+/// one descriptor per connection do (Go's runtime, nginx's
+/// `worker_rlimit_nofile`). A login shell or a plain `systemd` unit starts a
+/// process at a soft limit of 1024, which capped `max_connections` (4096 by
+/// default) at 960 although the hard limit allowed far more.
+pub fn raise_open_file_limit() {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let Rlimit { current, maximum } = getrlimit(Resource::Nofile);
+    // `None` is unlimited; Linux refuses an unlimited descriptor count, so
+    // only a finite hard limit is taken.
+    let (Some(soft), Some(hard)) = (current, maximum) else {
+        return;
+    };
+    if soft >= hard {
+        return;
+    }
+    match setrlimit(
+        Resource::Nofile,
+        Rlimit {
+            current: Some(hard),
+            maximum: Some(hard),
+        },
+    ) {
+        Ok(()) => tracing::debug!(from = soft, to = hard, "raised the open-file limit"),
+        Err(e) => tracing::warn!(soft, hard, error = %e, "could not raise the open-file limit"),
+    }
+}
 
 /// The connection cap, lowered to fit the open-file limit: a cap above it
 /// would let connections exhaust the descriptors the database needs.

@@ -25,6 +25,9 @@ pub struct Launch<'a> {
     pub data_dir: &'a Path,
     pub args: Vec<String>,
     pub env: Vec<(String, String)>,
+    /// A command the binary runs under (`unshare … sh -c '…; exec "$@"'`):
+    /// its arguments come first, then the binary and its own.
+    pub wrapper: Vec<String>,
 }
 
 impl<'a> Launch<'a> {
@@ -33,6 +36,7 @@ impl<'a> Launch<'a> {
             data_dir,
             args: vec![],
             env: vec![],
+            wrapper: vec![],
         }
     }
     pub fn arg(mut self, a: impl Into<String>) -> Self {
@@ -57,7 +61,15 @@ impl Server {
     }
 
     fn launch(l: Launch<'_>, listen: &str) -> Server {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_strongroom"));
+        let bin = env!("CARGO_BIN_EXE_strongroom");
+        let mut cmd = match l.wrapper.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
         cmd.arg("serve")
             .arg("--listen")
             .arg(listen)
@@ -441,3 +453,5 @@ pub async fn assert_token_verifies_with_jwks(api: &Api) {
     f.token = Some(forged);
     f.get("/v1/vaults").await.expect_problem(401);
 }
+
+pub mod load;
