@@ -192,6 +192,7 @@ impl std::fmt::Debug for PutSecretRequest {
 pub struct RotateRequest {
     /// 8..=1024, default 32.
     #[serde(default)]
+    #[schema(minimum = 8, maximum = 1024)]
     pub length: Option<u32>,
     /// `hex` (default), `base64`, `alphanumeric`, `ascii`.
     #[serde(default)]

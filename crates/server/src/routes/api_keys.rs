@@ -72,7 +72,9 @@ pub struct ApiKeyList {
 
 /// Creates a personal `1ck_` key.
 #[utoipa::path(post, path = "/v1/auth/api-keys", tag = "auth", request_body = CreateApiKeyRequest,
-    responses((status = 201, body = NewApiKeyResponse)), security(("bearer" = [])))]
+    responses((status = 201, body = NewApiKeyResponse), (status = 400, description = "a malformed name, scope or expiry"),
+        (status = 403, description = "the caller is not a user, or asks for scopes beyond its own")),
+    security(("bearer" = [])))]
 pub async fn create_api_key(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -92,7 +94,7 @@ pub async fn create_api_key(
 }
 
 /// The caller's personal keys.
-#[utoipa::path(get, path = "/v1/auth/api-keys", tag = "auth", responses((status = 200, body = ApiKeyList)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/v1/auth/api-keys", tag = "auth", responses((status = 200, body = ApiKeyList), (status = 403, description = "the caller is not a user")), security(("bearer" = [])))]
 pub async fn list_api_keys(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -109,8 +111,9 @@ pub async fn list_api_keys(
 }
 
 /// Revokes a personal key.
-#[utoipa::path(delete, path = "/v1/auth/api-keys/{key_id}", tag = "auth", params(("key_id" = String, Path)),
-    responses((status = 204)), security(("bearer" = [])))]
+#[utoipa::path(delete, path = "/v1/auth/api-keys/{key_id}", tag = "auth", params(("key_id" = String, Path, format = Uuid)),
+    responses((status = 204), (status = 403, description = "the caller is not a user"), (status = 404, description = "no such key of the caller's")),
+    security(("bearer" = [])))]
 pub async fn delete_api_key(
     State(s): State<AppState>,
     Auth(p): Auth,

@@ -115,7 +115,10 @@ pub struct PolicyList {
 
 /// Grants (or denies) a principal access to paths of a vault.
 #[utoipa::path(post, path = "/v1/vaults/{vault_id}/policies", tag = "policies", request_body = CreatePolicyRequest,
-    params(("vault_id" = String, Path)), responses((status = 201, body = PolicyResponse)), security(("bearer" = [])))]
+    params(("vault_id" = String, Path, format = Uuid)),
+    responses((status = 201, body = PolicyResponse),
+        (status = 400, description = "a malformed pattern, principal, permission, condition, effect or expiry"), (status = 403, description = "the caller may not manage this vault's policies"), (status = 404, description = "no such vault in the caller's organisation")),
+    security(("bearer" = [])))]
 pub async fn create_policy(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -138,8 +141,8 @@ pub async fn create_policy(
 }
 
 /// A vault's policies.
-#[utoipa::path(get, path = "/v1/vaults/{vault_id}/policies", tag = "policies", params(("vault_id" = String, Path)),
-    responses((status = 200, body = PolicyList)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/v1/vaults/{vault_id}/policies", tag = "policies", params(("vault_id" = String, Path, format = Uuid)),
+    responses((status = 200, body = PolicyList), (status = 403, description = "the caller may not manage this vault's policies"), (status = 404, description = "no such vault in the caller's organisation")), security(("bearer" = [])))]
 pub async fn list_policies(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -185,7 +188,10 @@ fn expiry<'de, D: serde::Deserializer<'de>>(
 
 /// Changes a policy.
 #[utoipa::path(put, path = "/v1/vaults/{vault_id}/policies/{policy_id}", tag = "policies", request_body = UpdatePolicyRequest,
-    params(("vault_id" = String, Path), ("policy_id" = String, Path)), responses((status = 200, body = PolicyResponse)), security(("bearer" = [])))]
+    params(("vault_id" = String, Path, format = Uuid), ("policy_id" = String, Path, format = Uuid)), responses((status = 200, body = PolicyResponse),
+        (status = 400, description = "a malformed id, permission, condition, effect or expiry"), (status = 403, description = "the caller may not manage this vault's policies"),
+        (status = 404, description = "no such vault, or no such policy in it")),
+    security(("bearer" = [])))]
 pub async fn update_policy(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -215,7 +221,8 @@ pub async fn update_policy(
 
 /// Deletes a policy.
 #[utoipa::path(delete, path = "/v1/vaults/{vault_id}/policies/{policy_id}", tag = "policies",
-    params(("vault_id" = String, Path), ("policy_id" = String, Path)), responses((status = 204)), security(("bearer" = [])))]
+    params(("vault_id" = String, Path, format = Uuid), ("policy_id" = String, Path, format = Uuid)), responses((status = 204), (status = 403, description = "the caller may not manage this vault's policies"), (status = 404, description = "no such vault, or no such policy in it")),
+    security(("bearer" = [])))]
 pub async fn delete_policy(
     State(s): State<AppState>,
     Auth(p): Auth,
