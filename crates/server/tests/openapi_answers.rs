@@ -335,3 +335,108 @@ async fn a_body_the_handler_may_go_without_is_optional_and_never_null() {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{uri} with a null body");
     }
 }
+
+/// `rotation_policy` is documented as an object (1claw's shape) but any JSON
+/// value was taken; `metadata` and `rotation_policy` may be `null` (absent),
+/// which the document did not say.
+#[tokio::test]
+async fn a_secrets_rotation_policy_is_an_object_or_nothing() {
+    let (app, _admin, _dir) = support::app().await;
+    let doc = document(&app).await;
+    let props = &doc["components"]["schemas"]["PutSecretRequest"]["properties"];
+    for field in ["metadata", "rotation_policy"] {
+        assert_eq!(
+            props[field]["type"],
+            json!(["object", "null"]),
+            "{field}: {}",
+            props[field]
+        );
+    }
+    let (_, signed_up) = call(
+        &app,
+        Method::POST,
+        "/v1/auth/signup",
+        None,
+        Some(r#"{"email":"owner@example.com","password":"Correct-Horse-42!"}"#),
+    )
+    .await;
+    let token = signed_up["access_token"].as_str();
+    let (_, vault) = call(
+        &app,
+        Method::POST,
+        "/v1/vaults",
+        token,
+        Some(r#"{"name":"v"}"#),
+    )
+    .await;
+    let uri = format!(
+        "/v1/vaults/{}/secrets/app/key",
+        vault["id"].as_str().expect("id")
+    );
+    for (body, want) in [
+        (
+            r#"{"value":"x","rotation_policy":"weekly"}"#,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            r#"{"value":"x","rotation_policy":[1]}"#,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            r#"{"value":"x","rotation_policy":{"days":7}}"#,
+            StatusCode::CREATED,
+        ),
+        (
+            r#"{"value":"x","rotation_policy":null,"metadata":null}"#,
+            StatusCode::CREATED,
+        ),
+    ] {
+        let (status, problem) = call(&app, Method::PUT, &uri, token, Some(body)).await;
+        assert_eq!(status, want, "{body}: {problem}");
+    }
+}
+
+/// The links the stateful phase follows name documented operations and
+/// parameters those operations take, so none is silently dropped.
+#[tokio::test]
+async fn every_link_names_a_documented_operation_and_its_parameters() {
+    let (app, _admin, _dir) = support::app().await;
+    let doc = document(&app).await;
+    let ops: std::collections::BTreeMap<String, Value> = operations(&doc)
+        .into_iter()
+        .filter_map(|(_, _, op)| Some((op["operationId"].as_str()?.to_owned(), op)))
+        .collect();
+    let mut links = 0;
+    for (method, path, op) in operations(&doc) {
+        for (status, resp) in op["responses"].as_object().expect("responses") {
+            for (name, link) in resp["links"].as_object().into_iter().flatten() {
+                links += 1;
+                let target = link["operationId"].as_str().unwrap_or("");
+                let target_op = ops.get(target).unwrap_or_else(|| {
+                    panic!("{method} {path} {status} link {name}: no operation {target}")
+                });
+                let takes: Vec<&str> = target_op["parameters"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|p| p["name"].as_str())
+                    .collect();
+                for p in link["parameters"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, _)| k)
+                {
+                    assert!(takes.contains(&p.as_str()), "{name}: {target} takes no {p}");
+                }
+                if link.get("requestBody").is_some() {
+                    assert!(
+                        target_op.get("requestBody").is_some(),
+                        "{name}: {target} takes no body"
+                    );
+                }
+            }
+        }
+    }
+    assert!(links >= 20, "{links} links");
+}

@@ -17,6 +17,7 @@ use crate::routes::parse_id;
 
 /// `POST /v1/agents`.
 #[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"name": "deploy-bot", "description": "reads the deploy keys", "scopes": ["vaults:read"]}))]
 pub struct CreateAgentRequest {
     name: String,
     #[serde(default)]
@@ -145,7 +146,7 @@ pub struct AgentList {
 
 /// Registers an agent; its `ocv_` key is in this answer only.
 #[utoipa::path(post, path = "/v1/agents", tag = "agents", request_body = CreateAgentRequest,
-    responses((status = 201, body = AgentWithKeyResponse),
+    responses((status = 201, body = AgentWithKeyResponse, links(("GetAgent" = (operation_id = "get_agent", parameters(("agent_id" = "$response.body#/agent/id")))), ("UpdateAgent" = (operation_id = "update_agent", parameters(("agent_id" = "$response.body#/agent/id")))), ("RotateAgentKey" = (operation_id = "rotate_agent_key", parameters(("agent_id" = "$response.body#/agent/id")))), ("DeleteAgent" = (operation_id = "delete_agent", parameters(("agent_id" = "$response.body#/agent/id")))), ("AgentToken" = (operation_id = "agent_token", request_body = json!({"api_key": "$response.body#/api_key", "agent_id": "$response.body#/agent/id"}))))),
         (status = 400, description = "a malformed name, scope, vault id, TTL, expiry or auth method"), (status = 403, description = "the caller may not manage agents"),
         (status = 404, description = "a vault in vault_ids is not in the caller's organisation")),
     security(("bearer" = [])))]

@@ -16,6 +16,7 @@ use crate::routes::parse_id;
 
 /// `POST /v1/auth/api-keys`.
 #[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"name": "laptop"}))]
 pub struct CreateApiKeyRequest {
     name: String,
     #[serde(default)]
@@ -72,7 +73,7 @@ pub struct ApiKeyList {
 
 /// Creates a personal `1ck_` key.
 #[utoipa::path(post, path = "/v1/auth/api-keys", tag = "auth", request_body = CreateApiKeyRequest,
-    responses((status = 201, body = NewApiKeyResponse), (status = 400, description = "a malformed name, scope or expiry"),
+    responses((status = 201, body = NewApiKeyResponse, links(("ApiKeyToken" = (operation_id = "api_key_token", request_body = json!({"api_key": "$response.body#/api_key"}))), ("DeleteApiKey" = (operation_id = "delete_api_key", parameters(("key_id" = "$response.body#/key/id")))))), (status = 400, description = "a malformed name, scope or expiry"),
         (status = 403, description = "the caller is not a user, or asks for scopes beyond its own")),
     security(("bearer" = [])))]
 pub async fn create_api_key(

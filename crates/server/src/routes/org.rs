@@ -62,6 +62,7 @@ pub async fn list_members(State(s): State<AppState>, Auth(p): Auth) -> ApiResult
 
 /// `POST /v1/org/invite`.
 #[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"email": "bob@example.com", "role": "member"}))]
 pub struct InviteRequest {
     email: String,
     #[serde(default)]
@@ -88,7 +89,7 @@ pub struct InviteResponse {
 /// email has an account.
 #[utoipa::path(post, path = "/v1/org/invite", tag = "org", request_body = InviteRequest,
     responses(
-        (status = 201, body = InviteResponse),
+        (status = 201, body = InviteResponse, links(("SignupInvited" = (operation_id = "signup", request_body = json!({"email": "$response.body#/email", "password": "Correct-Horse-42!", "invite_token": "$response.body#/invite_token"}))))),
         (status = 400, description = "malformed body, email or role", body = crate::problem::Problem),
         (status = 403, description = "not an owner or admin, or an admin inviting an owner", body = crate::problem::Problem)),
     security(("bearer" = [])))]
@@ -112,6 +113,7 @@ pub async fn invite(
 
 /// `PATCH /v1/org/members/{id}`.
 #[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"role": "admin"}))]
 pub struct RoleRequest {
     role: String,
 }

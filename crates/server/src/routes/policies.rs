@@ -116,7 +116,7 @@ pub struct PolicyList {
 /// Grants (or denies) a principal access to paths of a vault.
 #[utoipa::path(post, path = "/v1/vaults/{vault_id}/policies", tag = "policies", request_body = CreatePolicyRequest,
     params(("vault_id" = String, Path, format = Uuid)),
-    responses((status = 201, body = PolicyResponse),
+    responses((status = 201, body = PolicyResponse, links(("UpdatePolicy" = (operation_id = "update_policy", parameters(("vault_id" = "$response.body#/vault_id"), ("policy_id" = "$response.body#/id")))), ("DeletePolicy" = (operation_id = "delete_policy", parameters(("vault_id" = "$response.body#/vault_id"), ("policy_id" = "$response.body#/id")))))),
         (status = 400, description = "a malformed pattern, principal, permission, condition, effect or expiry"), (status = 403, description = "the caller may not manage this vault's policies"), (status = 404, description = "no such vault in the caller's organisation")),
     security(("bearer" = [])))]
 pub async fn create_policy(
@@ -156,6 +156,7 @@ pub async fn list_policies(
 
 /// `PUT /v1/vaults/{id}/policies/{pid}`: the pattern and principal can't change.
 #[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"permissions": ["read"], "priority": 10}))]
 pub struct UpdatePolicyRequest {
     #[serde(default)]
     permissions: Option<Vec<String>>,

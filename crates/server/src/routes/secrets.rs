@@ -57,7 +57,7 @@ fn path_and_version(uri: &Uri) -> ApiResult<(VaultId, SecretPath, u32)> {
 /// Stores a new version.
 #[utoipa::path(put, path = "/v1/vaults/{vault_id}/secrets/{path}", tag = "secrets", request_body = PutSecretRequest,
     params(("vault_id" = String, Path, format = Uuid), ("path" = String, Path)),
-    responses((status = 201, body = SecretCreatedResponse),
+    responses((status = 201, body = SecretCreatedResponse, links(("GetSecret" = (operation_id = "get_secret", parameters(("vault_id" = "$request.path.vault_id"), ("path" = "$response.body#/path")))), ("ListVersions" = (operation_id = "list_versions", parameters(("vault_id" = "$request.path.vault_id"), ("path" = "$response.body#/path")))), ("GetVersion" = (operation_id = "get_version", parameters(("vault_id" = "$request.path.vault_id"), ("path" = "$response.body#/path"), ("version" = "$response.body#/version")))), ("DisableVersion" = (operation_id = "disable_version", parameters(("vault_id" = "$request.path.vault_id"), ("path" = "$response.body#/path"), ("version" = "$response.body#/version")))), ("RotateSecret" = (operation_id = "rotate_secret", parameters(("vault_id" = "$request.path.vault_id"), ("path" = "$response.body#/path")))), ("DeleteSecret" = (operation_id = "delete_secret", parameters(("vault_id" = "$request.path.vault_id"), ("path" = "$response.body#/path")))))),
         (status = 400, description = "a malformed path, value, type, metadata, expiry or access count"),
         (status = 409, description = "concurrent writes to the path kept conflicting, or its version numbers are exhausted"),
         (status = 403, description = "the caller may not do this in this vault"), (status = 404, description = "no such vault in the caller's organisation")),
@@ -69,6 +69,10 @@ pub async fn put_secret(
     ApiJson(req): ApiJson<PutSecretRequest>,
 ) -> ApiResult<(StatusCode, Json<SecretCreatedResponse>)> {
     let (vault, path) = secret_path(&uri)?;
+    // Ignored, but its shape is 1claw's (an object), as documented.
+    if req.rotation_policy.as_ref().is_some_and(|v| !v.is_object()) {
+        return Err(Error::invalid("rotation_policy must be a JSON object").into());
+    }
     let input = PutSecret {
         value: SecretBytes::from(req.value),
         secret_type: req.secret_type,
@@ -212,7 +216,7 @@ pub async fn disable_version(
 /// Stores a server-generated random version.
 #[utoipa::path(post, path = "/v1/vaults/{vault_id}/secret-rotate/{path}", tag = "secrets", request_body = Option<RotateRequest>,
     params(("vault_id" = String, Path, format = Uuid), ("path" = String, Path)),
-    responses((status = 201, body = SecretCreatedResponse), (status = 400, description = "a malformed path, length, charset or type"),
+    responses((status = 201, body = SecretCreatedResponse, links(("GetSecret" = (operation_id = "get_secret", parameters(("vault_id" = "$request.path.vault_id"), ("path" = "$response.body#/path")))), ("GetVersion" = (operation_id = "get_version", parameters(("vault_id" = "$request.path.vault_id"), ("path" = "$response.body#/path"), ("version" = "$response.body#/version")))))), (status = 400, description = "a malformed path, length, charset or type"),
         (status = 409, description = "concurrent writes to the path kept conflicting, or its version numbers are exhausted"),
         (status = 403, description = "the caller may not do this in this vault"), (status = 404, description = "no such vault in the caller's organisation")),
     security(("bearer" = [])))]

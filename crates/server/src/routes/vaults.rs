@@ -12,7 +12,7 @@ use crate::wire::*;
 
 /// Creates a vault and its KEK.
 #[utoipa::path(post, path = "/v1/vaults", tag = "vaults", request_body = CreateVaultRequest,
-    responses((status = 201, body = VaultResponse), (status = 400, description = "a malformed or reserved name, or a malformed description"),
+    responses((status = 201, body = VaultResponse, links(("GetVault" = (operation_id = "get_vault", parameters(("vault_id" = "$response.body#/id")))), ("ListSecrets" = (operation_id = "list_secrets", parameters(("vault_id" = "$response.body#/id")))), ("PutSecret" = (operation_id = "put_secret", parameters(("vault_id" = "$response.body#/id")))), ("CreatePolicy" = (operation_id = "create_policy", parameters(("vault_id" = "$response.body#/id")))), ("RotateKek" = (operation_id = "rotate_kek", parameters(("vault_id" = "$response.body#/id")))), ("RewrapKek" = (operation_id = "rewrap_kek", parameters(("vault_id" = "$response.body#/id")))), ("DeleteVault" = (operation_id = "delete_vault", parameters(("vault_id" = "$response.body#/id")))))), (status = 400, description = "a malformed or reserved name, or a malformed description"),
         (status = 403, description = "the caller may not create vaults")),
     security(("bearer" = [])))]
 pub async fn create_vault(
