@@ -28,6 +28,13 @@ import uuid
 import requests
 import schemathesis
 
+# Import the transports now, on one thread: schemathesis imports them lazily
+# from its worker threads, and two threads importing anyio at once can trip
+# CPython 3.11's compiler ("AST constructor recursion depth mismatch").
+import schemathesis.transport.asgi  # noqa: F401,E402
+import schemathesis.transport.requests  # noqa: F401,E402
+import schemathesis.transport.wsgi  # noqa: F401,E402
+
 PASS = os.environ["STRONGROOM_ST_PASS"]
 with open(os.environ["STRONGROOM_ST_FIXTURES"], encoding="utf-8") as f:
     FIX = json.load(f)

@@ -152,7 +152,10 @@ def main() -> int:
     ap.add_argument("--fixtures", required=True)
     ap.add_argument("--report-dir", required=True)
     ap.add_argument("--max-examples", type=int, default=20)
-    ap.add_argument("--workers", type=int, default=2)
+    # One worker: with more, threads parse Python source at once (hypothesis
+    # describing its lambdas, lazy imports), which CPython 3.11 (Debian 12's)
+    # can fail with "SystemError: AST constructor recursion depth mismatch".
+    ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--seed", type=int, default=20261202)
     args = ap.parse_args()
     args.fixtures = os.path.abspath(args.fixtures)
