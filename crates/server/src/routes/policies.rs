@@ -17,6 +17,7 @@ use crate::routes::{parse_id, vault_id};
 
 /// `POST /v1/vaults/{id}/policies`.
 #[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"secret_path_pattern": "app/**", "principal_type": "agent", "principal_id": "0190a5c4-7f3e-7a2b-9c1d-2e3f4a5b6c7d", "permissions": ["read"]}))]
 pub struct CreatePolicyRequest {
     secret_path_pattern: String,
     principal_type: String,
