@@ -21,7 +21,7 @@ use serde_json::json;
 
 /// Examples per operation and phase: sized so the whole test takes well
 /// under four minutes on two cores in a debug build.
-const MAX_EXAMPLES: &str = "25";
+const MAX_EXAMPLES: &str = "20";
 
 fn python() -> PathBuf {
     let venv = std::env::var_os("STRONGROOM_SCHEMA_VENV")
