@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 
 /// `POST /v1/auth/signup`.
 #[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"email": "ann@example.com", "password": "Correct-Horse-42!"}))]
 pub struct SignupRequest {
     /// Email.
     pub email: String,
@@ -24,6 +25,7 @@ pub struct SignupRequest {
 
 /// `POST /v1/auth/token`.
 #[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"email": "owner@example.com", "password": "Correct-Horse-42!"}))]
 pub struct LoginRequest {
     /// Email.
     pub email: String,
@@ -103,6 +105,7 @@ impl From<User> for MeResponse {
 
 /// `POST /v1/vaults`.
 #[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"name": "production", "description": "the live systems"}))]
 pub struct CreateVaultRequest {
     /// Name.
     pub name: String,
@@ -158,6 +161,7 @@ pub struct VaultList {
 
 /// `PUT /v1/vaults/{id}/secrets/{path}`.
 #[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"value": "hunter2", "type": "password", "metadata": {"owner": "db-team"}}))]
 pub struct PutSecretRequest {
     /// The value (UTF-8; binary values should be base64-encoded by the client).
     pub value: String,
@@ -166,7 +170,7 @@ pub struct PutSecretRequest {
     pub secret_type: Option<String>,
     /// Client metadata (a JSON object).
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub metadata: Option<Value>,
     /// Expiry (RFC 3339).
     #[serde(default, with = "time::serde::rfc3339::option")]
@@ -175,9 +179,9 @@ pub struct PutSecretRequest {
     /// Maximum reads of this version.
     #[serde(default)]
     pub max_access_count: Option<i64>,
-    /// Accepted and ignored (reserved upstream).
+    /// A JSON object, accepted and ignored (reserved upstream).
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub rotation_policy: Option<Value>,
 }
 
@@ -192,6 +196,7 @@ impl std::fmt::Debug for PutSecretRequest {
 pub struct RotateRequest {
     /// 8..=1024, default 32.
     #[serde(default)]
+    #[schema(minimum = 8, maximum = 1024)]
     pub length: Option<u32>,
     /// `hex` (default), `base64`, `alphanumeric`, `ascii`.
     #[serde(default)]

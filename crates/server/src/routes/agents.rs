@@ -17,6 +17,7 @@ use crate::routes::parse_id;
 
 /// `POST /v1/agents`.
 #[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"name": "deploy-bot", "description": "reads the deploy keys", "scopes": ["vaults:read"]}))]
 pub struct CreateAgentRequest {
     name: String,
     #[serde(default)]
@@ -145,7 +146,10 @@ pub struct AgentList {
 
 /// Registers an agent; its `ocv_` key is in this answer only.
 #[utoipa::path(post, path = "/v1/agents", tag = "agents", request_body = CreateAgentRequest,
-    responses((status = 201, body = AgentWithKeyResponse)), security(("bearer" = [])))]
+    responses((status = 201, body = AgentWithKeyResponse, links(("GetAgent" = (operation_id = "get_agent", parameters(("agent_id" = "$response.body#/agent/id")))), ("UpdateAgent" = (operation_id = "update_agent", parameters(("agent_id" = "$response.body#/agent/id")))), ("RotateAgentKey" = (operation_id = "rotate_agent_key", parameters(("agent_id" = "$response.body#/agent/id")))), ("DeleteAgent" = (operation_id = "delete_agent", parameters(("agent_id" = "$response.body#/agent/id")))), ("AgentToken" = (operation_id = "agent_token", request_body = json!({"api_key": "$response.body#/api_key", "agent_id": "$response.body#/agent/id"}))))),
+        (status = 400, description = "a malformed name, scope, vault id, TTL, expiry or auth method"), (status = 403, description = "the caller may not manage agents"),
+        (status = 404, description = "a vault in vault_ids is not in the caller's organisation")),
+    security(("bearer" = [])))]
 pub async fn create_agent(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -178,7 +182,7 @@ pub async fn create_agent(
 }
 
 /// The organisation's agents.
-#[utoipa::path(get, path = "/v1/agents", tag = "agents", responses((status = 200, body = AgentList)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/v1/agents", tag = "agents", responses((status = 200, body = AgentList), (status = 403, description = "the caller may not manage agents")), security(("bearer" = [])))]
 pub async fn list_agents(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<Json<AgentList>> {
     Ok(Json(AgentList {
         agents: s
@@ -192,14 +196,16 @@ pub async fn list_agents(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<
 }
 
 /// The calling agent.
-#[utoipa::path(get, path = "/v1/agents/me", tag = "agents", responses((status = 200, body = AgentResponse)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/v1/agents/me", tag = "agents", responses((status = 200, body = AgentResponse), (status = 403, description = "the caller is not an agent"),
+        (status = 404, description = "the calling agent no longer exists")), security(("bearer" = [])))]
 pub async fn agent_me(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<Json<AgentResponse>> {
     Ok(Json(s.engine.agent_me(&p).await?.into()))
 }
 
 /// One agent.
-#[utoipa::path(get, path = "/v1/agents/{agent_id}", tag = "agents", params(("agent_id" = String, Path)),
-    responses((status = 200, body = AgentResponse)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/v1/agents/{agent_id}", tag = "agents", params(("agent_id" = String, Path, format = Uuid)),
+    responses((status = 200, body = AgentResponse), (status = 403, description = "the caller may not see this agent"), (status = 404, description = "no such agent in the caller's organisation")),
+    security(("bearer" = [])))]
 pub async fn get_agent(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -254,8 +260,10 @@ fn double_option_time<'de, D: serde::Deserializer<'de>>(
 }
 
 /// Changes an agent.
-#[utoipa::path(patch, path = "/v1/agents/{agent_id}", tag = "agents", request_body = UpdateAgentRequest, params(("agent_id" = String, Path)),
-    responses((status = 200, body = AgentResponse)), security(("bearer" = [])))]
+#[utoipa::path(patch, path = "/v1/agents/{agent_id}", tag = "agents", request_body = UpdateAgentRequest, params(("agent_id" = String, Path, format = Uuid)),
+    responses((status = 200, body = AgentResponse),
+        (status = 400, description = "a malformed name, scope, vault id, TTL or expiry"), (status = 403, description = "the caller may not manage agents"), (status = 404, description = "no such agent in the caller's organisation")),
+    security(("bearer" = [])))]
 pub async fn update_agent(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -282,8 +290,8 @@ pub async fn update_agent(
 }
 
 /// Deactivates an agent (its history stays).
-#[utoipa::path(delete, path = "/v1/agents/{agent_id}", tag = "agents", params(("agent_id" = String, Path)),
-    responses((status = 204)), security(("bearer" = [])))]
+#[utoipa::path(delete, path = "/v1/agents/{agent_id}", tag = "agents", params(("agent_id" = String, Path, format = Uuid)),
+    responses((status = 204), (status = 403, description = "the caller may not manage agents"), (status = 404, description = "no such agent in the caller's organisation")), security(("bearer" = [])))]
 pub async fn delete_agent(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -296,8 +304,8 @@ pub async fn delete_agent(
 }
 
 /// Replaces an agent's key; the old one stops working at once.
-#[utoipa::path(post, path = "/v1/agents/{agent_id}/rotate-key", tag = "agents", params(("agent_id" = String, Path)),
-    responses((status = 200, body = AgentWithKeyResponse)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/v1/agents/{agent_id}/rotate-key", tag = "agents", params(("agent_id" = String, Path, format = Uuid)),
+    responses((status = 200, body = AgentWithKeyResponse), (status = 403, description = "the caller may not manage agents"), (status = 404, description = "no such agent in the caller's organisation")), security(("bearer" = [])))]
 pub async fn rotate_agent_key(
     State(s): State<AppState>,
     Auth(p): Auth,

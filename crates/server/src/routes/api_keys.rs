@@ -16,6 +16,7 @@ use crate::routes::parse_id;
 
 /// `POST /v1/auth/api-keys`.
 #[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"name": "laptop"}))]
 pub struct CreateApiKeyRequest {
     name: String,
     #[serde(default)]
@@ -72,7 +73,9 @@ pub struct ApiKeyList {
 
 /// Creates a personal `1ck_` key.
 #[utoipa::path(post, path = "/v1/auth/api-keys", tag = "auth", request_body = CreateApiKeyRequest,
-    responses((status = 201, body = NewApiKeyResponse)), security(("bearer" = [])))]
+    responses((status = 201, body = NewApiKeyResponse, links(("ApiKeyToken" = (operation_id = "api_key_token", request_body = json!({"api_key": "$response.body#/api_key"}))), ("DeleteApiKey" = (operation_id = "delete_api_key", parameters(("key_id" = "$response.body#/key/id")))))), (status = 400, description = "a malformed name, scope or expiry"),
+        (status = 403, description = "the caller is not a user, or asks for scopes beyond its own")),
+    security(("bearer" = [])))]
 pub async fn create_api_key(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -92,7 +95,7 @@ pub async fn create_api_key(
 }
 
 /// The caller's personal keys.
-#[utoipa::path(get, path = "/v1/auth/api-keys", tag = "auth", responses((status = 200, body = ApiKeyList)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/v1/auth/api-keys", tag = "auth", responses((status = 200, body = ApiKeyList), (status = 403, description = "the caller is not a user")), security(("bearer" = [])))]
 pub async fn list_api_keys(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -109,8 +112,9 @@ pub async fn list_api_keys(
 }
 
 /// Revokes a personal key.
-#[utoipa::path(delete, path = "/v1/auth/api-keys/{key_id}", tag = "auth", params(("key_id" = String, Path)),
-    responses((status = 204)), security(("bearer" = [])))]
+#[utoipa::path(delete, path = "/v1/auth/api-keys/{key_id}", tag = "auth", params(("key_id" = String, Path, format = Uuid)),
+    responses((status = 204), (status = 403, description = "the caller is not a user"), (status = 404, description = "no such key of the caller's")),
+    security(("bearer" = [])))]
 pub async fn delete_api_key(
     State(s): State<AppState>,
     Auth(p): Auth,

@@ -23,8 +23,11 @@ pub struct EventsQuery {
     from: Option<String>,
     /// RFC 3339.
     to: Option<String>,
-    /// Default 100, at most 1000.
+    /// Default 100; more than 1000 is 1000, 0 is 1.
+    #[param(value_type = Option<u64>, maximum = 4294967295_u64)]
     limit: Option<u32>,
+    /// Events to skip (newest first).
+    #[param(value_type = Option<u64>, maximum = 4294967295_u64)]
     offset: Option<u32>,
 }
 
@@ -87,7 +90,8 @@ fn time_param(name: &str, v: Option<&str>) -> ApiResult<Option<OffsetDateTime>> 
 
 /// The caller's organisation's events, newest first.
 #[utoipa::path(get, path = "/v1/audit/events", tag = "audit", params(EventsQuery),
-    responses((status = 200, body = AuditEventList), (status = 403, body = crate::problem::Problem)), security(("bearer" = [])))]
+    responses((status = 200, body = AuditEventList), (status = 400, description = "a malformed timestamp, limit or offset"),
+        (status = 403, description = "the caller may not read the audit log")), security(("bearer" = [])))]
 pub async fn audit_events(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -134,7 +138,7 @@ pub struct VerifyResponse {
 
 /// Verifies the caller's organisation's chain and signed checkpoints.
 #[utoipa::path(get, path = "/v1/audit/verify", tag = "audit",
-    responses((status = 200, body = VerifyResponse), (status = 403, body = crate::problem::Problem)), security(("bearer" = [])))]
+    responses((status = 200, body = VerifyResponse), (status = 403, description = "the caller may not read the audit log")), security(("bearer" = [])))]
 pub async fn audit_verify(
     State(s): State<AppState>,
     Auth(p): Auth,

@@ -21,10 +21,7 @@ use crate::wire::*;
     (status = 201, body = SignupResponse),
     (status = 400, description = "malformed body, email or weak password", body = crate::problem::Problem),
     (status = 403, description = "sign-up is closed or the email is taken", body = crate::problem::Problem),
-    (status = 413, body = crate::problem::Problem),
-    (status = 415, body = crate::problem::Problem),
-    (status = 429, description = "rate limited", body = crate::problem::Problem),
-    (status = 503, description = "the database is unavailable", body = crate::problem::Problem)))]
+    (status = 429, description = "rate limited", body = crate::problem::Problem)))]
 pub async fn signup(
     State(s): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -56,7 +53,7 @@ pub async fn signup(
 
 /// Email and password login.
 #[utoipa::path(post, path = "/v1/auth/token", tag = "auth", request_body = LoginRequest, responses(
-    (status = 200, body = TokenResponse), (status = 401, body = crate::problem::Problem)))]
+    (status = 200, body = TokenResponse), (status = 401, description = "wrong email or password")))]
 pub async fn login(
     State(s): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -71,7 +68,7 @@ pub async fn login(
 }
 
 /// The caller's profile.
-#[utoipa::path(get, path = "/v1/auth/me", tag = "auth", responses((status = 200, body = MeResponse)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/v1/auth/me", tag = "auth", responses((status = 200, body = MeResponse), (status = 403, description = "the caller is an agent")), security(("bearer" = [])))]
 pub async fn me(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<Json<MeResponse>> {
     Ok(Json(s.engine.me(&p).await?.into()))
 }
@@ -123,7 +120,7 @@ pub struct AgentTokenResponse {
 
 /// Exchanges an `ocv_` key (with or without `agent_id`) for a JWT.
 #[utoipa::path(post, path = "/v1/auth/agent-token", tag = "auth", request_body = AgentTokenRequest,
-    responses((status = 200, body = AgentTokenResponse), (status = 401, body = crate::problem::Problem), (status = 429, body = crate::problem::Problem)))]
+    responses((status = 200, body = AgentTokenResponse), (status = 401, description = "a wrong, expired or rotated key, or an inactive agent")))]
 pub async fn agent_token(
     State(s): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -150,7 +147,7 @@ pub struct ApiKeyTokenRequest {
 
 /// Exchanges a `1ck_` key for a JWT carrying the key's scopes.
 #[utoipa::path(post, path = "/v1/auth/api-key-token", tag = "auth", request_body = ApiKeyTokenRequest,
-    responses((status = 200, body = TokenResponse), (status = 401, body = crate::problem::Problem)))]
+    responses((status = 200, body = TokenResponse), (status = 401, description = "a wrong, expired or revoked key")))]
 pub async fn api_key_token(
     State(s): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -165,7 +162,8 @@ pub async fn api_key_token(
 }
 
 /// Revokes the presented token.
-#[utoipa::path(delete, path = "/v1/auth/token", tag = "auth", responses((status = 204)), security(("bearer" = [])))]
+#[utoipa::path(delete, path = "/v1/auth/token", tag = "auth", responses((status = 204), (status = 400, description = "the credential is an API key, not a token: delete the key to revoke it")),
+    security(("bearer" = [])))]
 pub async fn revoke_token(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<StatusCode> {
     s.engine.revoke_token(&p).await?;
     Ok(StatusCode::NO_CONTENT)

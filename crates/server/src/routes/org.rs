@@ -47,7 +47,7 @@ pub struct MemberList {
 }
 
 /// The organisation's members.
-#[utoipa::path(get, path = "/v1/org/members", tag = "org", responses((status = 200, body = MemberList)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/v1/org/members", tag = "org", responses((status = 200, body = MemberList), (status = 403, description = "the caller's role may not do this")), security(("bearer" = [])))]
 pub async fn list_members(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<Json<MemberList>> {
     Ok(Json(MemberList {
         members: s
@@ -62,6 +62,7 @@ pub async fn list_members(State(s): State<AppState>, Auth(p): Auth) -> ApiResult
 
 /// `POST /v1/org/invite`.
 #[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"email": "bob@example.com", "role": "member"}))]
 pub struct InviteRequest {
     email: String,
     #[serde(default)]
@@ -88,13 +89,9 @@ pub struct InviteResponse {
 /// email has an account.
 #[utoipa::path(post, path = "/v1/org/invite", tag = "org", request_body = InviteRequest,
     responses(
-        (status = 201, body = InviteResponse),
+        (status = 201, body = InviteResponse, links(("SignupInvited" = (operation_id = "signup", request_body = json!({"email": "$response.body#/email", "password": "Correct-Horse-42!", "invite_token": "$response.body#/invite_token"}))))),
         (status = 400, description = "malformed body, email or role", body = crate::problem::Problem),
-        (status = 401, body = crate::problem::Problem),
-        (status = 403, description = "not an owner or admin, or an admin inviting an owner", body = crate::problem::Problem),
-        (status = 413, body = crate::problem::Problem),
-        (status = 415, body = crate::problem::Problem),
-        (status = 503, description = "the database is unavailable", body = crate::problem::Problem)),
+        (status = 403, description = "not an owner or admin, or an admin inviting an owner", body = crate::problem::Problem)),
     security(("bearer" = [])))]
 pub async fn invite(
     State(s): State<AppState>,
@@ -116,13 +113,16 @@ pub async fn invite(
 
 /// `PATCH /v1/org/members/{id}`.
 #[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"role": "admin"}))]
 pub struct RoleRequest {
     role: String,
 }
 
 /// Changes a member's role.
-#[utoipa::path(patch, path = "/v1/org/members/{user_id}", tag = "org", request_body = RoleRequest, params(("user_id" = String, Path)),
-    responses((status = 200, body = MemberResponse)), security(("bearer" = [])))]
+#[utoipa::path(patch, path = "/v1/org/members/{user_id}", tag = "org", request_body = RoleRequest, params(("user_id" = String, Path, format = Uuid)),
+    responses((status = 200, body = MemberResponse), (status = 400, description = "a malformed user id or role"), (status = 403, description = "the caller's role may not do this"), (status = 404, description = "no such member of the caller's organisation"),
+        (status = 409, description = "the change would leave the organisation without an owner")),
+    security(("bearer" = [])))]
 pub async fn update_member(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -138,8 +138,9 @@ pub async fn update_member(
 }
 
 /// Removes a member.
-#[utoipa::path(delete, path = "/v1/org/members/{user_id}", tag = "org", params(("user_id" = String, Path)),
-    responses((status = 204)), security(("bearer" = [])))]
+#[utoipa::path(delete, path = "/v1/org/members/{user_id}", tag = "org", params(("user_id" = String, Path, format = Uuid)),
+    responses((status = 204), (status = 403, description = "the caller's role may not do this"), (status = 404, description = "no such member of the caller's organisation"),
+        (status = 409, description = "the change would leave the organisation without an owner")), security(("bearer" = [])))]
 pub async fn remove_member(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -158,7 +159,8 @@ pub struct AgentKeysVault {
 }
 
 /// The vault holding the organisation's agent identity keys.
-#[utoipa::path(get, path = "/v1/org/agent-keys-vault", tag = "agents", responses((status = 200, body = AgentKeysVault)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/v1/org/agent-keys-vault", tag = "agents", responses((status = 200, body = AgentKeysVault), (status = 403, description = "the caller's role may not do this"),
+        (status = 404, description = "no agent has been created yet, so there is no such vault")), security(("bearer" = [])))]
 pub async fn agent_keys_vault(
     State(s): State<AppState>,
     Auth(p): Auth,

@@ -17,6 +17,7 @@ use crate::routes::{parse_id, vault_id};
 
 /// `POST /v1/vaults/{id}/policies`.
 #[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"secret_path_pattern": "app/**", "principal_type": "agent", "principal_id": "0190a5c4-7f3e-7a2b-9c1d-2e3f4a5b6c7d", "permissions": ["read"]}))]
 pub struct CreatePolicyRequest {
     secret_path_pattern: String,
     principal_type: String,
@@ -115,7 +116,10 @@ pub struct PolicyList {
 
 /// Grants (or denies) a principal access to paths of a vault.
 #[utoipa::path(post, path = "/v1/vaults/{vault_id}/policies", tag = "policies", request_body = CreatePolicyRequest,
-    params(("vault_id" = String, Path)), responses((status = 201, body = PolicyResponse)), security(("bearer" = [])))]
+    params(("vault_id" = String, Path, format = Uuid)),
+    responses((status = 201, body = PolicyResponse, links(("UpdatePolicy" = (operation_id = "update_policy", parameters(("vault_id" = "$response.body#/vault_id"), ("policy_id" = "$response.body#/id")))), ("DeletePolicy" = (operation_id = "delete_policy", parameters(("vault_id" = "$response.body#/vault_id"), ("policy_id" = "$response.body#/id")))))),
+        (status = 400, description = "a malformed pattern, principal, permission, condition, effect or expiry"), (status = 403, description = "the caller may not manage this vault's policies"), (status = 404, description = "no such vault in the caller's organisation")),
+    security(("bearer" = [])))]
 pub async fn create_policy(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -138,8 +142,8 @@ pub async fn create_policy(
 }
 
 /// A vault's policies.
-#[utoipa::path(get, path = "/v1/vaults/{vault_id}/policies", tag = "policies", params(("vault_id" = String, Path)),
-    responses((status = 200, body = PolicyList)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/v1/vaults/{vault_id}/policies", tag = "policies", params(("vault_id" = String, Path, format = Uuid)),
+    responses((status = 200, body = PolicyList), (status = 403, description = "the caller may not manage this vault's policies"), (status = 404, description = "no such vault in the caller's organisation")), security(("bearer" = [])))]
 pub async fn list_policies(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -153,6 +157,7 @@ pub async fn list_policies(
 
 /// `PUT /v1/vaults/{id}/policies/{pid}`: the pattern and principal can't change.
 #[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"permissions": ["read"], "priority": 10}))]
 pub struct UpdatePolicyRequest {
     #[serde(default)]
     permissions: Option<Vec<String>>,
@@ -185,7 +190,10 @@ fn expiry<'de, D: serde::Deserializer<'de>>(
 
 /// Changes a policy.
 #[utoipa::path(put, path = "/v1/vaults/{vault_id}/policies/{policy_id}", tag = "policies", request_body = UpdatePolicyRequest,
-    params(("vault_id" = String, Path), ("policy_id" = String, Path)), responses((status = 200, body = PolicyResponse)), security(("bearer" = [])))]
+    params(("vault_id" = String, Path, format = Uuid), ("policy_id" = String, Path, format = Uuid)), responses((status = 200, body = PolicyResponse),
+        (status = 400, description = "a malformed id, permission, condition, effect or expiry"), (status = 403, description = "the caller may not manage this vault's policies"),
+        (status = 404, description = "no such vault, or no such policy in it")),
+    security(("bearer" = [])))]
 pub async fn update_policy(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -215,7 +223,8 @@ pub async fn update_policy(
 
 /// Deletes a policy.
 #[utoipa::path(delete, path = "/v1/vaults/{vault_id}/policies/{policy_id}", tag = "policies",
-    params(("vault_id" = String, Path), ("policy_id" = String, Path)), responses((status = 204)), security(("bearer" = [])))]
+    params(("vault_id" = String, Path, format = Uuid), ("policy_id" = String, Path, format = Uuid)), responses((status = 204), (status = 403, description = "the caller may not manage this vault's policies"), (status = 404, description = "no such vault, or no such policy in it")),
+    security(("bearer" = [])))]
 pub async fn delete_policy(
     State(s): State<AppState>,
     Auth(p): Auth,

@@ -56,8 +56,12 @@ fn path_and_version(uri: &Uri) -> ApiResult<(VaultId, SecretPath, u32)> {
 
 /// Stores a new version.
 #[utoipa::path(put, path = "/v1/vaults/{vault_id}/secrets/{path}", tag = "secrets", request_body = PutSecretRequest,
-    params(("vault_id" = String, Path), ("path" = String, Path)),
-    responses((status = 201, body = SecretCreatedResponse), (status = 400, body = crate::problem::Problem)), security(("bearer" = [])))]
+    params(("vault_id" = String, Path, format = Uuid), ("path" = String, Path)),
+    responses((status = 201, body = SecretCreatedResponse, links(("GetSecret" = (operation_id = "get_secret", parameters(("vault_id" = "$request.path.vault_id"), ("path" = "$response.body#/path")))), ("ListVersions" = (operation_id = "list_versions", parameters(("vault_id" = "$request.path.vault_id"), ("path" = "$response.body#/path")))), ("GetVersion" = (operation_id = "get_version", parameters(("vault_id" = "$request.path.vault_id"), ("path" = "$response.body#/path"), ("version" = "$response.body#/version")))), ("DisableVersion" = (operation_id = "disable_version", parameters(("vault_id" = "$request.path.vault_id"), ("path" = "$response.body#/path"), ("version" = "$response.body#/version")))), ("RotateSecret" = (operation_id = "rotate_secret", parameters(("vault_id" = "$request.path.vault_id"), ("path" = "$response.body#/path")))), ("DeleteSecret" = (operation_id = "delete_secret", parameters(("vault_id" = "$request.path.vault_id"), ("path" = "$response.body#/path")))))),
+        (status = 400, description = "a malformed path, value, type, metadata, expiry or access count"),
+        (status = 409, description = "concurrent writes to the path kept conflicting, or its version numbers are exhausted"),
+        (status = 403, description = "the caller may not do this in this vault"), (status = 404, description = "no such vault in the caller's organisation")),
+    security(("bearer" = [])))]
 pub async fn put_secret(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -65,6 +69,10 @@ pub async fn put_secret(
     ApiJson(req): ApiJson<PutSecretRequest>,
 ) -> ApiResult<(StatusCode, Json<SecretCreatedResponse>)> {
     let (vault, path) = secret_path(&uri)?;
+    // Ignored, but its shape is 1claw's (an object), as documented.
+    if req.rotation_policy.as_ref().is_some_and(|v| !v.is_object()) {
+        return Err(Error::invalid("rotation_policy must be a JSON object").into());
+    }
     let input = PutSecret {
         value: SecretBytes::from(req.value),
         secret_type: req.secret_type,
@@ -96,8 +104,11 @@ fn render_value(v: strongroom_engine::SecretValue) -> ApiResult<Json<SecretRespo
 
 /// Decrypts and returns the latest version.
 #[utoipa::path(get, path = "/v1/vaults/{vault_id}/secrets/{path}", tag = "secrets",
-    params(("vault_id" = String, Path), ("path" = String, Path)),
-    responses((status = 200, body = SecretResponse), (status = 404, body = crate::problem::Problem), (status = 410, body = crate::problem::Problem)),
+    params(("vault_id" = String, Path, format = Uuid), ("path" = String, Path)),
+    responses((status = 200, body = SecretResponse), (status = 403, description = "the caller may not do this in this vault"),
+        (status = 404, description = "no such vault or secret"),
+        (status = 410, description = "the secret is deleted, disabled, expired or over its access count"),
+        (status = 500, description = "the stored value failed its integrity check")),
     security(("bearer" = [])))]
 pub async fn get_secret(
     State(s): State<AppState>,
@@ -110,7 +121,10 @@ pub async fn get_secret(
 
 /// Soft-deletes every version.
 #[utoipa::path(delete, path = "/v1/vaults/{vault_id}/secrets/{path}", tag = "secrets",
-    params(("vault_id" = String, Path), ("path" = String, Path)), responses((status = 204)), security(("bearer" = [])))]
+    params(("vault_id" = String, Path, format = Uuid), ("path" = String, Path)),
+    responses((status = 204), (status = 403, description = "the caller may not do this in this vault"), (status = 404, description = "no such vault or secret"),
+        (status = 410, description = "the secret is already deleted")),
+    security(("bearer" = [])))]
 pub async fn delete_secret(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -129,8 +143,10 @@ pub struct ListQuery {
 
 /// Lists live secrets (metadata only).
 #[utoipa::path(get, path = "/v1/vaults/{vault_id}/secrets", tag = "secrets",
-    params(("vault_id" = String, Path), ("prefix" = Option<String>, Query)),
-    responses((status = 200, body = SecretList)), security(("bearer" = [])))]
+    params(("vault_id" = String, Path, format = Uuid), ("prefix" = Option<String>, Query)),
+    responses((status = 200, body = SecretList), (status = 400, description = "a malformed vault id or prefix"),
+        (status = 403, description = "the caller may not do this in this vault"), (status = 404, description = "no such vault in the caller's organisation")),
+    security(("bearer" = [])))]
 pub async fn list_secrets(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -149,7 +165,10 @@ pub async fn list_secrets(
 
 /// Lists every version of a path.
 #[utoipa::path(get, path = "/v1/vaults/{vault_id}/secret-versions/{path}", tag = "secrets",
-    params(("vault_id" = String, Path), ("path" = String, Path)), responses((status = 200, body = VersionList)), security(("bearer" = [])))]
+    params(("vault_id" = String, Path, format = Uuid), ("path" = String, Path)),
+    responses((status = 200, body = VersionList), (status = 403, description = "the caller may not do this in this vault"), (status = 404, description = "no such vault or secret"),
+        (status = 410, description = "the secret is deleted")),
+    security(("bearer" = [])))]
 pub async fn list_versions(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -164,8 +183,12 @@ pub async fn list_versions(
 
 /// Decrypts one version.
 #[utoipa::path(get, path = "/v1/vaults/{vault_id}/secret-version/{path}/{version}", tag = "secrets",
-    params(("vault_id" = String, Path), ("path" = String, Path), ("version" = u32, Path)),
-    responses((status = 200, body = SecretResponse), (status = 410, body = crate::problem::Problem)), security(("bearer" = [])))]
+    params(("vault_id" = String, Path, format = Uuid), ("path" = String, Path), ("version" = u64, Path, minimum = 1, maximum = 4294967295_u64)),
+    responses((status = 200, body = SecretResponse), (status = 403, description = "the caller may not do this in this vault"),
+        (status = 404, description = "no such vault, secret or version"),
+        (status = 410, description = "the version is deleted, disabled, expired or over its access count"),
+        (status = 500, description = "the stored value failed its integrity check")),
+    security(("bearer" = [])))]
 pub async fn get_version(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -177,8 +200,9 @@ pub async fn get_version(
 
 /// Disables one version.
 #[utoipa::path(post, path = "/v1/vaults/{vault_id}/secret-version-disable/{path}/{version}", tag = "secrets",
-    params(("vault_id" = String, Path), ("path" = String, Path), ("version" = u32, Path)),
-    responses((status = 204)), security(("bearer" = [])))]
+    params(("vault_id" = String, Path, format = Uuid), ("path" = String, Path), ("version" = u64, Path, minimum = 1, maximum = 4294967295_u64)),
+    responses((status = 204), (status = 403, description = "the caller may not do this in this vault"), (status = 404, description = "no such vault, secret or version")),
+    security(("bearer" = [])))]
 pub async fn disable_version(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -190,9 +214,12 @@ pub async fn disable_version(
 }
 
 /// Stores a server-generated random version.
-#[utoipa::path(post, path = "/v1/vaults/{vault_id}/secret-rotate/{path}", tag = "secrets", request_body = RotateRequest,
-    params(("vault_id" = String, Path), ("path" = String, Path)),
-    responses((status = 201, body = SecretCreatedResponse)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/v1/vaults/{vault_id}/secret-rotate/{path}", tag = "secrets", request_body = Option<RotateRequest>,
+    params(("vault_id" = String, Path, format = Uuid), ("path" = String, Path)),
+    responses((status = 201, body = SecretCreatedResponse, links(("GetSecret" = (operation_id = "get_secret", parameters(("vault_id" = "$request.path.vault_id"), ("path" = "$response.body#/path")))), ("GetVersion" = (operation_id = "get_version", parameters(("vault_id" = "$request.path.vault_id"), ("path" = "$response.body#/path"), ("version" = "$response.body#/version")))))), (status = 400, description = "a malformed path, length, charset or type"),
+        (status = 409, description = "concurrent writes to the path kept conflicting, or its version numbers are exhausted"),
+        (status = 403, description = "the caller may not do this in this vault"), (status = 404, description = "no such vault in the caller's organisation")),
+    security(("bearer" = [])))]
 pub async fn rotate_secret(
     State(s): State<AppState>,
     Auth(p): Auth,

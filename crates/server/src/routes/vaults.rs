@@ -12,7 +12,9 @@ use crate::wire::*;
 
 /// Creates a vault and its KEK.
 #[utoipa::path(post, path = "/v1/vaults", tag = "vaults", request_body = CreateVaultRequest,
-    responses((status = 201, body = VaultResponse)), security(("bearer" = [])))]
+    responses((status = 201, body = VaultResponse, links(("GetVault" = (operation_id = "get_vault", parameters(("vault_id" = "$response.body#/id")))), ("ListSecrets" = (operation_id = "list_secrets", parameters(("vault_id" = "$response.body#/id")))), ("PutSecret" = (operation_id = "put_secret", parameters(("vault_id" = "$response.body#/id")))), ("CreatePolicy" = (operation_id = "create_policy", parameters(("vault_id" = "$response.body#/id")))), ("RotateKek" = (operation_id = "rotate_kek", parameters(("vault_id" = "$response.body#/id")))), ("RewrapKek" = (operation_id = "rewrap_kek", parameters(("vault_id" = "$response.body#/id")))), ("DeleteVault" = (operation_id = "delete_vault", parameters(("vault_id" = "$response.body#/id")))))), (status = 400, description = "a malformed or reserved name, or a malformed description"),
+        (status = 403, description = "the caller may not create vaults")),
+    security(("bearer" = [])))]
 pub async fn create_vault(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -26,7 +28,7 @@ pub async fn create_vault(
 }
 
 /// The vaults the caller may see.
-#[utoipa::path(get, path = "/v1/vaults", tag = "vaults", responses((status = 200, body = VaultList)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/v1/vaults", tag = "vaults", responses((status = 200, body = VaultList), (status = 403, description = "the caller may not list vaults")), security(("bearer" = [])))]
 pub async fn list_vaults(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<Json<VaultList>> {
     let vaults = s
         .engine
@@ -39,8 +41,8 @@ pub async fn list_vaults(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<
 }
 
 /// One vault.
-#[utoipa::path(get, path = "/v1/vaults/{vault_id}", tag = "vaults", params(("vault_id" = String, Path)),
-    responses((status = 200, body = VaultResponse), (status = 404, body = crate::problem::Problem)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/v1/vaults/{vault_id}", tag = "vaults", params(("vault_id" = String, Path, format = Uuid)),
+    responses((status = 200, body = VaultResponse), (status = 403, description = "the caller may not do this in this vault"), (status = 404, description = "no such vault in the caller's organisation")), security(("bearer" = [])))]
 pub async fn get_vault(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -50,8 +52,8 @@ pub async fn get_vault(
 }
 
 /// Deletes a vault, its secrets and its KEK.
-#[utoipa::path(delete, path = "/v1/vaults/{vault_id}", tag = "vaults", params(("vault_id" = String, Path)),
-    responses((status = 204), (status = 404, body = crate::problem::Problem)), security(("bearer" = [])))]
+#[utoipa::path(delete, path = "/v1/vaults/{vault_id}", tag = "vaults", params(("vault_id" = String, Path, format = Uuid)),
+    responses((status = 204), (status = 403, description = "the caller may not do this in this vault"), (status = 404, description = "no such vault in the caller's organisation")), security(("bearer" = [])))]
 pub async fn delete_vault(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -75,14 +77,16 @@ pub struct KekResponse {
 /// `POST /v1/vaults/{id}/kek/rewrap`.
 #[derive(serde::Deserialize, Default, utoipa::ToSchema)]
 pub struct RewrapRequest {
-    /// DEKs per call (1..=1000, default 200).
+    /// DEKs per call (default 200; more than 1000 is 1000, 0 is 1).
     #[serde(default)]
+    #[schema(value_type = Option<u64>, maximum = 4294967295_u64)]
     batch_size: Option<u32>,
 }
 
 /// Adds a KEK version (Strongroom extension). New writes use it at once.
-#[utoipa::path(post, path = "/v1/vaults/{vault_id}/kek/rotate", tag = "keys", params(("vault_id" = String, Path)),
-    responses((status = 200, body = KekResponse)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/v1/vaults/{vault_id}/kek/rotate", tag = "keys", params(("vault_id" = String, Path, format = Uuid)),
+    responses((status = 200, body = KekResponse), (status = 403, description = "the caller may not do this in this vault"), (status = 404, description = "no such vault in the caller's organisation"),
+        (status = 409, description = "the vault was deleted meanwhile")), security(("bearer" = [])))]
 pub async fn rotate_kek(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -100,8 +104,11 @@ pub async fn rotate_kek(
 
 /// Rewraps a batch of the vault's DEKs under its newest KEK version (Strongroom
 /// extension); call until `remaining` is 0. Ciphertexts are never touched.
-#[utoipa::path(post, path = "/v1/vaults/{vault_id}/kek/rewrap", tag = "keys", request_body = RewrapRequest,
-    params(("vault_id" = String, Path)), responses((status = 200, body = KekResponse)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/v1/vaults/{vault_id}/kek/rewrap", tag = "keys", request_body = Option<RewrapRequest>,
+    params(("vault_id" = String, Path, format = Uuid)),
+    responses((status = 200, body = KekResponse), (status = 400, description = "a malformed vault id or batch size"), (status = 403, description = "the caller may not do this in this vault"), (status = 404, description = "no such vault in the caller's organisation"),
+        (status = 409, description = "the vault was deleted, or a DEK changed, while it was being rewrapped")),
+    security(("bearer" = [])))]
 pub async fn rewrap_kek(
     State(s): State<AppState>,
     Auth(p): Auth,
