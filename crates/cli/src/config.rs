@@ -145,7 +145,10 @@ struct FileKms {
     pkcs11: Option<strongroom_kms::pkcs11::Pkcs11Config>,
     #[cfg(feature = "gcp")]
     gcp: Option<strongroom_kms::gcp::GcpConfig>,
+    // Accepted (not an unknown key) so that `provider = "gcp"` is refused
+    // with "this build has no gcp provider"; never read.
     #[cfg(not(feature = "gcp"))]
+    #[allow(dead_code)]
     gcp: Option<toml::Value>,
     dek_cache: Option<strongroom_kms::cache::DekCacheConfig>,
 }

@@ -1,14 +1,8 @@
 //! `strongroom`: the server and its administrative commands.
 #![forbid(unsafe_code)]
 
-mod audit;
-mod config;
-mod kek;
-mod kms_check;
-mod serve;
-mod transport;
-
 use clap::{Parser, Subcommand};
+use strongroom::{audit, config, kek, kms_check, serve};
 
 /// Strongroom: a self-hostable secrets vault for humans and AI agents.
 #[derive(Parser)]
