@@ -99,6 +99,10 @@ impl Harness {
             return;
         }
         let text = std::str::from_utf8(data).expect("a valid export is UTF-8");
+        assert!(
+            text.lines().any(|l| !l.trim().is_empty()),
+            "an export with no lines verified"
+        );
         for line in text.lines().filter(|l| !l.trim().is_empty()) {
             let parsed: ExportLine =
                 serde_json::from_str(line).expect("a valid export's lines parse");

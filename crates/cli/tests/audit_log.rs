@@ -304,6 +304,20 @@ async fn tampering_is_detected_online_and_offline() {
         "expected checkpoints: {out}"
     );
 
+    // An export emptied of every line (events and checkpoints) attests nothing.
+    let empty = root.path().join("empty.jsonl");
+    std::fs::write(&empty, "\n").unwrap();
+    let (code, out, err) = run_cli(&[
+        "audit",
+        "verify",
+        "--file",
+        empty.to_str().unwrap(),
+        "--public-key",
+        &jwks,
+    ]);
+    assert_eq!(code, 1, "an empty export must not verify\n{out}{err}");
+    assert!(out.contains("nothing was verified"), "{out}");
+
     let o = &org;
     check_tamper(
         &pristine,
