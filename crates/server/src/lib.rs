@@ -172,7 +172,6 @@ pub fn install_metrics() -> Option<PrometheusHandle> {
     HANDLE
         .get_or_init(|| {
             let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
-                .upkeep_timeout(METRICS_UPKEEP)
                 .install_recorder()
                 .ok()?;
             let upkeep = handle.clone();

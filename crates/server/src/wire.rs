@@ -179,10 +179,11 @@ pub struct PutSecretRequest {
     /// Maximum reads of this version.
     #[serde(default)]
     pub max_access_count: Option<i64>,
-    /// A JSON object, accepted and ignored (reserved upstream).
+    /// A JSON object, accepted and ignored (reserved upstream); anything
+    /// else is refused when the body is parsed.
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
-    pub rotation_policy: Option<Value>,
+    pub rotation_policy: Option<serde_json::Map<String, Value>>,
 }
 
 impl std::fmt::Debug for PutSecretRequest {

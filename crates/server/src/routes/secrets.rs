@@ -69,10 +69,6 @@ pub async fn put_secret(
     ApiJson(req): ApiJson<PutSecretRequest>,
 ) -> ApiResult<(StatusCode, Json<SecretCreatedResponse>)> {
     let (vault, path) = secret_path(&uri)?;
-    // Ignored, but its shape is 1claw's (an object), as documented.
-    if req.rotation_policy.as_ref().is_some_and(|v| !v.is_object()) {
-        return Err(Error::invalid("rotation_policy must be a JSON object").into());
-    }
     let input = PutSecret {
         value: SecretBytes::from(req.value),
         secret_type: req.secret_type,
