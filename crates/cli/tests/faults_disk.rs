@@ -268,22 +268,11 @@ async fn a_full_disk_refuses_writes_cleanly_and_writes_resume_when_space_returns
     let resumed = Load::start(&api, &vault, "after", 2, 1, seeded, Duration::from_secs(30));
     std::fs::remove_file(&filler).unwrap();
     let start = Instant::now();
-    eventually(
+    await_writes_resume(
+        &api,
+        &vault,
         Duration::from_secs(15),
         "a write once space returned",
-        || {
-            let api = api.clone();
-            let vault = vault.clone();
-            async move {
-                api.put(
-                    &format!("/v1/vaults/{vault}/secrets/probe"),
-                    serde_json::json!({"value": "probe"}),
-                )
-                .await
-                .status
-                    == 201
-            }
-        },
     )
     .await;
     eprintln!("writes resumed {:?} after the filler went", start.elapsed());

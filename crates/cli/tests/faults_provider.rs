@@ -80,22 +80,11 @@ async fn a_softhsm_token_vanishing_mid_load_gives_503_and_recovers_without_resta
     );
     std::fs::rename(&away, &tokens).unwrap();
     // Back without a restart: the load's own writes succeed again.
-    eventually(
+    await_writes_resume(
+        &api,
+        &vault,
         Duration::from_secs(15),
         "a write after the token came back",
-        || {
-            let api = api.clone();
-            let vault = vault.clone();
-            async move {
-                api.put(
-                    &format!("/v1/vaults/{vault}/secrets/probe"),
-                    serde_json::json!({"value": "probe"}),
-                )
-                .await
-                .status
-                    == 201
-            }
-        },
     )
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -192,16 +181,6 @@ async fn cloud_kms_down_or_slow_mid_load_gives_503_and_recovers_without_restart(
     let vault = api.create_vault("gcp").await;
     let seeded = seed(&api, &vault, 20).await;
 
-    let probe = |api: Api, vault: String| async move {
-        api.put(
-            &format!("/v1/vaults/{vault}/secrets/probe"),
-            serde_json::json!({"value": "probe"}),
-        )
-        .await
-        .status
-            == 201
-    };
-
     // 1. Down: the stand-in's port closes mid-load.
     let load = Load::start(
         &api,
@@ -221,10 +200,11 @@ async fn cloud_kms_down_or_slow_mid_load_gives_503_and_recovers_without_restart(
         (503, Some("unavailable"))
     );
     relay.up().await;
-    eventually(
+    await_writes_resume(
+        &api,
+        &vault,
         Duration::from_secs(15),
         "a write after Cloud KMS came back",
-        || probe(api.clone(), vault.clone()),
     )
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -238,10 +218,11 @@ async fn cloud_kms_down_or_slow_mid_load_gives_503_and_recovers_without_restart(
     fake.fault("decrypt", Fault::Delay(Duration::from_secs(3)), 1_000_000);
     tokio::time::sleep(Duration::from_millis(4000)).await;
     fake.state.lock().unwrap().faults.clear();
-    eventually(
+    await_writes_resume(
+        &api,
+        &vault,
         Duration::from_secs(15),
         "a write once Cloud KMS is fast again",
-        || probe(api.clone(), vault.clone()),
     )
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;

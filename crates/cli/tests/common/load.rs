@@ -269,6 +269,20 @@ where
     }
 }
 
+/// A write to `{vault}/probe` succeeds within `within` (service is back).
+pub async fn await_writes_resume(api: &Api, vault: &str, within: Duration, what: &str) {
+    eventually(within, what, || async {
+        api.put(
+            &format!("/v1/vaults/{vault}/secrets/probe"),
+            serde_json::json!({"value": "probe"}),
+        )
+        .await
+        .status
+            == 201
+    })
+    .await;
+}
+
 /// The online audit verifier says the chain is intact.
 pub async fn assert_audit_verifies(api: &Api) {
     let v = api.get("/v1/audit/verify").await.expect(200);
