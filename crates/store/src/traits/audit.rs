@@ -42,6 +42,13 @@ pub trait AuditStore: Send + Sync + 'static {
     async fn checkpoints(&self, org: OrgId) -> StoreResult<Vec<Checkpoint>>;
     /// An organisation's newest checkpoint.
     async fn latest_checkpoint(&self, org: OrgId) -> StoreResult<Option<Checkpoint>>;
+    /// Whether this handle may sign checkpoints now. Several nodes on one
+    /// database elect one signer at a time (PostgreSQL: an advisory lock held
+    /// by a session of the signer; when it dies, another node takes over). A
+    /// database with one writer (SQLite) always may.
+    async fn checkpoint_lease(&self) -> StoreResult<bool> {
+        Ok(true)
+    }
 }
 
 /// How many audit events one store handle has committed since it was opened:
