@@ -5,13 +5,12 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use crate::store::{FileStore, OpenStore, StoreConfig};
 use anyhow::{Context, bail};
 use base64::Engine as _;
 use clap::{Args, Subcommand};
 use strongroom_core::OrgId;
 use strongroom_core::audit::{ChainVerifier, Checkpoint, ExportLine, GENESIS_HASH, VerifyReport};
-use strongroom_store::AuditStore;
-use strongroom_store::sqlite::SqliteStore;
 
 #[derive(Subcommand)]
 pub enum AuditCommand {
@@ -26,6 +25,9 @@ pub struct ExportArgs {
     /// The server's data directory.
     #[arg(long, env = "STRONGROOM_DATA_DIR", default_value = "./strongroom-data")]
     data_dir: PathBuf,
+    /// A PostgreSQL database to read instead of the data directory.
+    #[arg(long, env = "STRONGROOM_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
     /// Only this organisation.
     #[arg(long)]
     org: Option<String>,
@@ -39,13 +41,16 @@ pub struct VerifyArgs {
     /// An export made by `strongroom audit export`.
     #[arg(
         long,
-        conflicts_with = "data_dir",
-        required_unless_present = "data_dir"
+        conflicts_with_all = ["data_dir", "database_url"],
+        required_unless_present_any = ["data_dir", "database_url"]
     )]
     file: Option<PathBuf>,
     /// A data directory to read directly.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "database_url")]
     data_dir: Option<PathBuf>,
+    /// A PostgreSQL database to read directly.
+    #[arg(long)]
+    database_url: Option<String>,
     /// The verification key: base64 of the raw 32-byte Ed25519 key, or a file
     /// holding the server's `/.well-known/jwks.json` or `/v1/auth/jwt-public-key` answer.
     #[arg(long)]
@@ -61,16 +66,14 @@ pub async fn run(cmd: AuditCommand) -> anyhow::Result<i32> {
     }
 }
 
-async fn open_store(dir: &Path) -> anyhow::Result<SqliteStore> {
-    let db = dir.join("strongroom.db");
-    if !db.exists() {
-        bail!("no database at {}", db.display());
-    }
-    SqliteStore::open(&db).await.context("opening the database")
+async fn open_store(dir: &Path, database_url: Option<String>) -> anyhow::Result<OpenStore> {
+    let cfg = StoreConfig::resolve(database_url, FileStore::default(), dir)?;
+    OpenStore::open(&cfg, true).await
 }
 
 async fn export(a: ExportArgs) -> anyhow::Result<()> {
-    let store = open_store(&a.data_dir).await?;
+    let opened = open_store(&a.data_dir, a.database_url).await?;
+    let store = opened.store();
     let mut out: Box<dyn Write> = match &a.output {
         Some(p) => Box::new(BufWriter::new(
             std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
@@ -182,8 +185,10 @@ async fn verify(a: VerifyArgs) -> anyhow::Result<i32> {
             v.feed(&events);
             reports.push((org, v.finish(&cps, &sig_ok)));
         }
-    } else if let Some(dir) = &a.data_dir {
-        let store = open_store(dir).await?;
+    } else {
+        let dir = a.data_dir.clone().unwrap_or_default();
+        let opened = open_store(&dir, a.database_url.clone()).await?;
+        let store = opened.store();
         for org in store.audit_orgs().await? {
             let Ok(id) = org_id(&org) else {
                 // Only a tampered database names a chain so: report it, go on.

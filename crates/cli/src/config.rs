@@ -43,6 +43,10 @@ pub struct ServeArgs {
     /// Log format: `text` or `json`.
     #[arg(long, env = "STRONGROOM_LOG_FORMAT")]
     pub log_format: Option<String>,
+    /// PostgreSQL URL: store everything there instead of the data directory's
+    /// SQLite file (docs/operations/postgres.md).
+    #[arg(long, env = "STRONGROOM_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
 }
 
 /// The file's shape. Every field is optional.
@@ -68,6 +72,8 @@ struct FileConfig {
     server: FileServer,
     #[serde(default)]
     metrics: FileMetrics,
+    #[serde(default)]
+    store: crate::store::FileStore,
 }
 
 /// `[server]`: how connections are bounded, and who is a proxy.
@@ -220,6 +226,7 @@ pub struct Config {
     /// `None`: `/metrics` is off.
     pub metrics: Option<Metrics>,
     pub dek_cache: Option<strongroom_kms::cache::DekCacheConfig>,
+    pub store: crate::store::StoreConfig,
 }
 
 /// Where `/metrics` is served, and to whom (`[metrics]`).
@@ -282,6 +289,11 @@ impl Config {
                 .unwrap_or_else(|| "file".into())
         };
         let dek_cache = file.kms.dek_cache.clone();
+        let store = crate::store::StoreConfig::resolve(
+            args.database_url.clone(),
+            file.store.clone(),
+            &data_dir,
+        )?;
         let provider = provider_from(&provider_name, file.kms, &data_dir)?;
         let log_format = args
             .log_format
@@ -419,6 +431,7 @@ impl Config {
             None
         };
         Ok(Config {
+            store,
             failed_auth_limit,
             hashing,
             auth_failure_window,
@@ -519,4 +532,16 @@ pub fn resolve_provider(
         .or_else(|| std::env::var("STRONGROOM_KMS_PROVIDER").ok())
         .or(file.kms.provider.clone());
     provider_from(name.as_deref().unwrap_or("file"), file.kms, data_dir)
+}
+
+/// The store for an administrative command: a database URL (flag or
+/// environment) or the configuration file's `[store]`, else the data
+/// directory's SQLite file.
+pub fn resolve_store(
+    database_url: Option<String>,
+    config: Option<&std::path::Path>,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<crate::store::StoreConfig> {
+    let file = load_file(config)?;
+    crate::store::StoreConfig::resolve(database_url, file.store, data_dir)
 }

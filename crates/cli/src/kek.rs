@@ -3,17 +3,16 @@
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 use strongroom_engine::keys::Migration;
-use strongroom_store::sqlite::SqliteStore;
 
-use crate::config::resolve_provider;
+use crate::config::{resolve_provider, resolve_store};
 use crate::serve::open_provider;
+use crate::store::OpenStore;
 
 #[derive(Subcommand)]
 pub enum KekCommand {
@@ -52,6 +51,9 @@ pub struct MigrateArgs {
     /// The data directory.
     #[arg(long, env = "STRONGROOM_DATA_DIR", default_value = "./strongroom-data")]
     data_dir: PathBuf,
+    /// A PostgreSQL database instead of the data directory's SQLite file.
+    #[arg(long, env = "STRONGROOM_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
     /// Configuration file.
     #[arg(long, env = "STRONGROOM_CONFIG")]
     config: Option<PathBuf>,
@@ -203,11 +205,9 @@ async fn rewrap(a: RemoteArgs) -> anyhow::Result<()> {
 }
 
 async fn migrate(a: MigrateArgs) -> anyhow::Result<()> {
-    let db = a.data_dir.join("strongroom.db");
-    if !db.exists() {
-        bail!("no database at {}", db.display());
-    }
-    let store = Arc::new(SqliteStore::open(&db).await?);
+    let cfg = resolve_store(a.database_url.clone(), a.config.as_deref(), &a.data_dir)?;
+    let opened = OpenStore::open(&cfg, true).await?;
+    let store = opened.store();
     let source = open_provider(
         resolve_provider(a.from.as_deref(), a.config.as_deref(), &a.data_dir)?,
         false,
@@ -232,7 +232,7 @@ async fn migrate(a: MigrateArgs) -> anyhow::Result<()> {
     );
     let summary = m.run(|n| pb.inc(n)).await?;
     pb.finish_and_clear();
-    store.close().await;
+    opened.close().await;
     println!(
         "migration to {} complete: {} vaults moved ({} DEKs rewrapped), {} already there. Now set [kms] provider = \"{}\".",
         target.name(),

@@ -8,4 +8,5 @@ pub mod config;
 pub mod kek;
 pub mod kms_check;
 pub mod serve;
+pub mod store;
 pub mod transport;

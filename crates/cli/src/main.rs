@@ -2,7 +2,7 @@
 #![forbid(unsafe_code)]
 
 use clap::{Parser, Subcommand};
-use strongroom::{audit, config, kek, kms_check, serve};
+use strongroom::{audit, config, kek, kms_check, serve, store};
 
 /// Strongroom: a self-hostable secrets vault for humans and AI agents.
 #[derive(Parser)]
@@ -25,6 +25,21 @@ enum Command {
     /// Check the configured key provider with a throwaway key.
     #[command(subcommand)]
     Kms(KmsCommand),
+    /// Apply the database schema's migrations now (servers also apply them at start).
+    Migrate(MigrateArgs),
+}
+
+#[derive(clap::Args)]
+struct MigrateArgs {
+    /// The data directory (SQLite).
+    #[arg(long, env = "STRONGROOM_DATA_DIR", default_value = "./strongroom-data")]
+    data_dir: std::path::PathBuf,
+    /// A PostgreSQL database instead.
+    #[arg(long, env = "STRONGROOM_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// Configuration file (its `[store]` section).
+    #[arg(long, env = "STRONGROOM_CONFIG")]
+    config: Option<std::path::PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -54,6 +69,13 @@ fn main() -> anyhow::Result<()> {
                 .enable_all()
                 .build()?;
             rt.block_on(kek::run(cmd))
+        }
+        Command::Migrate(a) => {
+            let cfg = config::resolve_store(a.database_url, a.config.as_deref(), &a.data_dir)?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(store::migrate(&cfg))
         }
         Command::Audit(cmd) => {
             let rt = tokio::runtime::Builder::new_current_thread()

@@ -14,9 +14,9 @@ use strongroom_kms::{KeyProvider, Metered};
 use strongroom_server::client::TrustedProxies;
 use strongroom_server::{AppState, ServerOptions, install_metrics, router_with};
 use strongroom_store::SignupGate;
-use strongroom_store::sqlite::SqliteStore;
 
 use crate::config::{Config, Provider};
+use crate::store::{OpenStore, StoreConfig};
 use crate::transport::{
     ConnectionLimit, bound_connections, connection_cap, listener, raise_open_file_limit,
 };
@@ -91,15 +91,17 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         );
         kms = Arc::new(strongroom_kms::cache::DekCache::new(Box::new(kms), c)?);
     }
-    let store = Arc::new(
-        SqliteStore::open(&data_dir.join("strongroom.db"))
-            .await
-            .context("opening the database")?,
-    );
+    // The SQLite file lives in the data directory actually used (dev mode's
+    // is temporary); PostgreSQL is wherever its URL points.
+    let store_cfg = match &cfg.store {
+        StoreConfig::Sqlite(_) => StoreConfig::Sqlite(data_dir.join("strongroom.db")),
+        pg => pg.clone(),
+    };
+    let store = OpenStore::open(&store_cfg, false).await?;
     // The binary keeps the administrative handle; the HTTP adapter gets the
     // engine alone.
     let admin = Admin::new(
-        store.clone(),
+        store.store(),
         kms.clone(),
         EngineConfig {
             user_token_ttl: Duration::from_secs(cfg.user_token_ttl_secs),
@@ -166,11 +168,13 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         let handle = handle.clone();
         let provider = kms.name();
         let data_dir = data_dir.display().to_string();
+        let store = store_cfg.describe();
         tokio::spawn(async move {
             if let Some(addr) = handle.listening().await {
                 tracing::info!(
                     provider,
                     data_dir,
+                    store,
                     "strongroom listening on {scheme}://{addr}"
                 );
             }

@@ -28,6 +28,21 @@ async fn full_flow_with_the_memory_provider() {
     .await;
 }
 
+/// The same flow with everything stored in PostgreSQL (a throwaway cluster).
+#[tokio::test]
+async fn full_flow_on_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = strongroom_pgtest::Cluster::shared().fresh_database();
+    full_flow(
+        Launch::new(dir.path())
+            .arg("--database-url")
+            .arg(url)
+            .start(),
+        "file",
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn full_flow_with_the_pkcs11_provider_on_softhsm2() {
     let dir = tempfile::tempdir().unwrap();

@@ -9,6 +9,24 @@ use std::process::Command;
 use common::*;
 
 fn run_suite(script: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    run_suite_against(script, Server::start(dir.path()));
+}
+
+/// The suite against a node storing everything in PostgreSQL.
+fn run_suite_on_postgres(script: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = strongroom_pgtest::Cluster::shared().fresh_database();
+    run_suite_against(
+        script,
+        Launch::new(dir.path())
+            .arg("--database-url")
+            .arg(url)
+            .start(),
+    );
+}
+
+fn run_suite_against(script: &str, server: Server) {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
     let python = std::env::var("STRONGROOM_COMPAT_PYTHON")
         .map(PathBuf::from)
@@ -18,8 +36,6 @@ fn run_suite(script: &str) {
         "the compatibility suite needs the oneclaw SDK: run `bash compat/setup.sh` (scripts/test does) — looked for {}",
         python.display()
     );
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path());
     let out = Command::new(&python)
         .arg(root.join("compat").join(script))
         .args([
@@ -52,4 +68,14 @@ fn oneclaw_sdk_core_flows() {
 #[test]
 fn oneclaw_sdk_agent_flows() {
     run_suite("test_agents_sdk.py");
+}
+
+#[test]
+fn oneclaw_sdk_core_flows_on_postgres() {
+    run_suite_on_postgres("test_core_sdk.py");
+}
+
+#[test]
+fn oneclaw_sdk_agent_flows_on_postgres() {
+    run_suite_on_postgres("test_agents_sdk.py");
 }

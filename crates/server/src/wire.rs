@@ -345,10 +345,13 @@ pub struct VersionList {
 /// `GET /v1/health`.
 #[derive(Serialize, ToSchema)]
 pub struct HealthResponse {
-    /// `healthy` or `degraded`.
+    /// `healthy`, `degraded` (the key provider is not healthy) or
+    /// `unavailable` (the database does not answer: the answer is a `503`).
     pub status: &'static str,
     /// Server version.
     pub version: &'static str,
+    /// `ok` or `unavailable`.
+    pub database: &'static str,
 }
 
 /// `GET /v1/health/hsm`.

@@ -46,7 +46,7 @@ mod vaults;
 pub use migrate::{MIGRATIONS, MigrationReport};
 
 /// How to reach the database.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct PgOptions {
     /// A `postgres://` URL (or a libpq key/value string). Its `sslmode`
     /// decides TLS: `disable` turns it off; anything else (or none) means TLS
@@ -218,4 +218,29 @@ fn pool(opts: &PgOptions) -> StoreResult<Pool> {
         .recycle_timeout(Some(opts.connect_timeout))
         .build()
         .map_err(|e| unavailable("building the connection pool", e))
+}
+
+/// Brings a database's schema up to date and returns what changed, without
+/// starting anything else (`strongroom migrate`).
+pub async fn migrate_database(opts: &PgOptions) -> StoreResult<MigrationReport> {
+    let pool = pool(opts)?;
+    let mut c = db::conn(&pool).await?;
+    let report = migrate::migrate(&mut c).await;
+    drop(c);
+    pool.close();
+    report
+}
+
+impl std::fmt::Debug for PgOptions {
+    /// The URL may hold a password: only where it points is shown.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let target = pg_config(self)
+            .map(|c| format!("{:?} / {:?}", c.get_hosts(), c.get_dbname()))
+            .unwrap_or_else(|_| "<unparsable URL>".into());
+        f.debug_struct("PgOptions")
+            .field("target", &target)
+            .field("pool_size", &self.pool_size)
+            .field("ca_file", &self.ca_file)
+            .finish_non_exhaustive()
+    }
 }

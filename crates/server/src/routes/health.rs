@@ -16,18 +16,31 @@ use strongroom_engine::ProviderHealth;
 use crate::AppState;
 use crate::wire::{HealthResponse, HsmHealthResponse};
 
-/// Liveness, with the state of the store and the key provider folded in.
-#[utoipa::path(get, path = "/v1/health", tag = "health", responses((status = 200, body = HealthResponse)))]
-pub async fn health(State(s): State<AppState>) -> Json<HealthResponse> {
+/// Liveness, with the state of the database and the key provider folded in.
+/// `503` when the database does not answer: a load balancer stops sending
+/// this node requests it could not serve, and sends them again once the
+/// database is back (the node reconnects by itself).
+#[utoipa::path(get, path = "/v1/health", tag = "health", responses(
+    (status = 200, body = HealthResponse), (status = 503, body = HealthResponse)))]
+pub async fn health(State(s): State<AppState>) -> Response {
     let h = s.engine.health().await;
-    Json(HealthResponse {
-        status: if h.is_healthy() {
+    let code = if h.store_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = HealthResponse {
+        status: if !h.store_ok {
+            "unavailable"
+        } else if h.is_healthy() {
             "healthy"
         } else {
             "degraded"
         },
         version: env!("CARGO_PKG_VERSION"),
-    })
+        database: if h.store_ok { "ok" } else { "unavailable" },
+    };
+    (code, Json(body)).into_response()
 }
 
 /// The key provider's reachability. Anyone may ask, so the answer is coarse:
