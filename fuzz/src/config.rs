@@ -53,6 +53,7 @@ impl Harness {
             kms_provider: None,
             open_signup: false,
             log_format: None,
+            database_url: None,
         };
         let Ok(c) = Config::resolve(args) else {
             return;
@@ -67,6 +68,10 @@ impl Harness {
         assert!(c.transport.max_connections >= 1);
         assert!((second..=Duration::from_secs(3600)).contains(&c.auth_failure_window));
         assert!(c.data_dir.is_some(), "not in dev mode: a data directory");
+        if let strongroom::store::StoreConfig::Postgres(o) = &c.store {
+            assert!((2..=1000).contains(&o.pool_size));
+            assert!(o.connect_timeout >= second);
+        }
     }
 }
 

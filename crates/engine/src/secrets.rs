@@ -27,7 +27,17 @@ use crate::{Engine, views};
 const KEY_MATERIAL_TYPES: &[&str] = &["private_key", "ssh_key"];
 
 /// How many times a write retries after losing a version race.
-const WRITE_ATTEMPTS: usize = 8;
+const WRITE_ATTEMPTS: u32 = 12;
+
+/// After a lost race, a writer waits a random time up to this doubled per
+/// attempt (2, 4 … 128 ms), so writers of one path on many nodes spread out
+/// instead of colliding again in step.
+fn backoff(attempt: u32) -> std::time::Duration {
+    let mut b = [0u8; 2];
+    strongroom_crypto::random::fill(&mut b);
+    let cap = 1u64 << attempt.min(7);
+    std::time::Duration::from_micros(u64::from(u16::from_le_bytes(b)) * cap * 1000 / 65536)
+}
 /// The largest metadata object accepted, serialized.
 const MAX_METADATA_BYTES: usize = 64 * 1024;
 
@@ -108,7 +118,10 @@ impl Engine {
         action: AuditAction,
         decision: &PolicyDecision,
     ) -> Result<SecretMeta> {
-        for _ in 0..WRITE_ATTEMPTS {
+        for attempt in 0..WRITE_ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(backoff(attempt)).await;
+            }
             let head = self.store.secret_head(vault.id, path).await?;
             let (secret_id, expected) = head
                 .map(|h| (h.id, h.latest_version))
