@@ -211,11 +211,13 @@ async fn migrate(a: MigrateArgs) -> anyhow::Result<()> {
     let source = open_provider(
         resolve_provider(a.from.as_deref(), a.config.as_deref(), &a.data_dir)?,
         false,
+        opened.shared_keyring(),
     )
     .await?;
     let target = open_provider(
         resolve_provider(Some(&a.to), a.config.as_deref(), &a.data_dir)?,
         false,
+        opened.shared_keyring(),
     )
     .await?;
     if source.name() == "memory" || target.name() == "memory" {

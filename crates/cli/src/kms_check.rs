@@ -42,6 +42,9 @@ pub async fn run(a: CheckArgs) -> anyhow::Result<()> {
     let p = open_provider(
         resolve_provider(a.provider.as_deref(), a.config.as_deref(), &a.data_dir)?,
         false,
+        // The throwaway key goes to the data directory's keyring (or the
+        // provider), never into a database nodes share.
+        None,
     )
     .await
     .context("connect")?;

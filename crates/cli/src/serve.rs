@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use strongroom_engine::auth_failures::AuthFailureAggregation;
 use strongroom_engine::{Admin, EngineConfig};
 use strongroom_kms::root_key::RootKey;
-use strongroom_kms::soft::SoftProvider;
+use strongroom_kms::soft::{SealedKeyStore, SoftProvider};
 use strongroom_kms::{KeyProvider, Metered};
 use strongroom_server::client::TrustedProxies;
 use strongroom_server::{AppState, ServerOptions, install_metrics, router_with};
@@ -25,6 +25,14 @@ fn init_logging(json: bool) {
     use tracing_subscriber::EnvFilter;
     let filter =
         EnvFilter::try_from_env("STRONGROOM_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    // The PostgreSQL driver logs every statement's parameters at debug level
+    // (ciphertexts, key and password hashes, sealed keys): never, whatever
+    // STRONGROOM_LOG asks.
+    let filter = filter.add_directive(
+        "tokio_postgres=info"
+            .parse()
+            .expect("a valid logging directive"),
+    );
     use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -81,7 +89,14 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         );
     }
 
-    let mut kms = open_provider(cfg.provider, cfg.dev).await?;
+    // The SQLite file lives in the data directory actually used (dev mode's
+    // is temporary); PostgreSQL is wherever its URL points.
+    let store_cfg = match &cfg.store {
+        StoreConfig::Sqlite(_) => StoreConfig::Sqlite(data_dir.join("strongroom.db")),
+        pg => pg.clone(),
+    };
+    let store = OpenStore::open(&store_cfg, false).await?;
+    let mut kms = open_provider(cfg.provider, cfg.dev, store.shared_keyring()).await?;
     if let Some(c) = cfg.dek_cache.clone() {
         tracing::warn!(
             ttl_secs = c.ttl.as_secs(),
@@ -91,13 +106,6 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         );
         kms = Arc::new(strongroom_kms::cache::DekCache::new(Box::new(kms), c)?);
     }
-    // The SQLite file lives in the data directory actually used (dev mode's
-    // is temporary); PostgreSQL is wherever its URL points.
-    let store_cfg = match &cfg.store {
-        StoreConfig::Sqlite(_) => StoreConfig::Sqlite(data_dir.join("strongroom.db")),
-        pg => pg.clone(),
-    };
-    let store = OpenStore::open(&store_cfg, false).await?;
     // The binary keeps the administrative handle; the HTTP adapter gets the
     // engine alone.
     let admin = Admin::new(
@@ -275,7 +283,15 @@ async fn shutdown_on_signal(handle: axum_server::Handle<SocketAddr>) {
 }
 
 /// Opens a key provider, wrapped for metrics.
-pub async fn open_provider(provider: Provider, dev: bool) -> anyhow::Result<Arc<dyn KeyProvider>> {
+/// With `shared_keyring` (nodes sharing a PostgreSQL database), the `file`
+/// provider keeps its keyring there, sealed by the root key, instead of in
+/// the data directory: every node then has the same keys and no node needs a
+/// shared file system.
+pub async fn open_provider(
+    provider: Provider,
+    dev: bool,
+    shared_keyring: Option<Arc<dyn SealedKeyStore>>,
+) -> anyhow::Result<Arc<dyn KeyProvider>> {
     Ok(match provider {
         Provider::Memory => {
             if !dev {
@@ -294,7 +310,14 @@ pub async fn open_provider(provider: Provider, dev: bool) -> anyhow::Result<Arc<
             if created {
                 tracing::warn!(file = %root_key_file.display(), "generated a new root key; back it up and keep it apart from the data directory");
             }
-            Arc::new(Metered(Box::new(SoftProvider::open_file(keyring, root)?)))
+            match shared_keyring {
+                Some(store) => Arc::new(Metered(Box::new(
+                    SoftProvider::open_shared(store, root)
+                        .await
+                        .context("opening the keyring in the database")?,
+                ))),
+                None => Arc::new(Metered(Box::new(SoftProvider::open_file(keyring, root)?))),
+            }
         }
         Provider::Pkcs11(c) => {
             let p = tokio::task::spawn_blocking(move || {

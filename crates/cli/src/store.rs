@@ -7,7 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use async_trait::async_trait;
 use serde::Deserialize;
+use strongroom_kms::KmsError;
+use strongroom_kms::soft::SealedKeyStore;
 use strongroom_store::sqlite::SqliteStore;
 use strongroom_store::{AuditAppendSignal, Store};
 use strongroom_store_postgres::{PgOptions, PgStore};
@@ -141,6 +144,15 @@ impl OpenStore {
         }
     }
 
+    /// Where the `file` provider keeps its keyring when nodes share this
+    /// store: in the database (PostgreSQL), never in one node's directory.
+    pub fn shared_keyring(&self) -> Option<Arc<dyn SealedKeyStore>> {
+        match self {
+            OpenStore::Sqlite(_) => None,
+            OpenStore::Postgres(s) => Some(Arc::new(DbKeyring(s.keyring()))),
+        }
+    }
+
     /// Finishes pending work and closes.
     pub async fn close(&self) {
         match self {
@@ -173,4 +185,27 @@ pub async fn migrate(cfg: &StoreConfig) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The database's `keyring` table as the soft provider's [`SealedKeyStore`].
+struct DbKeyring(strongroom_store_postgres::PgKeyring);
+
+fn keyring_err(e: strongroom_store::StoreError) -> KmsError {
+    KmsError::Unavailable(strongroom_kms::Reason::because(
+        "the keyring in the database",
+        e,
+    ))
+}
+
+#[async_trait]
+impl SealedKeyStore for DbKeyring {
+    async fn entries(&self) -> Result<Vec<(String, Vec<u8>)>, KmsError> {
+        self.0.entries().await.map_err(keyring_err)
+    }
+    async fn insert(&self, name: &str, sealed: &[u8]) -> Result<bool, KmsError> {
+        self.0.insert(name, sealed).await.map_err(keyring_err)
+    }
+    async fn remove_prefix(&self, prefix: &str) -> Result<(), KmsError> {
+        self.0.remove_prefix(prefix).await.map_err(keyring_err)
+    }
 }

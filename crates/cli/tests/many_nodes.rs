@@ -438,3 +438,79 @@ async fn postgres_down_under_load_is_503_then_service_resumes_without_restarting
         .await
         .expect(200);
 }
+
+/// The embedded `file` provider on many nodes: its keyring lives in the
+/// database, sealed by the root key each node is given, so nodes with
+/// nothing on disk in common share every key; the database alone (or with
+/// another root key) opens nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn file_provider_nodes_share_keys_through_the_database_sealed_by_the_root_key() {
+    let cluster = Cluster::shared();
+    let url = cluster.fresh_database();
+    let dir = tempfile::tempdir().unwrap();
+    let root = "5a".repeat(32);
+    let start = |name: &str, root: &str| {
+        Launch::new(&dir.path().join(name))
+            .env("STRONGROOM_ROOT_KEY", root)
+            .arg("--database-url")
+            .arg(&url)
+            .start()
+    };
+    let (a, b) = (start("a", &root), start("b", &root));
+    let mut owner = a.client();
+    owner.signup("owner@example.com").await;
+    let vault = owner.create_vault("v").await;
+    owner
+        .put_secret(&vault, "db/password", "hunter2-CANARY")
+        .await;
+    // Node B verifies A's token and decrypts A's secret.
+    let mut on_b = b.client();
+    on_b.token = owner.token.clone();
+    assert_eq!(
+        on_b.get_secret(&vault, "db/password").await.expect(200)["value"],
+        "hunter2-CANARY"
+    );
+    // Rotated on A; B's next write is under the new version.
+    let rotated = owner
+        .post(&format!("/v1/vaults/{vault}/kek/rotate"), json!({}))
+        .await
+        .expect(200);
+    tokio::time::sleep(STALENESS).await;
+    on_b.put_secret(&vault, "db/other", "after").await;
+    let rewrapped = owner
+        .post(
+            &format!("/v1/vaults/{vault}/kek/rewrap"),
+            json!({"batch_size": 1000}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(
+        rewrapped["rewrapped"], rotated["remaining"],
+        "node B wrapped under a stale KEK version: {rewrapped}"
+    );
+    assert_eq!(
+        owner.get_secret(&vault, "db/other").await.expect(200)["value"],
+        "after"
+    );
+    // Nothing in either data directory holds a keyring; the database holds
+    // only sealed entries.
+    for node in ["a", "b"] {
+        assert!(!dir.path().join(node).join("keyring.sealed").exists());
+    }
+    let dbname = url.rsplit('/').next().unwrap().split('?').next().unwrap();
+    let entries = cluster.psql(dbname, "SELECT count(*) FROM keyring");
+    assert!(entries.parse::<u32>().unwrap() >= 3, "{entries}");
+    let dump = cluster.psql(dbname, "SELECT encode(sealed, 'hex') FROM keyring");
+    assert!(!dump.contains(&hex::encode(b"hunter2-CANARY")));
+    // A node given another root key can't open the keyring, so doesn't start.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_strongroom"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--database-url", &url])
+        .arg("--data-dir")
+        .arg(dir.path().join("c"))
+        .env("STRONGROOM_ROOT_KEY", "77".repeat(32))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("root key"), "{err}");
+}

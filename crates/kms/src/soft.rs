@@ -5,6 +5,16 @@
 //! `file` additionally persists the keyring — every KEK version and the Ed25519
 //! signing key — in one file sealed by the [`RootKey`], written atomically
 //! (temporary file, fsync, rename, fsync of the directory) with mode 0600.
+//!
+//! For many nodes on one database, `file` keeps its keyring in a
+//! [`SealedKeyStore`] instead ([`SoftProvider::open_shared`]): one entry per
+//! key (the signing key, each KEK version), each sealed by the root key under
+//! an AAD naming the entry, so a database copy alone decrypts nothing and an
+//! entry moved to another name does not open. Entries are only ever added
+//! (a KEK destroyed removes its own), so nodes never overwrite each other;
+//! each node reloads the entries when it meets a key it lacks, and before a
+//! wrap at most [`SHARED_REFRESH`] after its last look, so a KEK rotated on
+//! one node wraps new DEKs on every node within that bound.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -26,6 +36,35 @@ use crate::root_key::RootKey;
 use crate::{KekRef, KeyProvider, KmsError, ProviderHealth, SigningPublicKey, WrappedDek, kid_for};
 
 const FILE_MAGIC: &[u8; 10] = b"SRKEYRING1";
+
+/// How stale a node's copy of a shared keyring may be when it wraps.
+pub const SHARED_REFRESH: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Where a shared keyring's sealed entries live (for PostgreSQL, a table of
+/// the database every node uses). Entries are named and only added or
+/// removed, never changed.
+#[async_trait]
+pub trait SealedKeyStore: Send + Sync + 'static {
+    /// Every entry: its name and sealed bytes.
+    async fn entries(&self) -> Result<Vec<(String, Vec<u8>)>, KmsError>;
+    /// Adds an entry. False, changing nothing, if one of that name exists
+    /// (another node added it first).
+    async fn insert(&self, name: &str, sealed: &[u8]) -> Result<bool, KmsError>;
+    /// Removes every entry whose name starts with `prefix`.
+    async fn remove_prefix(&self, prefix: &str) -> Result<(), KmsError>;
+}
+
+const SIGNING_ENTRY: &str = "signing";
+
+fn entry_aad(name: &str) -> Vec<u8> {
+    AadBuilder::new("strongroom/keyring-entry")
+        .field(name)
+        .finish()
+}
+
+fn kek_prefix(id: &str) -> String {
+    format!("kek:{id}:")
+}
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
 /// One KEK: its versions in order (version n at index n-1).
@@ -117,6 +156,86 @@ impl Keyring {
     }
 }
 
+impl Keyring {
+    /// The keyring a shared store's entries describe. A KEK's versions must
+    /// run from 1 without a gap.
+    fn from_entries(
+        entries: &[(String, Vec<u8>)],
+        root: &RootKey,
+    ) -> Result<Option<Self>, KmsError> {
+        let corrupt = |what: &str| KmsError::Internal(format!("shared keyring: {what}").into());
+        let mut signing = None;
+        let mut versions: BTreeMap<String, BTreeMap<u32, Zeroizing<[u8; 32]>>> = BTreeMap::new();
+        for (name, sealed) in entries {
+            let blob = envelope::split_blob(sealed).map_err(|_| corrupt("a truncated entry"))?;
+            let plain = envelope::open_under_key(root.bytes(), &blob, &entry_aad(name))
+                .map_err(|_| {
+                    KmsError::Internal(
+                        "the shared keyring can't be opened with this root key (wrong key, or a damaged entry)"
+                            .into(),
+                    )
+                })?;
+            if name == SIGNING_ENTRY {
+                signing = Some(Zeroizing::new(plain.expose().to_vec()));
+                continue;
+            }
+            let (id, v) = name
+                .strip_prefix("kek:")
+                .and_then(|r| r.rsplit_once(':'))
+                .ok_or_else(|| corrupt("an entry of no known kind"))?;
+            let v: u32 = v.parse().map_err(|_| corrupt("a KEK version"))?;
+            let key: [u8; 32] = plain
+                .expose()
+                .try_into()
+                .map_err(|_| corrupt("a KEK of the wrong length"))?;
+            versions
+                .entry(id.to_owned())
+                .or_default()
+                .insert(v, Zeroizing::new(key));
+        }
+        let Some(signing_pkcs8) = signing else {
+            return Ok(None);
+        };
+        let mut keks = BTreeMap::new();
+        for (id, vs) in versions {
+            if vs.keys().copied().ne(1..=vs.len() as u32) {
+                return Err(corrupt("a KEK's versions have a gap"));
+            }
+            keks.insert(
+                id,
+                Kek {
+                    versions: vs.into_values().collect(),
+                },
+            );
+        }
+        Ok(Some(Keyring {
+            keks,
+            signing_pkcs8,
+        }))
+    }
+}
+
+/// A keyring kept as sealed entries in a [`SealedKeyStore`].
+struct Shared {
+    store: Arc<dyn SealedKeyStore>,
+    root: RootKey,
+    /// When this node last read the entries.
+    loaded: std::sync::Mutex<std::time::Instant>,
+}
+
+impl Shared {
+    fn seal(&self, name: &str, plain: &[u8]) -> Vec<u8> {
+        envelope::seal_under_key(self.root.bytes(), plain, &entry_aad(name)).to_blob()
+    }
+
+    async fn load(&self) -> Result<Option<Keyring>, KmsError> {
+        let entries = self.store.entries().await?;
+        let ring = Keyring::from_entries(&entries, &self.root)?;
+        *self.loaded.lock().expect("keyring clock") = std::time::Instant::now();
+        Ok(ring)
+    }
+}
+
 struct FileStore {
     path: PathBuf,
     root: RootKey,
@@ -195,6 +314,7 @@ pub struct SoftProvider {
     signer: Ed25519KeyPair,
     public: SigningPublicKey,
     file: Option<Arc<FileStore>>,
+    shared: Option<Shared>,
     /// Serializes keyring changes so two writers never persist stale copies.
     write_lock: tokio::sync::Mutex<()>,
 }
@@ -222,6 +342,80 @@ impl SoftProvider {
         Self::build("file", ring, Some(store))
     }
 
+    /// Opens (or creates) a keyring shared by many nodes in `store`, every
+    /// entry sealed by `root`. Nodes starting at once agree on one signing
+    /// key: the first to add it wins and the others load it.
+    pub async fn open_shared(
+        store: Arc<dyn SealedKeyStore>,
+        root: RootKey,
+    ) -> Result<Self, KmsError> {
+        let shared = Shared {
+            store,
+            root,
+            loaded: std::sync::Mutex::new(std::time::Instant::now()),
+        };
+        let ring = match shared.load().await? {
+            Some(r) => r,
+            None => {
+                let fresh = Keyring::new()?;
+                let sealed = shared.seal(SIGNING_ENTRY, &fresh.signing_pkcs8);
+                shared.store.insert(SIGNING_ENTRY, &sealed).await?;
+                shared.load().await?.ok_or_else(|| {
+                    KmsError::Internal(
+                        "the shared keyring has no signing key after adding one".into(),
+                    )
+                })?
+            }
+        };
+        let mut p = Self::build("file", ring, None)?;
+        p.shared = Some(shared);
+        Ok(p)
+    }
+
+    /// Reads a shared keyring's entries again (a no-op for other keyrings).
+    async fn reload(&self) -> Result<(), KmsError> {
+        if let Some(shared) = &self.shared
+            && let Some(ring) = shared.load().await?
+        {
+            *self.ring.write().expect("keyring lock") = ring;
+        }
+        Ok(())
+    }
+
+    /// Reloads a shared keyring last read more than [`SHARED_REFRESH`] ago.
+    async fn reload_if_stale(&self) -> Result<(), KmsError> {
+        let stale = self
+            .shared
+            .as_ref()
+            .is_some_and(|s| s.loaded.lock().expect("keyring clock").elapsed() >= SHARED_REFRESH);
+        if stale { self.reload().await } else { Ok(()) }
+    }
+
+    /// Adds a KEK version to a shared keyring: the next after the newest any
+    /// node has added (a node that loses the race takes the one after).
+    async fn add_shared_version(&self, shared: &Shared, id: &str) -> Result<u32, KmsError> {
+        for _ in 0..16 {
+            self.reload().await?;
+            let next = {
+                let ring = self.ring.read().expect("keyring lock");
+                ring.keks.get(id).map_or(0, |k| k.versions.len() as u32) + 1
+            };
+            let name = format!("{}{next}", kek_prefix(id));
+            let key = new_key();
+            if shared
+                .store
+                .insert(&name, &shared.seal(&name, &key[..]))
+                .await?
+            {
+                self.reload().await?;
+                return Ok(next);
+            }
+        }
+        Err(KmsError::Unavailable(
+            "too many nodes changing one KEK at once; try again".into(),
+        ))
+    }
+
     fn build(
         name: &'static str,
         ring: Keyring,
@@ -241,6 +435,7 @@ impl SoftProvider {
             signer,
             public,
             file,
+            shared: None,
             write_lock: tokio::sync::Mutex::new(()),
         })
     }
@@ -300,6 +495,10 @@ impl KeyProvider for SoftProvider {
             "vault-{vault_id}-{}",
             hex::encode(strongroom_crypto::random::bytes(4))
         );
+        if let Some(shared) = &self.shared {
+            self.add_shared_version(shared, &id).await?;
+            return Ok(KekRef(id));
+        }
         self.mutate(|ring| {
             ring.keks.insert(
                 id.clone(),
@@ -314,6 +513,11 @@ impl KeyProvider for SoftProvider {
     }
 
     async fn wrap(&self, kek: &KekRef, dek: &Dek, aad: &[u8]) -> Result<WrappedDek, KmsError> {
+        // The newest version another node may have added.
+        self.reload_if_stale().await?;
+        if self.shared.is_some() && self.with_version(kek, None, |_, _| ()).is_err() {
+            self.reload().await?;
+        }
         self.with_version(kek, None, |v, key| WrappedDek {
             kek_version: v,
             blob: envelope::seal_under_key(key, dek.expose(), aad).to_blob(),
@@ -327,6 +531,16 @@ impl KeyProvider for SoftProvider {
         aad: &[u8],
     ) -> Result<Arc<Dek>, KmsError> {
         let sealed = envelope::split_blob(&wrapped.blob).map_err(|_| KmsError::Integrity)?;
+        // A KEK destroyed by another node is forgotten here within the bound.
+        self.reload_if_stale().await?;
+        if self.shared.is_some()
+            && self
+                .with_version(kek, Some(wrapped.kek_version), |_, _| ())
+                .is_err()
+        {
+            // A KEK (or version) another node added since this one last looked.
+            self.reload().await?;
+        }
         let plain = self
             .with_version(kek, Some(wrapped.kek_version), |_, key| {
                 envelope::open_under_key(key, &sealed, aad)
@@ -338,6 +552,13 @@ impl KeyProvider for SoftProvider {
     }
 
     async fn rotate_kek(&self, kek: &KekRef) -> Result<u32, KmsError> {
+        if let Some(shared) = &self.shared {
+            self.reload().await?;
+            if self.with_version(kek, None, |_, _| ()).is_err() {
+                return Err(KmsError::KeyNotFound);
+            }
+            return self.add_shared_version(shared, &kek.0).await;
+        }
         self.mutate(|ring| {
             let k = ring.keks.get_mut(&kek.0).ok_or(KmsError::KeyNotFound)?;
             k.versions.push(new_key());
@@ -347,6 +568,14 @@ impl KeyProvider for SoftProvider {
     }
 
     async fn destroy_kek(&self, kek: &KekRef) -> Result<(), KmsError> {
+        if let Some(shared) = &self.shared {
+            self.reload().await?;
+            if self.with_version(kek, None, |_, _| ()).is_err() {
+                return Err(KmsError::KeyNotFound);
+            }
+            shared.store.remove_prefix(&kek_prefix(&kek.0)).await?;
+            return self.reload().await;
+        }
         self.mutate(|ring| {
             // Dropping the entry zeroizes every version.
             ring.keks
@@ -437,6 +666,103 @@ mod tests {
         );
         let wrong = SoftProvider::open_file(&path, RootKey::parse(&"22".repeat(32)).unwrap());
         assert!(wrong.is_err());
+    }
+
+    /// A shared keyring's store, in memory (PostgreSQL's is tested with the
+    /// CLI's many-node tests).
+    #[derive(Default)]
+    struct Entries(std::sync::Mutex<BTreeMap<String, Vec<u8>>>);
+
+    #[async_trait]
+    impl SealedKeyStore for Entries {
+        async fn entries(&self) -> Result<Vec<(String, Vec<u8>)>, KmsError> {
+            Ok(self.0.lock().unwrap().clone().into_iter().collect())
+        }
+        async fn insert(&self, name: &str, sealed: &[u8]) -> Result<bool, KmsError> {
+            let mut m = self.0.lock().unwrap();
+            if m.contains_key(name) {
+                return Ok(false);
+            }
+            m.insert(name.to_owned(), sealed.to_vec());
+            Ok(true)
+        }
+        async fn remove_prefix(&self, prefix: &str) -> Result<(), KmsError> {
+            self.0.lock().unwrap().retain(|k, _| !k.starts_with(prefix));
+            Ok(())
+        }
+    }
+
+    fn root(byte: &str) -> RootKey {
+        RootKey::parse(&byte.repeat(32)).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_shared_keyring_serves_every_node_and_opens_only_with_the_root_key() {
+        let store = Arc::new(Entries::default());
+        let a = SoftProvider::open_shared(store.clone(), root("11"))
+            .await
+            .unwrap();
+        let b = SoftProvider::open_shared(store.clone(), root("11"))
+            .await
+            .unwrap();
+        assert_eq!(
+            a.signing_public_key(),
+            b.signing_public_key(),
+            "one signing key"
+        );
+
+        // A KEK made on one node unwraps on the other at once.
+        let (kek, w1, dek) = exercise(&a).await;
+        assert_eq!(
+            b.unwrap(&kek, &w1, b"ctx").await.unwrap().expose(),
+            dek.expose()
+        );
+
+        // Rotated on A: B wraps under the new version within the bound.
+        assert_eq!(a.rotate_kek(&kek).await.unwrap(), 2);
+        tokio::time::sleep(SHARED_REFRESH).await;
+        let w2 = b.wrap(&kek, &dek, b"ctx").await.unwrap();
+        assert_eq!(w2.kek_version, 2);
+        assert_eq!(
+            a.unwrap(&kek, &w2, b"ctx").await.unwrap().expose(),
+            dek.expose()
+        );
+        // Rotations racing on two nodes each get a version of their own.
+        let (x, y) = tokio::join!(a.rotate_kek(&kek), b.rotate_kek(&kek));
+        let mut got = [x.unwrap(), y.unwrap()];
+        got.sort_unstable();
+        assert_eq!(got, [3, 4]);
+
+        // The entries hold no key in the clear; another root key opens
+        // nothing; an entry under another name does not open.
+        let raw = store.entries().await.unwrap();
+        assert!(
+            raw.iter()
+                .all(|(_, v)| !v.windows(32).any(|w| w == dek.expose()))
+        );
+        assert!(
+            SoftProvider::open_shared(store.clone(), root("22"))
+                .await
+                .is_err()
+        );
+        let moved = Arc::new(Entries::default());
+        for (name, sealed) in &raw {
+            let name = if name.ends_with(":1") {
+                name.replace(":1", ":9")
+            } else {
+                name.clone()
+            };
+            moved.insert(&name, sealed).await.unwrap();
+        }
+        assert!(SoftProvider::open_shared(moved, root("11")).await.is_err());
+
+        // Destroyed on B: A forgets it within the bound.
+        b.destroy_kek(&kek).await.unwrap();
+        tokio::time::sleep(SHARED_REFRESH).await;
+        assert!(matches!(
+            a.unwrap(&kek, &w1, b"ctx").await,
+            Err(KmsError::KeyNotFound)
+        ));
     }
 
     #[tokio::test]

@@ -39,8 +39,8 @@ impl Modify for BearerAuth {
 ///   password is hashed.
 ///
 /// Every error answer is `application/problem+json` with the [`Problem`]
-/// schema, except where an operation documents a body of its own (the HSM
-/// health check's `503`).
+/// schema, except where an operation documents a body of its own (the health
+/// checks' `503`).
 ///
 /// [`Problem`]: crate::problem::Problem
 struct ErrorAnswers;

@@ -34,6 +34,7 @@ mod audit;
 mod chain;
 mod db;
 mod identity;
+mod keyring;
 mod leader;
 pub mod migrate;
 mod policies;
@@ -43,6 +44,7 @@ mod settings;
 mod tls;
 mod vaults;
 
+pub use keyring::PgKeyring;
 pub use migrate::{MIGRATIONS, MigrationReport};
 
 /// How to reach the database.
@@ -110,6 +112,12 @@ impl PgStore {
             appended: AuditAppendSignal::new(),
             sequencer,
         })
+    }
+
+    /// The key provider's sealed keyring entries in this database (for the
+    /// `file` provider shared by many nodes).
+    pub fn keyring(&self) -> PgKeyring {
+        PgKeyring::new(self.pool.clone())
     }
 
     /// The count of audit events this handle has committed since it was

@@ -16,8 +16,13 @@ use crate::db::map_err;
 /// The schema's migrations, in order: `MIGRATIONS[n]` takes the schema from
 /// version n to n + 1. Append a new one at the end; never edit or reorder one
 /// that has shipped.
-pub const MIGRATIONS: &[(&str, &str)] =
-    &[("0001_init", include_str!("../migrations/0001_init.sql"))];
+pub const MIGRATIONS: &[(&str, &str)] = &[
+    ("0001_init", include_str!("../migrations/0001_init.sql")),
+    (
+        "0002_keyring",
+        include_str!("../migrations/0002_keyring.sql"),
+    ),
+];
 
 /// The advisory lock key of migrations ("strongroom migrate").
 const MIGRATE_LOCK: i64 = 0x5354_524f_4e47_4d49;
