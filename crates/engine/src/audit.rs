@@ -129,8 +129,13 @@ impl Engine {
         Ok(signed)
     }
 
-    /// Signs a checkpoint of the current head of every chain that has none at its head.
+    /// Signs a checkpoint of the current head of every chain that has none at
+    /// its head (if this node holds the checkpoint lease: on a database
+    /// shared by many nodes, the signer does).
     pub(crate) async fn checkpoint_all(&self) -> Result<usize> {
+        if !self.store.checkpoint_lease().await? {
+            return Ok(0);
+        }
         self.checkpoint_due(CheckpointPolicy {
             every_events: 1,
             every: Duration::ZERO,
@@ -156,7 +161,8 @@ impl Engine {
         Ok(self.store.insert_checkpoint(&cp).await?)
     }
 
-    /// Runs [`Engine::checkpoint_due`] until the engine is dropped: whenever
+    /// Runs [`Engine::checkpoint_due`] until the engine is dropped, while this
+    /// node holds the checkpoint lease (always, on a single-node store): whenever
     /// `every_events` events were appended since the last run (`appends`, the
     /// store handle's count of committed events, is polled every 100 ms), and
     /// at least every `every` (at most 5 s apart) for chains that grew more
@@ -184,6 +190,15 @@ impl Engine {
                     continue;
                 }
                 (seen, swept) = (appended, Some(tokio::time::Instant::now()));
+                // Nodes sharing a database sign one at a time.
+                match engine.store.checkpoint_lease().await {
+                    Ok(true) => {}
+                    Ok(false) => continue,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not take the checkpoint lease");
+                        continue;
+                    }
+                }
                 if let Err(e) = engine.checkpoint_due(policy).await {
                     tracing::warn!(error = %e.chain(), "could not sign audit checkpoints");
                 }

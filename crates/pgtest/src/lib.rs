@@ -38,8 +38,28 @@ impl Cluster {
         Self::start_with(&[])
     }
 
-    /// Starts a new cluster with extra server settings (`-c name=value`).
+    /// Starts a new cluster with TLS on, serving this certificate chain and
+    /// key (PEM).
+    pub fn start_with_tls(cert_pem: &str, key_pem: &str) -> Cluster {
+        Self::start_with_files(
+            &[
+                ("ssl", "on"),
+                ("ssl_cert_file", "'server.crt'"),
+                ("ssl_key_file", "'server.key'"),
+            ],
+            &[("server.crt", cert_pem), ("server.key", key_pem)],
+        )
+    }
+
+    /// Starts a new cluster with extra server settings (`name = value` lines
+    /// of `postgresql.conf`).
     pub fn start_with(settings: &[(&str, &str)]) -> Cluster {
+        Self::start_with_files(settings, &[])
+    }
+
+    /// Starts a new cluster with extra settings and files written into its
+    /// data directory first (mode 0600, owned by the server's account).
+    fn start_with_files(settings: &[(&str, &str)], files: &[(&str, &str)]) -> Cluster {
         let bin = bindir();
         let as_user = is_root().then_some(SERVICE_USER);
         let dir = tempfile::Builder::new()
@@ -72,6 +92,16 @@ impl Cluster {
             conf.push_str(&format!("{k} = {v}\n"));
         }
         append(&data.join("postgresql.conf"), &conf);
+        for (name, text) in files {
+            use std::os::unix::fs::PermissionsExt;
+            let path = data.join(name);
+            std::fs::write(&path, text).expect("a file in the data directory");
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                .expect("file mode");
+            if let Some(user) = as_user {
+                run(Command::new("chown").arg(user).arg(&path));
+            }
+        }
         let cluster = Cluster {
             port: 0,
             dir,
