@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod config;
+pub mod copy;
 pub mod kek;
 pub mod kms_check;
 pub mod serve;

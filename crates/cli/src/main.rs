@@ -2,7 +2,7 @@
 #![forbid(unsafe_code)]
 
 use clap::{Parser, Subcommand};
-use strongroom::{audit, config, kek, kms_check, serve, store};
+use strongroom::{audit, config, copy, kek, kms_check, serve, store};
 
 /// Strongroom: a self-hostable secrets vault for humans and AI agents.
 #[derive(Parser)]
@@ -27,6 +27,15 @@ enum Command {
     Kms(KmsCommand),
     /// Apply the database schema's migrations now (servers also apply them at start).
     Migrate(MigrateArgs),
+    /// Move the data between stores.
+    #[command(subcommand)]
+    Store(StoreCommand),
+}
+
+#[derive(Subcommand)]
+enum StoreCommand {
+    /// Copy a SQLite data directory into PostgreSQL (resumable; verified).
+    Copy(copy::CopyArgs),
 }
 
 #[derive(clap::Args)]
@@ -69,6 +78,12 @@ fn main() -> anyhow::Result<()> {
                 .enable_all()
                 .build()?;
             rt.block_on(kek::run(cmd))
+        }
+        Command::Store(StoreCommand::Copy(a)) => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(copy::run(a))
         }
         Command::Migrate(a) => {
             let cfg = config::resolve_store(a.database_url, a.config.as_deref(), &a.data_dir)?;

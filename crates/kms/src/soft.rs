@@ -298,6 +298,34 @@ impl FileStore {
     }
 }
 
+/// The entries of a shared keyring holding every key of the keyring file at
+/// `path` (for moving a data directory's keys into a database that many
+/// nodes share), each sealed again by `root`, the key that opens the file.
+pub fn shared_entries_from_file(
+    path: &Path,
+    root: RootKey,
+) -> Result<Vec<(String, Vec<u8>)>, KmsError> {
+    let file = FileStore {
+        path: path.to_owned(),
+        root,
+    };
+    let ring = file
+        .load()?
+        .ok_or_else(|| KmsError::Internal(format!("no keyring at {}", path.display()).into()))?;
+    let seal = |name: String, plain: &[u8]| {
+        let sealed =
+            envelope::seal_under_key(file.root.bytes(), plain, &entry_aad(&name)).to_blob();
+        (name, sealed)
+    };
+    let mut out = vec![seal(SIGNING_ENTRY.to_owned(), &ring.signing_pkcs8)];
+    for (id, k) in &ring.keks {
+        for (i, v) in k.versions.iter().enumerate() {
+            out.push(seal(format!("{}{}", kek_prefix(id), i + 1), &v[..]));
+        }
+    }
+    Ok(out)
+}
+
 /// Fsyncs the directory holding `path`, so a rename or create is durable.
 pub(crate) fn sync_parent(path: &Path) {
     if let Some(dir) = path.parent()
@@ -755,6 +783,28 @@ mod tests {
             moved.insert(&name, sealed).await.unwrap();
         }
         assert!(SoftProvider::open_shared(moved, root("11")).await.is_err());
+
+        // A data directory's keyring file moves into a shared keyring whole.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keyring");
+        let (fkek, fw, fdek, public) = {
+            let p = SoftProvider::open_file(&path, root("33")).unwrap();
+            let (k, w, d) = exercise(&p).await;
+            p.rotate_kek(&k).await.unwrap();
+            (k, w, d, p.signing_public_key())
+        };
+        let moved = Arc::new(Entries::default());
+        for (name, sealed) in shared_entries_from_file(&path, root("33")).unwrap() {
+            moved.insert(&name, &sealed).await.unwrap();
+        }
+        let p = SoftProvider::open_shared(moved, root("33")).await.unwrap();
+        assert_eq!(p.signing_public_key(), public);
+        assert_eq!(
+            p.unwrap(&fkek, &fw, b"ctx").await.unwrap().expose(),
+            fdek.expose()
+        );
+        assert_eq!(p.wrap(&fkek, &fdek, b"ctx").await.unwrap().kek_version, 2);
+        assert!(shared_entries_from_file(&path, root("44")).is_err());
 
         // Destroyed on B: A forgets it within the bound.
         b.destroy_kek(&kek).await.unwrap();

@@ -208,6 +208,12 @@ impl Cluster {
     /// Runs SQL with `psql` as the superuser; panics if it fails. Returns
     /// what it printed (unaligned, tuples only).
     pub fn psql(&self, database: &str, sql: &str) -> String {
+        self.try_psql(database, sql)
+            .unwrap_or_else(|e| panic!("psql {sql:?}: {e}"))
+    }
+
+    /// [`Cluster::psql`], answering the error instead of panicking.
+    pub fn try_psql(&self, database: &str, sql: &str) -> Result<String, String> {
         let out = Command::new(self.bin.join("psql"))
             .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"])
             .args(["-h", "127.0.0.1", "-U", "postgres", "-p"])
@@ -218,12 +224,11 @@ impl Cluster {
             .arg(sql)
             .output()
             .expect("psql runs");
-        assert!(
-            out.status.success(),
-            "psql {sql:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
     }
 
     /// Stops the server (fast shutdown: sessions are ended, in-flight

@@ -34,6 +34,7 @@ mod audit;
 mod chain;
 mod db;
 mod identity;
+pub mod import;
 mod keyring;
 mod leader;
 pub mod migrate;
@@ -112,6 +113,11 @@ impl PgStore {
             appended: AuditAppendSignal::new(),
             sequencer,
         })
+    }
+
+    /// Bulk import of another store's rows (`strongroom store copy`).
+    pub fn importer(&self) -> import::Importer {
+        import::Importer::new(self.pool.clone())
     }
 
     /// The key provider's sealed keyring entries in this database (for the
