@@ -40,7 +40,7 @@ LIST_PREFIX = "bench/list/"  # holds exactly LIST_KEYS secrets
 GROW_PREFIX = "bench/grow/k"
 
 # Targets the issue sets for Strongroom against OpenBao (ratio of Strongroom/OpenBao).
-THRESHOLDS = {"write": 3.0, "read": 3.0, "login": 10.0}
+THRESHOLDS = {"write": 3.0, "read": 3.0, "list": 3.0, "login": 10.0}
 RSS_THRESHOLD = 0.25  # Strongroom peak RSS <= 1/4 of OpenBao's
 
 # Cost of the audit log: the audited server (the default build) against the benchmark-only
@@ -177,6 +177,10 @@ class Target:
     def data_paths(self) -> list[Path]:
         """Where the stored secrets live (for bytes on disk per version)."""
         return []
+
+    def db_cpu_seconds(self) -> float | None:
+        """CPU of a database server outside the target's own processes, if it has one."""
+        return None
 
     def audit_paths(self) -> list[Path]:
         """Audit trail kept outside data_paths, if any."""
@@ -331,6 +335,147 @@ class Strongroom(Target):
         return [self.dir / "data"]
 
 
+class PgCluster:
+    """A throwaway PostgreSQL cluster for a target: initdb + pg_ctl in the work directory
+    on a free loopback port (as the `postgres` account when run as root: PostgreSQL refuses
+    root), fsync and synchronous commits on, as in production."""
+
+    def __init__(self, dir: Path) -> None:
+        self.dir = dir
+        self.port = 0
+        bins = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+        if not bins:
+            raise RuntimeError("PostgreSQL's server programs are not installed (apt-get install postgresql)")
+        self.bin = bins[-1].parent
+        self.as_root = os.geteuid() == 0
+
+    def _run(self, argv: list[str]) -> None:
+        if self.as_root:
+            argv = ["runuser", "-u", "postgres", "--", *argv]
+        subprocess.run(argv, check=True, capture_output=True)
+
+    def start(self) -> None:
+        self.dir.mkdir(parents=True)
+        if self.as_root:
+            shutil.chown(self.dir, "postgres")
+        data = self.dir / "data"
+        self._run([str(self.bin / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync",
+                   "--locale=C", "-E", "UTF8"])
+        self.port = free_port()
+        with open(data / "postgresql.conf", "a") as f:
+            f.write(f"listen_addresses = '127.0.0.1'\nport = {self.port}\nunix_socket_directories = '{self.dir}'\n"
+                    "max_connections = 200\nshared_buffers = 256MB\nfsync = on\nsynchronous_commit = on\n")
+        self._run([str(self.bin / "pg_ctl"), "-D", str(data), "-l", str(self.dir / "server.log"), "-w", "start"])
+        subprocess.run([str(self.bin / "psql"), "-X", "-q", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
+                        "-c", "CREATE DATABASE strongroom"], check=True, capture_output=True)
+        self.version = subprocess.run([str(self.bin / "postgres"), "--version"], capture_output=True,
+                                      text=True).stdout.strip()
+
+    @property
+    def url(self) -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}/strongroom?sslmode=disable"
+
+    def pids(self) -> list[int]:
+        """The postmaster and every backend and helper process it started."""
+        main = int((self.dir / "data" / "postmaster.pid").read_text().split()[0])
+        out = [main]
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == main:
+                out.append(int(stat.parent.name))
+        return out
+
+    def cpu_seconds(self) -> float:
+        total = 0.0
+        for pid in self.pids():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue  # a backend that just exited
+            total += (int(fields[11]) + int(fields[12])) / CLK_TCK
+        return total
+
+    def stop(self) -> None:
+        try:
+            self._run([str(self.bin / "pg_ctl"), "-D", str(self.dir / "data"), "-m", "fast", "-w", "stop"])
+        except subprocess.CalledProcessError:
+            pass
+
+
+class StrongroomPg(Strongroom):
+    """`strongroom serve` nodes (one, or several the load generator spreads its connections
+    over, as a balancer would) on one PostgreSQL database of their own, with the `file`
+    provider's keyring in the database. CPU and RSS are the nodes' together; the database's
+    own CPU is reported beside them."""
+
+    def __init__(self, name: str, nodes: int = 1) -> None:
+        super().__init__(name, env={"STRONGROOM_ROOT_KEY": "ab" * 32})
+        self.nodes = nodes
+        self.procs: list[subprocess.Popen] = []
+
+    def start(self, workdir: Path, bins: Path) -> None:
+        self.dir = workdir / self.name
+        self.pg = PgCluster(workdir / f"{self.name}-pg")
+        self.pg.start()
+        self.dir.mkdir(parents=True)
+        cfg = self.dir / "strongroom.toml"
+        cfg.write_text("[limits]\nauth_per_second = 0\n" + self.toml_extra)
+        binary = bins / self.binary
+        self.version = subprocess.run([str(binary), "--version"], capture_output=True, text=True).stdout.strip()
+        urls = []
+        for i in range(self.nodes):
+            (self.dir / f"node{i}").mkdir(mode=0o700)
+            port = free_port()
+            self._spawn([str(binary), "serve", "--listen", f"127.0.0.1:{port}", "--data-dir",
+                         str(self.dir / f"node{i}"), "--config", str(cfg), "--database-url", self.pg.url],
+                        workdir / f"{self.name}-node{i}.log", self.env)
+            self.procs.append(self.proc)
+            urls.append(f"http://127.0.0.1:{port}")
+            wait_http(urls[-1] + "/v1/health", self.proc)
+        self.url = urls[0]
+        self.urls = urls
+
+    def setup(self) -> None:
+        super().setup()
+        # Drive every node: the load generator spreads its workers over them.
+        self.url = ",".join(self.urls)
+
+    def stop(self) -> None:
+        for p in self.procs:
+            self.proc = p
+            super().stop()
+        self.procs = []
+        self.pg.stop()
+
+    def status_kb(self, field: str) -> int:
+        total = 0
+        for p in self.procs:
+            for line in Path(f"/proc/{p.pid}/status").read_text().splitlines():
+                if line.startswith(field + ":"):
+                    total += int(line.split()[1])
+        return total
+
+    def reset_peak_rss(self) -> None:
+        for p in self.procs:
+            Path(f"/proc/{p.pid}/clear_refs").write_text("5")
+
+    def cpu_seconds(self) -> float:
+        total = 0.0
+        for p in self.procs:
+            fields = Path(f"/proc/{p.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / CLK_TCK
+        return total
+
+    def db_cpu_seconds(self) -> float | None:
+        return self.pg.cpu_seconds()
+
+    def data_paths(self) -> list[Path]:
+        return [self.pg.dir / "data"]
+
+
 # The servers compared, in run order. Names matter: "openbao" is the baseline of the
 # ratios, "ceiling" the ceiling; every name starting with "strongroom" is compared.
 TARGETS: list[Target] = [
@@ -344,6 +489,9 @@ TARGETS: list[Target] = [
                toml_extra="[kms.dek_cache]\nttl_secs = 60\nmax_entries = 20000\nmax_uses = 1000\n"),
     # A benchmark-only build that writes no audit records, to measure their cost.
     Strongroom("strongroom-unaudited", binary="strongroom-unaudited", env={"STRONGROOM_BENCH_UNAUDITED": "1"}),
+    # On PostgreSQL (docs/operations/postgres.md): one node, then two behind the load generator.
+    StrongroomPg("strongroom-pg"),
+    StrongroomPg("strongroom-pg-2nodes", nodes=2),
 ]
 
 
@@ -382,11 +530,11 @@ class Runner:
     def measure(self, t: Target, workload: str, label: str, extra: list[str] | None = None,
                 duration: float | None = None) -> dict[str, Any]:
         t.reset_peak_rss()
-        cpu0 = t.cpu_seconds()
+        cpu0, db0 = t.cpu_seconds(), t.db_cpu_seconds()
         r = self.loadgen(t, workload, concurrency=self.o.concurrency,
                          duration=self.o.duration if duration is None else duration,
                          warmup=self.o.warmup, extra=extra, label=label)
-        cpu1 = t.cpu_seconds()
+        cpu1, db1 = t.cpu_seconds(), t.db_cpu_seconds()
         r["target"] = t.name
         r["server_peak_rss_kb"] = t.status_kb("VmHWM")
         r["server_rss_end_kb"] = t.status_kb("VmRSS")
@@ -395,9 +543,13 @@ class Runner:
         r["server_cpu_s"] = cpu1 - cpu0
         r["server_cpu_pct"] = 100 * (cpu1 - cpu0) / total_s if total_s else 0
         r["server_cpu_ms_per_req"] = 1000 * (cpu1 - cpu0) / max(1, r["ok"] * total_s / r["elapsed_s"])
+        if db0 is not None and db1 is not None:
+            r["db_cpu_pct"] = 100 * (db1 - db0) / total_s if total_s else 0
+            r["db_cpu_ms_per_req"] = 1000 * (db1 - db0) / max(1, r["ok"] * total_s / r["elapsed_s"])
         log(f"  {t.name:18} {workload:6} {r['rps']:9.0f} req/s  p50 {r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms"
             f"  err {r['errors']}  rss {r['server_peak_rss_kb'] / 1024:.0f} MiB  srv cpu {r['server_cpu_pct']:.0f}%"
-            f"  loadgen cpu {r['loadgen_cpu_pct']:.0f}%")
+            f"  loadgen cpu {r['loadgen_cpu_pct']:.0f}%"
+            + (f"  db cpu {r['db_cpu_pct']:.0f}%" if "db_cpu_pct" in r else ""))
         if r["errors"]:
             log(f"    first error: {r['first_error']}")
         return r
@@ -603,6 +755,15 @@ def markdown(doc: dict[str, Any]) -> str:
             verdict = "met" if ratio <= RSS_THRESHOLD else "missed"
             lines.append(f"| peak RSS (max over workloads) | {t} | {s_peak / 1024:.1f} MiB vs {b_peak / 1024:.1f} MiB | "
                          f"≤ 0.25× | | | {ratio:.2f}× | | {verdict} |")
+    pg = [r for r in res if "db_cpu_pct" in r]
+    if pg:
+        lines += ["", "PostgreSQL's own CPU under the Strongroom targets on it (the nodes' CPU is in the "
+                  "first table; both share the same cores with the load generator)", "",
+                  "| workload | server | database CPU % | database CPU ms/req | nodes + database CPU ms/req |",
+                  "|---|---|---:|---:|---:|"]
+        for r in pg:
+            lines.append(f"| {r['workload']} | {r['target']} | {r['db_cpu_pct']:.0f} | {r['db_cpu_ms_per_req']:.3f} | "
+                         f"{r['db_cpu_ms_per_req'] + r['server_cpu_ms_per_req']:.3f} |")
     if doc.get("audit_cost"):
         lines += audit_cost_markdown(doc["audit_cost"])
     elif AUDITED in targets and UNAUDITED in targets:

@@ -111,7 +111,8 @@ fn parse_mix(spec: &str) -> Result<Vec<(Kind, u64)>> {
 struct RunArgs {
     #[arg(long, value_enum)]
     api: Api,
-    /// Base URL, `http://127.0.0.1:PORT` (loopback only, plain HTTP).
+    /// Base URL, `http://127.0.0.1:PORT` (loopback only, plain HTTP); several,
+    /// comma-separated, spread the workers over them (nodes behind a balancer).
     #[arg(long)]
     url: String,
     #[arg(long, value_enum)]
@@ -245,8 +246,8 @@ async fn serve_ceiling(listen: SocketAddr) -> Result<()> {
 
 struct Shared {
     args: RunArgs,
-    host: String,
-    addr: SocketAddr,
+    /// The servers driven (`--url`, comma-separated): worker w uses `servers[w % n]`.
+    servers: Vec<(String, SocketAddr)>,
     auth: Option<(&'static str, String)>,
     next_fill: AtomicU64,
     stop: AtomicBool,
@@ -370,7 +371,11 @@ fn parse_url(url: &str) -> Result<(String, SocketAddr)> {
 }
 
 async fn run(args: RunArgs) -> Result<serde_json::Value> {
-    let (host, addr) = parse_url(&args.url)?;
+    let servers = args
+        .url
+        .split(',')
+        .map(parse_url)
+        .collect::<Result<Vec<_>>>()?;
     if args.workload == Workload::Fill && args.count == 0 {
         bail!("fill needs --count");
     }
@@ -393,8 +398,7 @@ async fn run(args: RunArgs) -> Result<serde_json::Value> {
     let end = (args.workload != Workload::Fill)
         .then(|| measure_from + Duration::from_secs_f64(args.duration));
     let shared = Arc::new(Shared {
-        host,
-        addr,
+        servers,
         auth,
         next_fill: AtomicU64::new(args.start),
         stop: AtomicBool::new(false),
@@ -667,7 +671,8 @@ async fn worker(s: Arc<Shared>, w: usize) -> WorkerOut {
         } else {
             Instant::now()
         };
-        let result = send(&s, &mut conn, method.clone(), &path, body.clone()).await;
+        let server = &s.servers[w % s.servers.len()];
+        let result = send(&s, server, &mut conn, method.clone(), &path, body.clone()).await;
         let t1 = Instant::now();
         let record = t0 >= s.measure_from;
         match result {
@@ -724,13 +729,14 @@ fn trunc(s: &str) -> String {
 
 async fn send(
     s: &Shared,
+    (host, addr): &(String, SocketAddr),
     conn: &mut Option<SendRequest<Full<Bytes>>>,
     method: Method,
     path: &str,
     body: Option<String>,
 ) -> Result<(u16, String)> {
     if conn.as_ref().is_none_or(|c| c.is_closed()) {
-        *conn = Some(connect(s.addr).await?);
+        *conn = Some(connect(*addr).await?);
     }
     let sender = conn.as_mut().unwrap();
     if let Err(e) = sender.ready().await {
@@ -740,7 +746,7 @@ async fn send(
     let mut req = Request::builder()
         .method(method)
         .uri(path)
-        .header(hyper::header::HOST, &s.host)
+        .header(hyper::header::HOST, host)
         .header(hyper::header::ACCEPT, "application/json");
     // Logins present their own credential, not the run's token.
     if let Some((name, value)) = &s.auth
