@@ -340,8 +340,9 @@ class PgCluster:
     on a free loopback port (as the `postgres` account when run as root: PostgreSQL refuses
     root), fsync and synchronous commits on, as in production."""
 
-    def __init__(self, dir: Path) -> None:
-        self.dir = dir
+    def __init__(self) -> None:
+        # A directory of its own under /tmp: the server's account must reach it.
+        self.dir = Path(tempfile.mkdtemp(prefix="strongroom-bench-pg-"))
         self.port = 0
         bins = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
         if not bins:
@@ -355,7 +356,6 @@ class PgCluster:
         subprocess.run(argv, check=True, capture_output=True)
 
     def start(self) -> None:
-        self.dir.mkdir(parents=True)
         if self.as_root:
             shutil.chown(self.dir, "postgres")
         data = self.dir / "data"
@@ -403,6 +403,7 @@ class PgCluster:
             self._run([str(self.bin / "pg_ctl"), "-D", str(self.dir / "data"), "-m", "fast", "-w", "stop"])
         except subprocess.CalledProcessError:
             pass
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class StrongroomPg(Strongroom):
@@ -415,10 +416,11 @@ class StrongroomPg(Strongroom):
         super().__init__(name, env={"STRONGROOM_ROOT_KEY": "ab" * 32})
         self.nodes = nodes
         self.procs: list[subprocess.Popen] = []
+        self.pg: PgCluster | None = None
 
     def start(self, workdir: Path, bins: Path) -> None:
         self.dir = workdir / self.name
-        self.pg = PgCluster(workdir / f"{self.name}-pg")
+        self.pg = PgCluster()
         self.pg.start()
         self.dir.mkdir(parents=True)
         cfg = self.dir / "strongroom.toml"
@@ -448,7 +450,9 @@ class StrongroomPg(Strongroom):
             self.proc = p
             super().stop()
         self.procs = []
-        self.pg.stop()
+        if self.pg:
+            self.pg.stop()
+            self.pg = None
 
     def status_kb(self, field: str) -> int:
         total = 0
@@ -470,10 +474,10 @@ class StrongroomPg(Strongroom):
         return total
 
     def db_cpu_seconds(self) -> float | None:
-        return self.pg.cpu_seconds()
+        return self.pg.cpu_seconds() if self.pg else None
 
     def data_paths(self) -> list[Path]:
-        return [self.pg.dir / "data"]
+        return [self.pg.dir / "data"] if self.pg else []
 
 
 # The servers compared, in run order. Names matter: "openbao" is the baseline of the

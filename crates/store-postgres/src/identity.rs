@@ -11,6 +11,7 @@ use strongroom_store::*;
 use time::OffsetDateTime;
 
 use crate::PgStore;
+use crate::cache::{Change, PrincipalFacts};
 use crate::db::{IntakeRecord, conn, exec, map_err, query_all, query_i64, query_opt, row_opt};
 use crate::rows::{corrupt, get, to_json_text};
 
@@ -213,7 +214,13 @@ impl IdentityStore for PgStore {
             &[&role.as_str(), &id],
         )
         .await?;
-        self.finish(tx, &a).await.map(|()| true)
+        self.finish_changing(
+            tx,
+            true,
+            Some(&a),
+            &[Change::Principal(Subject::User(user))],
+        )
+        .await
     }
 
     async fn delete_user(&self, user: UserId, audit: &AuditRecord) -> StoreResult<bool> {
@@ -234,7 +241,13 @@ impl IdentityStore for PgStore {
         ] {
             exec(&tx, sql, &[&id]).await?;
         }
-        self.finish(tx, &a).await.map(|()| true)
+        self.finish_changing(
+            tx,
+            true,
+            Some(&a),
+            &[Change::Principal(Subject::User(user)), Change::AllPolicies],
+        )
+        .await
     }
 
     async fn principal_status(
@@ -243,48 +256,73 @@ impl IdentityStore for PgStore {
         subject: &Subject,
         jti: Option<&str>,
     ) -> StoreResult<PrincipalStatus> {
-        let c = conn(&self.pool).await?;
-        // One statement: this runs on every authenticated request.
-        let r = row_opt(
-            &c,
-            "SELECT (SELECT role FROM users WHERE id = $1 AND org_id = $2) AS role,
-                a.token_generation,
-                coalesce((a.extra::jsonb -> 'intents_api_enabled') IN ('true'::jsonb, '1'::jsonb), false) AS intents,
-                EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = $3) AS revoked
-             FROM (SELECT 1) one LEFT JOIN agents a ON a.id = $1 AND a.org_id = $2
-                AND a.is_active AND (a.expires_at IS NULL OR a.expires_at > $4)",
-            &[
-                &subject.id_string(),
-                &org.to_string(),
-                &jti,
-                &to_micros(now()),
-            ],
-        )
-        .await?
-        .ok_or_else(|| corrupt("principal status: no row"))?;
-        let role: Option<String> = get(&r, "role")?;
-        let generation: Option<i64> = get(&r, "token_generation")?;
-        let intents: bool = get(&r, "intents")?;
-        let role = role
+        let org = org.to_string();
+        let (facts, revoked) = match (
+            self.cache.principal(&org, subject),
+            jti.map(|j| self.cache.revoked(j)),
+        ) {
+            (Some(f), None) => (f, false),
+            (Some(f), Some(Some(r))) => (f, r),
+            _ => {
+                // One statement: this runs on every authenticated request
+                // whose principal this node has not cached.
+                let ticket = self.cache.ticket();
+                let c = conn(&self.pool).await?;
+                let r = row_opt(
+                    &c,
+                    "SELECT (SELECT role FROM users WHERE id = $1 AND org_id = $2) AS role,
+                        a.token_generation, a.is_active, a.expires_at,
+                        coalesce((a.extra::jsonb -> 'intents_api_enabled') IN ('true'::jsonb, '1'::jsonb), false) AS intents,
+                        EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = $3) AS revoked
+                     FROM (SELECT 1) one LEFT JOIN agents a ON a.id = $1 AND a.org_id = $2",
+                    &[&subject.id_string(), &org, &jti],
+                )
+                .await?
+                .ok_or_else(|| corrupt("principal status: no row"))?;
+                let generation: Option<i64> = get(&r, "token_generation")?;
+                let facts = PrincipalFacts {
+                    role: get(&r, "role")?,
+                    agent: match generation {
+                        Some(g) => Some((
+                            g,
+                            get(&r, "is_active")?,
+                            get(&r, "expires_at")?,
+                            get(&r, "intents")?,
+                        )),
+                        None => None,
+                    },
+                };
+                let revoked: bool = get(&r, "revoked")?;
+                self.cache
+                    .put_principal(&ticket, org.clone(), *subject, facts.clone());
+                if let Some(j) = jti {
+                    self.cache.put_revoked(&ticket, j.to_owned(), revoked);
+                }
+                (facts, revoked)
+            }
+        };
+        let role = facts
+            .role
             .as_deref()
             .map(str::parse::<Role>)
             .transpose()
             .map_err(|_| corrupt("users.role"))?;
-        let active = match subject {
-            Subject::User(_) => role.is_some(),
-            Subject::Agent(_) => generation.is_some(),
+        // An agent counts while active and unexpired, now.
+        let now = to_micros(now());
+        let agent = facts
+            .agent
+            .filter(|(_, active, expires, _)| *active && expires.is_none_or(|e| e > now));
+        let (active, role) = match subject {
+            Subject::User(_) => (role.is_some(), role),
+            Subject::Agent(_) => (agent.is_some(), None),
         };
         Ok(PrincipalStatus {
             active,
-            role: if matches!(subject, Subject::User(_)) {
-                role
-            } else {
-                None
-            },
-            revoked: get(&r, "revoked")?,
-            token_generation: u32::try_from(generation.unwrap_or(0))
+            role,
+            revoked,
+            token_generation: u32::try_from(agent.map_or(0, |(g, ..)| g))
                 .map_err(|_| corrupt("agents.token_generation"))?,
-            intents_api: generation.is_some() && intents,
+            intents_api: agent.is_some_and(|(.., intents)| intents),
         })
     }
 
@@ -309,7 +347,9 @@ impl IdentityStore for PgStore {
             &[&jti, &to_micros(expires_at)],
         )
         .await?;
-        self.finish(tx, &a).await
+        self.finish_changing(tx, true, Some(&a), &[Change::Token(jti.to_owned())])
+            .await
+            .map(drop)
     }
 
     async fn create_agent(&self, ag: &AgentRow, audit: &AuditRecord) -> StoreResult<()> {
@@ -403,7 +443,13 @@ impl IdentityStore for PgStore {
             ],
         )
         .await?;
-        self.finish_if(tx, n == 1, &a).await
+        self.finish_changing(
+            tx,
+            n == 1,
+            Some(&a),
+            &[Change::Principal(Subject::Agent(ag.id))],
+        )
+        .await
     }
 
     async fn create_api_key(&self, k: &ApiKeyRow, audit: &AuditRecord) -> StoreResult<()> {

@@ -31,6 +31,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, 
 use strongroom_store::{AuditAppendSignal, Reason, StoreError, StoreResult};
 
 mod audit;
+mod cache;
 mod chain;
 mod db;
 mod identity;
@@ -79,6 +80,9 @@ impl PgOptions {
 /// PostgreSQL-backed [`strongroom_store::Store`].
 pub struct PgStore {
     pool: Pool,
+    /// What this node caches, forgotten on every node's changes (`cache`).
+    cache: Arc<cache::NodeCache>,
+    listener: tokio::task::JoinHandle<()>,
     chain: Arc<chain::Chain>,
     leader: leader::Lease,
     /// Audit events committed through this handle.
@@ -106,13 +110,23 @@ impl PgStore {
         }
         let chain = Arc::new(chain::Chain::new(pool.clone()));
         let sequencer = chain.spawn();
+        let cache = Arc::new(cache::NodeCache::new());
+        let listener = cache::spawn_listener(&cache, pg_config(opts)?, tls::connector(opts)?);
         Ok(PgStore {
             leader: leader::Lease::new(pg_config(opts)?, tls::connector(opts)?),
+            cache,
+            listener,
             pool,
             chain,
             appended: AuditAppendSignal::new(),
             sequencer,
         })
+    }
+
+    /// Whether this node caches now: only while its invalidation channel is
+    /// up and on time (`cache`).
+    pub fn caching(&self) -> bool {
+        self.cache.live()
     }
 
     /// Bulk import of another store's rows (`strongroom store copy`).
@@ -136,6 +150,7 @@ impl PgStore {
     /// calls fail as `Unavailable`.
     pub async fn close(&self) {
         self.sequencer.abort();
+        self.listener.abort();
         if let Err(e) = self.chain.seal_all().await {
             tracing::warn!(error = %e, "audit records left for another node to link");
         }
@@ -168,12 +183,33 @@ impl PgStore {
         changed: bool,
         a: &db::IntakeRecord,
     ) -> StoreResult<bool> {
+        self.finish_changing(tx, changed, Some(a), &[]).await
+    }
+
+    /// Ends a write that changes what nodes cache: if it changed anything,
+    /// every node is told in the transaction (delivered at commit), and this
+    /// node forgets at once after the commit.
+    async fn finish_changing(
+        &self,
+        tx: Transaction<'_>,
+        changed: bool,
+        a: Option<&db::IntakeRecord>,
+        changes: &[cache::Change],
+    ) -> StoreResult<bool> {
         if changed {
-            db::intake(&tx, a).await?;
+            cache::announce(&tx, changes).await?;
+            if let Some(a) = a {
+                db::intake(&tx, a).await?;
+            }
         }
         tx.commit().await.map_err(db::map_err)?;
         if changed {
-            self.committed(&[&a.org_id]);
+            for c in changes {
+                self.cache.forget(c);
+            }
+            if let Some(a) = a {
+                self.committed(&[&a.org_id]);
+            }
         }
         Ok(changed)
     }
@@ -185,16 +221,14 @@ impl PgStore {
         tx: Transaction<'_>,
         a: Option<&db::IntakeRecord>,
     ) -> StoreResult<()> {
-        match a {
-            Some(a) => self.finish(tx, a).await,
-            None => tx.commit().await.map_err(db::map_err),
-        }
+        self.finish_changing(tx, true, a, &[]).await.map(drop)
     }
 }
 
 impl Drop for PgStore {
     fn drop(&mut self) {
         self.sequencer.abort();
+        self.listener.abort();
     }
 }
 

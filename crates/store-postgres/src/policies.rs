@@ -9,8 +9,9 @@ use strongroom_core::{PolicyId, Subject, VaultId};
 use strongroom_store::*;
 
 use crate::PgStore;
-use crate::db::{IntakeRecord, conn, exec, map_err, query_all, query_opt};
-use crate::rows::to_json_text;
+use crate::cache::Change;
+use crate::db::{IntakeRecord, conn, exec, map_err, query_all, query_opt, row_opt};
+use crate::rows::{parse, to_json_text};
 
 fn permissions(p: &Policy) -> String {
     to_json_text(&p.permissions.iter().map(|x| x.as_str()).collect::<Vec<_>>())
@@ -46,7 +47,9 @@ impl PolicyStore for PgStore {
             ],
         )
         .await?;
-        self.finish(tx, &a).await
+        self.finish_changing(tx, true, Some(&a), &[Change::Policies(p.vault_id)])
+            .await
+            .map(drop)
     }
 
     async fn policy(&self, id: PolicyId) -> StoreResult<Option<PolicyRow>> {
@@ -70,13 +73,19 @@ impl PolicyStore for PgStore {
     }
 
     async fn policies_for(&self, vault: VaultId, who: &Subject) -> StoreResult<Vec<Policy>> {
+        if let Some(p) = self.cache.policies(&vault, who) {
+            return Ok(p);
+        }
+        let ticket = self.cache.ticket();
         let c = conn(&self.pool).await?;
-        query_all(
+        let p: Vec<Policy> = query_all(
             &c,
             "SELECT * FROM policies WHERE vault_id = $1 AND principal_type = $2 AND principal_id = $3",
             &[&vault.to_string(), &who.kind(), &who.id_string()],
         )
-        .await
+        .await?;
+        self.cache.put_policies(&ticket, vault, *who, p.clone());
+        Ok(p)
     }
 
     async fn update_policy(&self, row: &PolicyRow, audit: &AuditRecord) -> StoreResult<bool> {
@@ -103,19 +112,24 @@ impl PolicyStore for PgStore {
             ],
         )
         .await?;
-        self.finish_if(tx, n == 1, &a).await
+        self.finish_changing(tx, n == 1, Some(&a), &[Change::Policies(p.vault_id)])
+            .await
     }
 
     async fn delete_policy(&self, id: PolicyId, audit: &AuditRecord) -> StoreResult<bool> {
         let a = IntakeRecord::new(audit);
         let mut c = conn(&self.pool).await?;
         let tx = c.transaction().await.map_err(map_err)?;
-        let n = exec(
+        let vault = row_opt(
             &tx,
-            "DELETE FROM policies WHERE id = $1",
+            "DELETE FROM policies WHERE id = $1 RETURNING vault_id",
             &[&id.to_string()],
         )
-        .await?;
-        self.finish_if(tx, n == 1, &a).await
+        .await?
+        .map(|r| parse::<VaultId>(&r, "vault_id"))
+        .transpose()?;
+        let changes: Vec<Change> = vault.into_iter().map(Change::Policies).collect();
+        self.finish_changing(tx, !changes.is_empty(), Some(&a), &changes)
+            .await
     }
 }

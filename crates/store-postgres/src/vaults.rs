@@ -9,6 +9,7 @@ use strongroom_core::{OrgId, VaultId};
 use strongroom_store::*;
 
 use crate::PgStore;
+use crate::cache::Change;
 use crate::db::{IntakeRecord, conn, exec, map_err, query_all, query_i64, query_opt, row_opt};
 use crate::rows::vault_creator;
 
@@ -42,8 +43,15 @@ impl VaultKeyStore for PgStore {
     }
 
     async fn vault(&self, id: VaultId) -> StoreResult<Option<VaultRow>> {
+        if let Some(v) = self.cache.vault(&id) {
+            return Ok(v);
+        }
+        let ticket = self.cache.ticket();
         let c = conn(&self.pool).await?;
-        query_opt(&c, "SELECT * FROM vaults WHERE id = $1", &[&id.to_string()]).await
+        let v: Option<VaultRow> =
+            query_opt(&c, "SELECT * FROM vaults WHERE id = $1", &[&id.to_string()]).await?;
+        self.cache.put_vault(&ticket, id, v.clone());
+        Ok(v)
     }
 
     async fn system_vault(&self, org: OrgId, kind: VaultKind) -> StoreResult<Option<VaultRow>> {
@@ -68,6 +76,7 @@ impl VaultKeyStore for PgStore {
 
     async fn delete_vault(&self, id: VaultId, audit: &AuditRecord) -> StoreResult<bool> {
         let a = IntakeRecord::new(audit);
+        let v = id;
         let id = id.to_string();
         let mut c = conn(&self.pool).await?;
         let tx = c.transaction().await.map_err(map_err)?;
@@ -88,7 +97,14 @@ impl VaultKeyStore for PgStore {
         ] {
             exec(&tx, sql, &[&id]).await?;
         }
-        self.finish(tx, &a).await.map(|()| true)
+        let vault = v;
+        self.finish_changing(
+            tx,
+            true,
+            Some(&a),
+            &[Change::Vault(vault), Change::Policies(vault)],
+        )
+        .await
     }
 
     async fn all_vaults(&self) -> StoreResult<Vec<VaultRow>> {
@@ -115,7 +131,9 @@ impl VaultKeyStore for PgStore {
         if n != 1 {
             return Err(StoreError::Conflict("the vault no longer exists".into()));
         }
-        self.finish_opt(tx, a.as_ref()).await
+        self.finish_changing(tx, true, a.as_ref(), &[Change::Vault(v.id)])
+            .await
+            .map(drop)
     }
 
     async fn stale_wraps(

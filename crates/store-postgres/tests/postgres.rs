@@ -159,3 +159,113 @@ fn tempfile_dir() -> std::path::PathBuf {
     std::fs::create_dir_all(&d).unwrap();
     d
 }
+
+async fn until(what: &str, mut f: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !f() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(5),
+            "{what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// A node caches policies and principals; a change made through another
+/// node reaches it within the bound; a change behind every node's back (no
+/// notification) shows the cache is really used; when the invalidation
+/// channel drops, the node stops caching until it is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caches_are_invalidated_across_nodes_and_off_without_the_channel() {
+    use strongroom_core::Subject;
+    use strongroom_store::{IdentityStore, PolicyStore};
+    let url = Cluster::shared().fresh_database();
+    let db = dbname(&url);
+    let o = PgOptions::new(&url);
+    let (a, b) = (
+        PgStore::connect(&o).await.unwrap(),
+        PgStore::connect(&o).await.unwrap(),
+    );
+    until("both nodes caching", || a.caching() && b.caching()).await;
+    let (org, owner) = conformance::org_and_owner(&a, "a@example.com", SignupGate::Open)
+        .await
+        .unwrap();
+    let vault = conformance::vault(&a, &org, &owner).await;
+    let who = Subject::User(owner.id);
+    let row = conformance::policy_row(&vault, who, "app/*");
+    a.create_policy(&row, &conformance::audit(org.id, "policy.create"))
+        .await
+        .unwrap();
+    // Once the creation's notification has reached B, B caches what it reads.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(b.policies_for(vault.id, &who).await.unwrap().len(), 1);
+
+    // Behind every node's back: B still answers from its cache.
+    Cluster::shared().psql(&db, "UPDATE policies SET priority = 77");
+    assert_ne!(
+        b.policies_for(vault.id, &who).await.unwrap()[0].priority,
+        77
+    );
+    // Through node A: B forgets within the bound.
+    let mut changed = row.clone();
+    changed.policy.priority = 5;
+    a.update_policy(&changed, &conformance::audit(org.id, "policy.update"))
+        .await
+        .unwrap();
+    let start = std::time::Instant::now();
+    while b.policies_for(vault.id, &who).await.unwrap()[0].priority != 5 {
+        assert!(start.elapsed() < std::time::Duration::from_millis(500));
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    // A revocation through A: B refuses the token within the bound.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        !b.principal_status(org.id, &who, Some("jti-1"))
+            .await
+            .unwrap()
+            .revoked
+    );
+    // (cached: a revocation behind every node's back is not seen)
+    Cluster::shared().psql(&db, "INSERT INTO revoked_tokens VALUES ('jti-1', 1)");
+    assert!(
+        !b.principal_status(org.id, &who, Some("jti-1"))
+            .await
+            .unwrap()
+            .revoked
+    );
+    Cluster::shared().psql(&db, "DELETE FROM revoked_tokens");
+    a.revoke_token(
+        "jti-1",
+        time::OffsetDateTime::now_utc() + time::Duration::hours(1),
+        &conformance::audit(org.id, "auth.logout"),
+    )
+    .await
+    .unwrap();
+    let start = std::time::Instant::now();
+    while !b
+        .principal_status(org.id, &who, Some("jti-1"))
+        .await
+        .unwrap()
+        .revoked
+    {
+        assert!(start.elapsed() < std::time::Duration::from_millis(500));
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+
+    // The channel drops: no node caches until it is back, so a change
+    // nobody announces is seen at once.
+    Cluster::shared().psql(
+        &db,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'strongroom-cache-listener' AND datname = current_database()",
+    );
+    until("caching off without the channel", || !b.caching()).await;
+    Cluster::shared().psql(&db, "UPDATE policies SET priority = 42");
+    assert_eq!(
+        b.policies_for(vault.id, &who).await.unwrap()[0].priority,
+        42
+    );
+    until("caching back with the channel", || {
+        a.caching() && b.caching()
+    })
+    .await;
+}

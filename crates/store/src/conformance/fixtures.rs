@@ -194,7 +194,8 @@ pub(super) fn api_key_row(user: &UserRow, prefix: &str) -> ApiKeyRow {
     }
 }
 
-pub(super) fn policy_row(v: &VaultRow, who: Subject, pattern: &str) -> PolicyRow {
+/// A policy granting `who` read on `pattern` in `v`.
+pub fn policy_row(v: &VaultRow, who: Subject, pattern: &str) -> PolicyRow {
     PolicyRow {
         policy: Policy {
             id: PolicyId::new(),

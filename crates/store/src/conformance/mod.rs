@@ -98,7 +98,7 @@ mod settings;
 mod vaults;
 
 pub use audit::*;
-pub use fixtures::{audit, chain_len, join, new_version, org_and_owner, vault};
+pub use fixtures::{audit, chain_len, join, new_version, org_and_owner, policy_row, vault};
 pub use identity::*;
 pub use policies::*;
 pub use secrets::*;
