@@ -1,5 +1,7 @@
 //! Request and response bodies of the 1claw `/v1` API.
 
+mod listing;
+
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -348,9 +350,10 @@ impl SecretList {
     /// its buffer.
     const ENTRY_BYTES: usize = 256;
 
-    /// The response, serialized into a buffer reserved up front: a listing of
-    /// a thousand secrets is about 250 KiB, which `axum::Json` would reach by
-    /// doubling from 128 bytes, copying it each time.
+    /// The response: the JSON of the derived `Serialize`, written by
+    /// [`listing`] into a buffer reserved up front (a listing of a thousand
+    /// secrets is about 250 KiB, which `axum::Json` would reach by doubling
+    /// from 128 bytes, copying it each time).
     pub fn into_response(self) -> Response {
         let capacity = self
             .secrets
@@ -359,7 +362,7 @@ impl SecretList {
             .sum::<usize>()
             + 16;
         let mut body = Vec::with_capacity(capacity);
-        match serde_json::to_writer(&mut body, &self) {
+        match listing::write_list(&self, &mut body) {
             Ok(()) => (
                 [(
                     header::CONTENT_TYPE,
