@@ -16,6 +16,10 @@
 //! 5. **Bypass**: with no applicable policy, the vault's creator and the
 //!    organisation's owners are allowed; everyone else is refused.
 //!
+//! A listing shows the paths a read would be allowed: [`ReadFilter`] gives
+//! [`authorize`]'s answer for [`Action::Read`] on each path, with everything
+//! that doesn't depend on the path decided once per listing.
+//!
 //! Deleting a vault is for its creator and org owners only; managing its
 //! policies for its creator and org owners and admins. Policies grant neither.
 //!
@@ -27,12 +31,16 @@
 //! Nobody writes, deletes or rotates its secrets through the API, and nobody
 //! deletes the vault; owners may rotate its KEK.
 
+mod listing;
+
 use std::net::IpAddr;
 
 use time::OffsetDateTime;
 
 use crate::policy::{self, Permission, Policy, PolicyOutcome};
 use crate::{Error, OrgId, PolicyId, Principal, Role, SecretPath, Subject, VaultId};
+
+pub use listing::ReadFilter;
 
 /// What the caller wants to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

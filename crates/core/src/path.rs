@@ -37,17 +37,33 @@ impl SecretPath {
                 "secret path is longer than {MAX_PATH_LEN} bytes"
             )));
         }
-        let mut segments = 0usize;
-        for seg in s.split('/') {
-            segments += 1;
-            if segments > MAX_SEGMENTS {
-                return Err(Error::invalid(format!(
-                    "secret path has more than {MAX_SEGMENTS} segments"
-                )));
-            }
-            validate_segment(seg)?;
-        }
+        // One pass over the bytes (a listing parses a thousand stored paths),
+        // failing as checking segment by segment would: a segment's number
+        // first, then the segment itself.
         let bytes = s.as_bytes();
+        let mut segments = 1usize;
+        let mut segment_len = 0usize;
+        for &b in bytes {
+            if b == b'/' {
+                if segment_len == 0 {
+                    return Err(empty_segment());
+                }
+                segments += 1;
+                if segments > MAX_SEGMENTS {
+                    return Err(Error::invalid(format!(
+                        "secret path has more than {MAX_SEGMENTS} segments"
+                    )));
+                }
+                segment_len = 0;
+            } else if is_segment_byte(b) {
+                segment_len += 1;
+            } else {
+                return Err(bad_character());
+            }
+        }
+        if segment_len == 0 {
+            return Err(empty_segment());
+        }
         let edge_ok = |b: u8| b.is_ascii_alphanumeric();
         if !edge_ok(bytes[0]) || !edge_ok(bytes[bytes.len() - 1]) {
             return Err(Error::invalid(
@@ -96,19 +112,25 @@ impl SecretPath {
 
 pub(crate) fn validate_segment(seg: &str) -> Result<(), Error> {
     if seg.is_empty() {
-        return Err(Error::invalid(
-            "secret path must not contain empty segments (leading, trailing or doubled '/')",
-        ));
+        return Err(empty_segment());
     }
-    if !seg
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-    {
-        return Err(Error::invalid(
-            "secret path may contain only letters, digits, '_', '-' and '/'",
-        ));
+    if !seg.bytes().all(is_segment_byte) {
+        return Err(bad_character());
     }
     Ok(())
+}
+
+/// What a path segment may hold: ASCII letters, digits, `_` and `-`.
+fn is_segment_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
+}
+
+fn empty_segment() -> Error {
+    Error::invalid("secret path must not contain empty segments (leading, trailing or doubled '/')")
+}
+
+fn bad_character() -> Error {
+    Error::invalid("secret path may contain only letters, digits, '_', '-' and '/'")
 }
 
 impl fmt::Display for SecretPath {
@@ -169,6 +191,43 @@ mod tests {
                 SecretPath::from_url_encoded(raw).is_err(),
                 "{raw:?} should be rejected"
             );
+        }
+    }
+
+    /// The segment-by-segment rule the one-pass parser must agree with,
+    /// error for error.
+    fn parse_by_segments(s: &str) -> Result<SecretPath, Error> {
+        if s.is_empty() {
+            return Err(Error::invalid("secret path must not be empty"));
+        }
+        if s.len() > MAX_PATH_LEN {
+            return Err(Error::invalid(format!(
+                "secret path is longer than {MAX_PATH_LEN} bytes"
+            )));
+        }
+        for (i, seg) in s.split('/').enumerate() {
+            if i + 1 > MAX_SEGMENTS {
+                return Err(Error::invalid(format!(
+                    "secret path has more than {MAX_SEGMENTS} segments"
+                )));
+            }
+            validate_segment(seg)?;
+        }
+        let bytes = s.as_bytes();
+        if !bytes[0].is_ascii_alphanumeric() || !bytes[bytes.len() - 1].is_ascii_alphanumeric() {
+            return Err(Error::invalid(
+                "secret path must start and end with a letter or digit",
+            ));
+        }
+        Ok(SecretPath(s.to_owned()))
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn one_pass_agrees_with_segment_by_segment(
+            s in "([a-zA-Z0-9_./ é-]{0,3}/){0,36}[a-zA-Z0-9_./é-]{0,3}"
+        ) {
+            proptest::prop_assert_eq!(SecretPath::parse(&s), parse_by_segments(&s));
         }
     }
 

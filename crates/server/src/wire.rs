@@ -1,10 +1,17 @@
 //! Request and response bodies of the 1claw `/v1` API.
 
+mod listing;
+
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use strongroom_core::{Error, SecretId, SecretPath};
 use strongroom_engine::{SecretMeta, User, Vault};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
+
+use crate::problem::ApiError;
 
 /// `POST /v1/auth/signup`.
 #[derive(Deserialize, ToSchema)]
@@ -287,9 +294,11 @@ impl std::fmt::Debug for SecretResponse {
 #[derive(Serialize, ToSchema)]
 pub struct SecretMetadataResponse {
     /// Secret id.
-    pub id: String,
+    #[schema(value_type = String)]
+    pub id: SecretId,
     /// Path.
-    pub path: String,
+    #[schema(value_type = String)]
+    pub path: SecretPath,
     /// Type.
     #[serde(rename = "type")]
     pub secret_type: String,
@@ -315,8 +324,8 @@ pub struct SecretMetadataResponse {
 impl From<SecretMeta> for SecretMetadataResponse {
     fn from(m: SecretMeta) -> Self {
         SecretMetadataResponse {
-            id: m.id.to_string(),
-            path: m.path.to_string(),
+            id: m.id,
+            path: m.path,
             secret_type: m.secret_type,
             version: m.version,
             metadata: m.metadata,
@@ -333,6 +342,39 @@ impl From<SecretMeta> for SecretMetadataResponse {
 pub struct SecretList {
     /// The secrets.
     pub secrets: Vec<SecretMetadataResponse>,
+}
+
+impl SecretList {
+    /// About what one entry takes serialized, path aside (ids, type, times,
+    /// author, the keys): enough that a listing is written without regrowing
+    /// its buffer.
+    const ENTRY_BYTES: usize = 256;
+
+    /// The response: the JSON of the derived `Serialize`, written by
+    /// [`listing`] into a buffer reserved up front (a listing of a thousand
+    /// secrets is about 250 KiB, which `axum::Json` would reach by doubling
+    /// from 128 bytes, copying it each time).
+    pub fn into_response(self) -> Response {
+        let capacity = self
+            .secrets
+            .iter()
+            .map(|s| Self::ENTRY_BYTES + s.path.as_str().len())
+            .sum::<usize>()
+            + 16;
+        let mut body = Vec::with_capacity(capacity);
+        match listing::write_list(&self, &mut body) {
+            Ok(()) => (
+                [(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                )],
+                body,
+            )
+                .into_response(),
+            Err(_) => ApiError::from(Error::internal("a secret listing failed to serialize"))
+                .into_response(),
+        }
+    }
 }
 
 /// `{versions: [...]}`.

@@ -1153,6 +1153,75 @@ async fn listings_show_exactly_what_may_be_read() {
     }
 }
 
+/// A listing decides once per caller what doesn't depend on the path; with
+/// hundreds of entries, a sub-path grant, a deny inside it, a path that only
+/// shares the grant's text prefix (`team/ab` beside `team/a/**`) and a scope
+/// ceiling, each caller must still see exactly the paths it may read.
+#[tokio::test]
+async fn a_large_listing_shows_each_caller_exactly_its_paths() {
+    let h = H::new().await;
+    let v = h.create_vault(&h.owner, "large").await;
+    let mut all: Vec<String> = vec!["team/a".to_owned()];
+    for dir in ["team/a", "team/a/secret", "team/ab", "team/b", "other"] {
+        for i in 0..40 {
+            all.push(format!("{dir}/k{i:03}"));
+        }
+    }
+    for p in &all {
+        h.put_secret(&h.owner, &v, p).await;
+    }
+    all.sort();
+
+    let sub = h.create_agent(json!({"name": "sub-path"})).await;
+    h.grant(&h.owner, &v, agent_policy(&sub, "team/a/**", &["read"]))
+        .await;
+    h.grant(
+        &h.owner,
+        &v,
+        with(
+            agent_policy(&sub, "team/a/secret/**", &["read"]),
+            json!({"effect": "deny", "priority": 1}),
+        ),
+    )
+    .await;
+    let scoped = h
+        .create_agent(json!({"name": "scoped", "scopes": ["team/**"]}))
+        .await;
+    h.grant(&h.owner, &v, agent_policy(&scoped, "**", &["read"]))
+        .await;
+    let writer = h.create_agent(json!({"name": "writer"})).await;
+    h.grant(&h.owner, &v, agent_policy(&writer, "**", &["write"]))
+        .await;
+
+    let only = |keep: &dyn Fn(&str) -> bool| -> Vec<String> {
+        all.iter().filter(|p| keep(p)).cloned().collect()
+    };
+    let sub_view =
+        only(&|p| (p == "team/a" || p.starts_with("team/a/")) && !p.starts_with("team/a/secret/"));
+    assert_eq!(sub_view.len(), 41);
+    assert_eq!(h.listed(&h.owner, &v, "").await, Some(all.clone()), "owner");
+    assert_eq!(
+        h.listed(&sub.token, &v, "").await,
+        Some(sub_view.clone()),
+        "sub-path grant with a deny inside it"
+    );
+    assert_eq!(
+        h.listed(&sub.token, &v, "?prefix=team/a").await,
+        Some(sub_view),
+        "the prefix team/a also selects team/ab, which the grant does not cover"
+    );
+    assert_eq!(
+        h.listed(&scoped.token, &v, "").await,
+        Some(only(&|p| p.starts_with("team/"))),
+        "scope ceiling team/**"
+    );
+    assert_eq!(
+        h.listed(&writer.token, &v, "").await,
+        None,
+        "write grants no listing"
+    );
+}
+
 // ---------------------------------------------------------------------------
 // 10. Forged tokens
 // ---------------------------------------------------------------------------

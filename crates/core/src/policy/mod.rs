@@ -103,8 +103,9 @@
 //! pattern names some path; a `deny` policy applies only if its pattern is
 //! universal, i.e. matches every possible path (`**`, `**/*`, `*/**`…). So an
 //! allow on `dev/**` lets the caller list the vault even with a higher deny on
-//! `prod/**`; the listing is then filtered path by path with [`may_read`],
-//! which requires an `Allow` for `read` on that exact path.
+//! `prod/**`; the listing is then filtered path by path with what a read of
+//! that exact path would be told ([`crate::authz::ReadFilter`]), which by
+//! policy requires an `Allow` for `read` on it ([`may_read`]).
 //!
 //! # Token scope ceiling
 //!
@@ -375,7 +376,7 @@ pub fn may_read(
 
 /// The path-like scopes of a credential (capabilities such as `vaults:read`
 /// and empty strings are not path-like).
-fn path_like(scopes: &[String]) -> impl Iterator<Item = &str> {
+pub(crate) fn path_like(scopes: &[String]) -> impl Iterator<Item = &str> {
     scopes
         .iter()
         .map(String::as_str)

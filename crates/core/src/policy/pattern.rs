@@ -29,6 +29,38 @@ enum Seg {
 pub struct PathPattern {
     raw: String,
     segs: Vec<Seg>,
+    shape: Shape,
+}
+
+/// The shapes most patterns have, matched without running the automaton:
+/// a listing matches every path it holds against the caller's patterns.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum Shape {
+    /// Literals only: the path is the pattern.
+    Exact,
+    /// Literals then one final `**` (`prod/db/**`): the path is the first
+    /// `len` bytes of the pattern (`prod/db`) or lies under them.
+    Under { len: usize },
+    /// Anything else.
+    General,
+}
+
+impl Shape {
+    fn of(raw: &str, segs: &[Seg]) -> Shape {
+        let literal = |s: &Seg| matches!(s, Seg::Literal(_));
+        if segs.iter().all(literal) {
+            return Shape::Exact;
+        }
+        match segs.split_last() {
+            // `**` alone stays General: it has no literal to compare.
+            Some((Seg::Any, lits)) if !lits.is_empty() && lits.iter().all(literal) => {
+                Shape::Under {
+                    len: raw.len() - "/**".len(),
+                }
+            }
+            _ => Shape::General,
+        }
+    }
 }
 
 impl PathPattern {
@@ -101,6 +133,7 @@ impl PathPattern {
         }
         Ok(PathPattern {
             raw: s.to_owned(),
+            shape: Shape::of(s, &segs),
             segs,
         })
     }
@@ -114,7 +147,16 @@ impl PathPattern {
     /// more, a literal must equal its segment exactly (case-sensitive), and the
     /// whole path must be consumed. Runs in O(path segments × pattern segments).
     pub fn matches(&self, path: &SecretPath) -> bool {
-        self.run(path.segments(), &mut 0)
+        // Both sides hold only validated segments, so comparing the text
+        // compares segment by segment.
+        match self.shape {
+            Shape::Exact => path.as_str() == self.raw,
+            Shape::Under { len } => path
+                .as_str()
+                .strip_prefix(&self.raw[..len])
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/')),
+            Shape::General => self.run(path.segments(), &mut 0),
+        }
     }
 
     /// True when the pattern matches every valid secret path: it is made only
@@ -245,8 +287,13 @@ mod tests {
 
     #[test]
     fn double_star_at_start_middle_end() {
-        // end, including zero segments
+        // end, including zero segments; whole segments only
         assert!(m("a/**", "a/x"));
+        assert!(!m("a/**", "ab"));
+        assert!(!m("a/**", "ab/x"));
+        assert!(!m("ab/**", "a"));
+        assert!(m("a/b/**", "a/b"));
+        assert!(!m("a/b/**", "a/bc/d"));
         assert!(m("a/**", "a/x/y/z"));
         assert!(m("a/**", "a"));
         assert!(!m("a/**", "b/x"));
@@ -345,8 +392,8 @@ mod tests {
     proptest! {
         #[test]
         fn agrees_with_reference(
-            p in prop::collection::vec(prop::sample::select(vec!["a", "b", "*", "**"]), 1..7),
-            s in prop::collection::vec(prop::sample::select(vec!["a", "b", "c"]), 1..8),
+            p in prop::collection::vec(prop::sample::select(vec!["a", "b", "ab", "*", "**"]), 1..7),
+            s in prop::collection::vec(prop::sample::select(vec!["a", "b", "ab", "c"]), 1..8),
         ) {
             let pattern = pat(&p.join("/"));
             let secret = path(&s.join("/"));

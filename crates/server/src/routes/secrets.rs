@@ -7,6 +7,7 @@
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::{StatusCode, Uri};
+use axum::response::Response;
 use serde::Deserialize;
 use strongroom_core::{Error, SecretPath, VaultId};
 use strongroom_engine::{PutSecret, SecretBytes};
@@ -148,15 +149,16 @@ pub async fn list_secrets(
     Auth(p): Auth,
     uri: Uri,
     Query(q): Query<ListQuery>,
-) -> ApiResult<Json<SecretList>> {
+) -> ApiResult<Response> {
     let (vault, _) = vault_and_tail(&uri)?;
     let list = s
         .engine
         .list_secrets(&p, vault, q.prefix.as_deref())
         .await?;
-    Ok(Json(SecretList {
+    Ok(SecretList {
         secrets: list.into_iter().map(Into::into).collect(),
-    }))
+    }
+    .into_response())
 }
 
 /// Lists every version of a path.

@@ -12,7 +12,7 @@ use strongroom_core::time_util::from_micros;
 use strongroom_core::{Role, SecretPath, Subject, VaultId};
 use time::OffsetDateTime;
 
-use super::db::get;
+use super::db::{get, map_err};
 use crate::*;
 
 /// A type read from one result row, by column name.
@@ -167,21 +167,82 @@ impl FromRow for SecretHead {
     }
 }
 
+/// The columns [`SecretMeta`] is read from, by position: a query mapping rows
+/// to a `SecretMeta` (or a [`VersionRow`]) selects these first, in this order,
+/// from `secret_versions` aliased `v`.
+///
+/// By position rather than by name because a listing maps a thousand rows: a
+/// lookup by name walks the statement's column names (`sqlite3_column_name`,
+/// `strlen`, a case-insensitive compare) for every value read, which was most
+/// of the cost of mapping a row. Text columns are read borrowed, so only what
+/// the row keeps is allocated.
+pub(super) const META_COLUMNS: &str = "v.secret_id, v.version, v.vault_id, v.path, v.type, \
+     v.metadata, v.expires_at, v.disabled, v.created_by, v.created_at";
+
+/// The names of [`META_COLUMNS`], for the check that a query selected them.
+const META_NAMES: [&str; 10] = [
+    "secret_id",
+    "version",
+    "vault_id",
+    "path",
+    "type",
+    "metadata",
+    "expires_at",
+    "disabled",
+    "created_by",
+    "created_at",
+];
+
+/// A text column by position, borrowed from the row.
+fn text_at<'r>(r: &'r Row<'_>, idx: usize) -> StoreResult<&'r str> {
+    r.get_ref(idx)
+        .map_err(map_err)?
+        .as_str()
+        .map_err(|_| StoreError::Corrupt(format!("column {}", META_NAMES[idx]).into()))
+}
+
+/// A text column by position, parsed with `FromStr`.
+fn parse_at<T: FromStr>(r: &Row<'_>, idx: usize) -> StoreResult<T> {
+    text_at(r, idx)?
+        .parse()
+        .map_err(|_| StoreError::Corrupt(format!("column {}", META_NAMES[idx]).into()))
+}
+
+fn at<T: rusqlite::types::FromSql>(r: &Row<'_>, idx: usize) -> StoreResult<T> {
+    r.get(idx).map_err(map_err)
+}
+
+/// A metadata object as stored. Most are empty, and `{}` needs no parser.
+fn metadata(text: &str) -> StoreResult<Value> {
+    if text == "{}" {
+        return Ok(Value::Object(serde_json::Map::new()));
+    }
+    serde_json::from_str(text).map_err(|_| StoreError::Corrupt("column metadata".into()))
+}
+
 impl FromRow for SecretMeta {
     fn from_row(r: &Row<'_>) -> StoreResult<Self> {
-        let path: String = get(r, "path")?;
-        let expires: Option<i64> = get(r, "expires_at")?;
+        debug_assert!(
+            META_NAMES
+                .iter()
+                .enumerate()
+                .all(|(i, n)| r.as_ref().column_name(i).is_ok_and(|c| c == *n)),
+            "a SecretMeta query must select META_COLUMNS first"
+        );
+        let expires: Option<i64> = at(r, 6)?;
         Ok(SecretMeta {
-            id: parse(r, "secret_id")?,
-            vault_id: parse(r, "vault_id")?,
-            path: SecretPath::parse(&path).map_err(|_| StoreError::Corrupt("path".into()))?,
-            version: u32_col(r, "version")?,
-            secret_type: get(r, "type")?,
-            metadata: json(r, "metadata")?,
+            id: parse_at(r, 0)?,
+            version: u32::try_from(at::<i64>(r, 1)?)
+                .map_err(|_| StoreError::Corrupt("column version".into()))?,
+            vault_id: parse_at(r, 2)?,
+            path: SecretPath::parse(text_at(r, 3)?)
+                .map_err(|_| StoreError::Corrupt("path".into()))?,
+            secret_type: at(r, 4)?,
+            metadata: metadata(text_at(r, 5)?)?,
             expires_at: expires.map(from_micros),
-            disabled: get::<i64>(r, "disabled")? != 0,
-            created_by: get(r, "created_by")?,
-            created_at: from_micros(get(r, "created_at")?),
+            disabled: at::<i64>(r, 7)? != 0,
+            created_by: at(r, 8)?,
+            created_at: from_micros(at(r, 9)?),
         })
     }
 }

@@ -11,12 +11,30 @@ use strongroom_core::{SecretId, SecretPath, VaultId};
 
 use super::SqliteStore;
 use super::db::{PreparedAudit, exec, query_all, query_opt};
-use super::rows::FromRow;
+use super::rows::{FromRow, META_COLUMNS};
 use crate::*;
 
-const VERSION_COLUMNS: &str = "v.secret_id, v.version, v.vault_id, v.path, v.type, v.metadata, v.expires_at, \
-     v.max_access_count, v.access_count, v.disabled, v.envelope_version, v.ciphertext, v.iv, v.auth_tag, \
-     v.wrapped_dek, v.kek_ref, v.kek_version, v.created_by, v.created_at, v.deleted_at";
+/// [`META_COLUMNS`] first: [`VersionRow`] reads its [`SecretMeta`] by position.
+static VERSION_COLUMNS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "{META_COLUMNS}, v.max_access_count, v.access_count, v.envelope_version, v.ciphertext, v.iv, \
+         v.auth_tag, v.wrapped_dek, v.kek_ref, v.kek_version, v.deleted_at"
+    )
+});
+static LIST_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {META_COLUMNS}
+         FROM secrets s JOIN secret_versions v ON v.secret_id = s.id AND v.version = s.latest_version
+         WHERE s.vault_id = ? AND s.path >= ? AND s.path < ? AND s.deleted_at IS NULL
+         ORDER BY s.path"
+    )
+});
+static LIST_VERSIONS_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {META_COLUMNS} FROM secret_versions v
+         WHERE v.secret_id = ? AND v.deleted_at IS NULL ORDER BY v.version"
+    )
+});
 
 static VERSION_LATEST_SQL: LazyLock<String> =
     LazyLock::new(|| version_select("v.version = s.latest_version"));
@@ -24,8 +42,9 @@ static VERSION_EXACT_SQL: LazyLock<String> = LazyLock::new(|| version_select("v.
 
 fn version_select(cond: &str) -> String {
     format!(
-        "SELECT {VERSION_COLUMNS} FROM secrets s JOIN secret_versions v ON v.secret_id = s.id
-         WHERE s.vault_id = ? AND s.path = ? AND {cond}"
+        "SELECT {} FROM secrets s JOIN secret_versions v ON v.secret_id = s.id
+         WHERE s.vault_id = ? AND s.path = ? AND {cond}",
+        *VERSION_COLUMNS
     )
 }
 
@@ -163,10 +182,7 @@ impl SecretStore for SqliteStore {
         self.scan(move |c| {
             query_all(
                 c,
-                "SELECT v.secret_id, v.version, v.vault_id, v.path, v.type, v.metadata, v.expires_at, v.disabled, v.created_by, v.created_at
-                 FROM secrets s JOIN secret_versions v ON v.secret_id = s.id AND v.version = s.latest_version
-                 WHERE s.vault_id = ? AND s.path >= ? AND s.path < ? AND s.deleted_at IS NULL
-                 ORDER BY s.path",
+                &LIST_SQL,
                 // Every string starting with `prefix` sorts below prefix + U+10FFFF
                 // (byte order), so the (vault_id, path) index serves the range.
                 params![vault.to_string(), prefix, format!("{prefix}\u{10FFFF}")],
@@ -180,8 +196,7 @@ impl SecretStore for SqliteStore {
         self.db.read(|c| {
             query_all(
                 c,
-                "SELECT secret_id, version, vault_id, path, type, metadata, expires_at, disabled, created_by, created_at
-                 FROM secret_versions WHERE secret_id = ? AND deleted_at IS NULL ORDER BY version",
+                &LIST_VERSIONS_SQL,
                 [secret.to_string()],
                 SecretMeta::from_row,
             )
