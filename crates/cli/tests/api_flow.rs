@@ -65,25 +65,7 @@ async fn full_flow_with_the_gcp_provider_on_the_stand_in() {
     let signing = fake.create_signing_key(&ring, "jwt");
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("strongroom.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"[kms]
-provider = "gcp"
-
-[kms.gcp]
-project = "flow-project"
-location = "global"
-key_ring = "strongroom"
-signing_key_version = "{signing}"
-endpoint = "{endpoint}"
-anonymous = true
-timeout_ms = 5000
-max_retries = 2
-"#
-        ),
-    )
-    .unwrap();
+    write_gcp_config(&config, "flow-project", &signing, &endpoint);
     full_flow(
         Launch::new(&dir.path().join("data"))
             .arg("--config")

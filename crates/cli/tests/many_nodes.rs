@@ -37,25 +37,7 @@ impl Nodes {
         let signing = kms.create_signing_key(&ring, "jwt");
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("strongroom.toml");
-        std::fs::write(
-            &config,
-            format!(
-                r#"[kms]
-provider = "gcp"
-
-[kms.gcp]
-project = "nodes"
-location = "global"
-key_ring = "strongroom"
-signing_key_version = "{signing}"
-endpoint = "{endpoint}"
-anonymous = true
-timeout_ms = 5000
-max_retries = 2
-"#
-            ),
-        )
-        .unwrap();
+        write_gcp_config(&config, "nodes", &signing, &endpoint);
         let servers = (0..n)
             .map(|i| {
                 Launch::new(&dir.path().join(format!("node{i}")))

@@ -455,3 +455,28 @@ pub async fn assert_token_verifies_with_jwks(api: &Api) {
 }
 
 pub mod load;
+
+/// Writes a `strongroom.toml` that selects the `gcp` provider on a Cloud KMS
+/// stand-in at `endpoint` (no credentials), with key ring `strongroom` of
+/// `project` and the JWT signing key version `signing`.
+pub fn write_gcp_config(path: &Path, project: &str, signing: &str, endpoint: &str) {
+    std::fs::write(
+        path,
+        format!(
+            r#"[kms]
+provider = "gcp"
+
+[kms.gcp]
+project = "{project}"
+location = "global"
+key_ring = "strongroom"
+signing_key_version = "{signing}"
+endpoint = "{endpoint}"
+anonymous = true
+timeout_ms = 5000
+max_retries = 2
+"#
+        ),
+    )
+    .unwrap();
+}
