@@ -411,12 +411,17 @@ impl SoftProvider {
     }
 
     /// Reloads a shared keyring last read more than [`SHARED_REFRESH`] ago.
+    /// One caller reloads; the others, meanwhile, use the copy they have.
     async fn reload_if_stale(&self) -> Result<(), KmsError> {
-        let stale = self
-            .shared
-            .as_ref()
-            .is_some_and(|s| s.loaded.lock().expect("keyring clock").elapsed() >= SHARED_REFRESH);
-        if stale { self.reload().await } else { Ok(()) }
+        let due = self.shared.as_ref().is_some_and(|s| {
+            let mut at = s.loaded.lock().expect("keyring clock");
+            let due = at.elapsed() >= SHARED_REFRESH;
+            if due {
+                *at = std::time::Instant::now();
+            }
+            due
+        });
+        if due { self.reload().await } else { Ok(()) }
     }
 
     /// Adds a KEK version to a shared keyring: the next after the newest any
