@@ -46,27 +46,24 @@ fn failed(e: tokio_postgres::Error) -> StoreError {
 /// Brings the schema up to the last of [`MIGRATIONS`], each in a transaction
 /// of its own, holding the migration lock throughout.
 pub async fn migrate(c: &mut Object) -> StoreResult<MigrationReport> {
-    c.batch_execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (
-            version     BIGINT PRIMARY KEY,
-            name        TEXT NOT NULL,
-            applied_at  BIGINT NOT NULL
-        )",
-    )
-    .await
-    .or_else(|e| {
-        // Two nodes creating it at once: one of them loses the race on the
-        // catalog, and the table is there all the same.
-        if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) {
-            Ok(())
-        } else {
-            Err(failed(e))
-        }
-    })?;
+    // The lock first: creating the bookkeeping table is itself a change two
+    // nodes starting at once would race on.
     c.execute("SELECT pg_advisory_lock($1)", &[&MIGRATE_LOCK])
         .await
         .map_err(failed)?;
-    let result = apply(c).await;
+    let result = match c
+        .batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+                version     BIGINT PRIMARY KEY,
+                name        TEXT NOT NULL,
+                applied_at  BIGINT NOT NULL
+            )",
+        )
+        .await
+    {
+        Ok(()) => apply(c).await,
+        Err(e) => Err(failed(e)),
+    };
     let unlocked = c
         .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATE_LOCK])
         .await;
