@@ -9,7 +9,7 @@ use strongroom_core::audit::{AuditRecord, ChainedEvent, Checkpoint};
 use strongroom_store::*;
 
 use crate::PgStore;
-use crate::db::{IntakeRecord, conn, exec, intake, query_all, query_i64, query_opt, rows};
+use crate::db::{IntakeRecord, conn, exec, intake, query_all, query_i64, rows};
 use crate::rows::get;
 
 #[async_trait]
@@ -67,9 +67,7 @@ impl AuditStore for PgStore {
     ) -> StoreResult<Vec<ChainedEvent>> {
         let org = org.to_string();
         self.chain.seal(&org).await?;
-        let c = conn(&self.pool).await?;
-        query_all(
-            &c,
+        self.all(
             "SELECT * FROM audit_events WHERE org_id = $1 AND seq >= $2 ORDER BY seq LIMIT $3",
             &[&org, &(from_seq as i64), &i64::from(limit)],
         )
@@ -128,9 +126,7 @@ impl AuditStore for PgStore {
     }
 
     async fn checkpoints(&self, org: OrgId) -> StoreResult<Vec<Checkpoint>> {
-        let c = conn(&self.pool).await?;
-        query_all(
-            &c,
+        self.all(
             "SELECT * FROM audit_checkpoints WHERE org_id = $1 ORDER BY seq",
             &[&org.to_string()],
         )
@@ -138,9 +134,7 @@ impl AuditStore for PgStore {
     }
 
     async fn latest_checkpoint(&self, org: OrgId) -> StoreResult<Option<Checkpoint>> {
-        let c = conn(&self.pool).await?;
-        query_opt(
-            &c,
+        self.opt(
             "SELECT * FROM audit_checkpoints WHERE org_id = $1 ORDER BY seq DESC LIMIT 1",
             &[&org.to_string()],
         )

@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 
 use crate::PgStore;
 use crate::cache::{Change, PrincipalFacts};
-use crate::db::{IntakeRecord, conn, exec, map_err, query_all, query_i64, query_opt, row_opt};
+use crate::db::{IntakeRecord, conn, exec, map_err, query_i64, row_opt};
 use crate::rows::{corrupt, get, to_json_text};
 
 /// The advisory lock that serializes first signups ("strongroom signup").
@@ -100,13 +100,13 @@ impl IdentityStore for PgStore {
     }
 
     async fn user_by_email(&self, email: &str) -> StoreResult<Option<UserRow>> {
-        let c = conn(&self.pool).await?;
-        query_opt(&c, "SELECT * FROM users WHERE email = $1", &[&email]).await
+        self.opt("SELECT * FROM users WHERE email = $1", &[&email])
+            .await
     }
 
     async fn user_by_id(&self, id: UserId) -> StoreResult<Option<UserRow>> {
-        let c = conn(&self.pool).await?;
-        query_opt(&c, "SELECT * FROM users WHERE id = $1", &[&id.to_string()]).await
+        self.opt("SELECT * FROM users WHERE id = $1", &[&id.to_string()])
+            .await
     }
 
     async fn accept_invitation(
@@ -142,9 +142,7 @@ impl IdentityStore for PgStore {
     }
 
     async fn invitations(&self, email: &str) -> StoreResult<Vec<InvitationRow>> {
-        let c = conn(&self.pool).await?;
-        query_all(
-            &c,
+        self.all(
             "SELECT * FROM invitations WHERE email = $1 ORDER BY created_at, org_id",
             &[&email],
         )
@@ -183,9 +181,7 @@ impl IdentityStore for PgStore {
     }
 
     async fn list_users(&self, org: OrgId) -> StoreResult<Vec<UserRow>> {
-        let c = conn(&self.pool).await?;
-        query_all(
-            &c,
+        self.all(
             "SELECT * FROM users WHERE org_id = $1 ORDER BY created_at, id",
             &[&org.to_string()],
         )
@@ -390,19 +386,17 @@ impl IdentityStore for PgStore {
     }
 
     async fn agent(&self, id: AgentId) -> StoreResult<Option<AgentRow>> {
-        let c = conn(&self.pool).await?;
-        query_opt(&c, "SELECT * FROM agents WHERE id = $1", &[&id.to_string()]).await
+        self.opt("SELECT * FROM agents WHERE id = $1", &[&id.to_string()])
+            .await
     }
 
     async fn agent_by_key_prefix(&self, prefix: &str) -> StoreResult<Option<AgentRow>> {
-        let c = conn(&self.pool).await?;
-        query_opt(&c, "SELECT * FROM agents WHERE key_prefix = $1", &[&prefix]).await
+        self.opt("SELECT * FROM agents WHERE key_prefix = $1", &[&prefix])
+            .await
     }
 
     async fn list_agents(&self, org: OrgId) -> StoreResult<Vec<AgentRow>> {
-        let c = conn(&self.pool).await?;
-        query_all(
-            &c,
+        self.all(
             "SELECT * FROM agents WHERE org_id = $1 ORDER BY created_at, id",
             &[&org.to_string()],
         )
@@ -478,19 +472,12 @@ impl IdentityStore for PgStore {
     }
 
     async fn api_key_by_prefix(&self, prefix: &str) -> StoreResult<Option<ApiKeyRow>> {
-        let c = conn(&self.pool).await?;
-        query_opt(
-            &c,
-            "SELECT * FROM api_keys WHERE key_prefix = $1",
-            &[&prefix],
-        )
-        .await
+        self.opt("SELECT * FROM api_keys WHERE key_prefix = $1", &[&prefix])
+            .await
     }
 
     async fn list_api_keys(&self, user: UserId) -> StoreResult<Vec<ApiKeyRow>> {
-        let c = conn(&self.pool).await?;
-        query_all(
-            &c,
+        self.all(
             "SELECT * FROM api_keys WHERE user_id = $1 ORDER BY created_at, id",
             &[&user.to_string()],
         )

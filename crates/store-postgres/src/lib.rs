@@ -225,6 +225,26 @@ impl PgStore {
     }
 }
 
+impl PgStore {
+    /// Every row of a read-only query, on a connection of the pool.
+    async fn all<T: rows::FromRow>(
+        &self,
+        sql: &str,
+        params: db::Params<'_>,
+    ) -> StoreResult<Vec<T>> {
+        db::query_all(&db::conn(&self.pool).await?, sql, params).await
+    }
+
+    /// The first row of a read-only query, if any, on a connection of the pool.
+    async fn opt<T: rows::FromRow>(
+        &self,
+        sql: &str,
+        params: db::Params<'_>,
+    ) -> StoreResult<Option<T>> {
+        db::query_opt(&db::conn(&self.pool).await?, sql, params).await
+    }
+}
+
 impl Drop for PgStore {
     fn drop(&mut self) {
         self.sequencer.abort();

@@ -10,7 +10,7 @@ use strongroom_store::*;
 
 use crate::PgStore;
 use crate::cache::Change;
-use crate::db::{IntakeRecord, conn, exec, map_err, query_all, query_opt, row_opt};
+use crate::db::{IntakeRecord, conn, exec, map_err, row_opt};
 use crate::rows::{parse, to_json_text};
 
 fn permissions(p: &Policy) -> String {
@@ -53,19 +53,12 @@ impl PolicyStore for PgStore {
     }
 
     async fn policy(&self, id: PolicyId) -> StoreResult<Option<PolicyRow>> {
-        let c = conn(&self.pool).await?;
-        query_opt(
-            &c,
-            "SELECT * FROM policies WHERE id = $1",
-            &[&id.to_string()],
-        )
-        .await
+        self.opt("SELECT * FROM policies WHERE id = $1", &[&id.to_string()])
+            .await
     }
 
     async fn list_policies(&self, vault: VaultId) -> StoreResult<Vec<PolicyRow>> {
-        let c = conn(&self.pool).await?;
-        query_all(
-            &c,
+        self.all(
             "SELECT * FROM policies WHERE vault_id = $1 ORDER BY created_at, id",
             &[&vault.to_string()],
         )
@@ -77,9 +70,7 @@ impl PolicyStore for PgStore {
             return Ok(p);
         }
         let ticket = self.cache.ticket();
-        let c = conn(&self.pool).await?;
-        let p: Vec<Policy> = query_all(
-            &c,
+        let p: Vec<Policy> = self.all(
             "SELECT * FROM policies WHERE vault_id = $1 AND principal_type = $2 AND principal_id = $3",
             &[&vault.to_string(), &who.kind(), &who.id_string()],
         )

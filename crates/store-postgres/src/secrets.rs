@@ -46,9 +46,7 @@ impl SecretStore for PgStore {
         vault: VaultId,
         path: &SecretPath,
     ) -> StoreResult<Option<SecretHead>> {
-        let c = conn(&self.pool).await?;
-        query_opt(
-            &c,
+        self.opt(
             "SELECT id, latest_version, deleted_at FROM secrets WHERE vault_id = $1 AND path = $2",
             &[&vault.to_string(), &path.as_str()],
         )
@@ -188,9 +186,7 @@ impl SecretStore for PgStore {
     }
 
     async fn list_versions(&self, secret: SecretId) -> StoreResult<Vec<SecretMeta>> {
-        let c = conn(&self.pool).await?;
-        query_all(
-            &c,
+        self.all(
             "SELECT secret_id, version, vault_id, path, type, metadata, expires_at, disabled, created_by, created_at
              FROM secret_versions WHERE secret_id = $1 AND deleted_at IS NULL ORDER BY version",
             &[&secret.to_string()],

@@ -10,7 +10,7 @@ use strongroom_store::*;
 
 use crate::PgStore;
 use crate::cache::Change;
-use crate::db::{IntakeRecord, conn, exec, map_err, query_all, query_i64, query_opt, row_opt};
+use crate::db::{IntakeRecord, conn, exec, map_err, query_i64, query_opt, row_opt};
 use crate::rows::vault_creator;
 
 #[async_trait]
@@ -55,9 +55,7 @@ impl VaultKeyStore for PgStore {
     }
 
     async fn system_vault(&self, org: OrgId, kind: VaultKind) -> StoreResult<Option<VaultRow>> {
-        let c = conn(&self.pool).await?;
-        query_opt(
-            &c,
+        self.opt(
             "SELECT * FROM vaults WHERE org_id = $1 AND kind = $2",
             &[&org.to_string(), &kind.as_str()],
         )
@@ -65,9 +63,7 @@ impl VaultKeyStore for PgStore {
     }
 
     async fn list_vaults(&self, org: OrgId) -> StoreResult<Vec<VaultRow>> {
-        let c = conn(&self.pool).await?;
-        query_all(
-            &c,
+        self.all(
             "SELECT * FROM vaults WHERE org_id = $1 ORDER BY created_at, id",
             &[&org.to_string()],
         )
@@ -108,8 +104,8 @@ impl VaultKeyStore for PgStore {
     }
 
     async fn all_vaults(&self) -> StoreResult<Vec<VaultRow>> {
-        let c = conn(&self.pool).await?;
-        query_all(&c, "SELECT * FROM vaults ORDER BY created_at, id", &[]).await
+        self.all("SELECT * FROM vaults ORDER BY created_at, id", &[])
+            .await
     }
 
     async fn set_vault_kek(&self, v: &VaultRow, audit: Option<&AuditRecord>) -> StoreResult<()> {
@@ -143,9 +139,7 @@ impl VaultKeyStore for PgStore {
         kek_version: u32,
         limit: u32,
     ) -> StoreResult<Vec<WrapRow>> {
-        let c = conn(&self.pool).await?;
-        query_all(
-            &c,
+        self.all(
             "SELECT secret_id, version, vault_id, path, kek_ref, kek_version, wrapped_dek FROM secret_versions
              WHERE vault_id = $1 AND NOT (kek_ref = $2 AND kek_version = $3) ORDER BY secret_id, version LIMIT $4",
             &[
